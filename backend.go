@@ -1,0 +1,144 @@
+package pecreds
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// operationPrefix is the one OpenAPI operation prefix of every path.
+const operationPrefix = "pecreds"
+
+// objectFields are the request fields that take a JSON object or list. A JSON string is accepted
+// too, so that `vault write pecreds/process/42 current=@user.json` works like a JSON body.
+var objectFields = []string{"services", "current", "credentials", "error_health_mapping"}
+
+// Factory returns a configured pecreds backend.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend()
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type backend struct {
+	*framework.Backend
+
+	// registryLocks serialise the read-modify-write of one registry (check-and-set).
+	registryLocks []*locksutil.LockEntry
+	// configLock serialises config writes.
+	configLock sync.Mutex
+
+	// cacheLock guards the caches below: the hot path is served from memory, since every
+	// storage access is a gRPC round trip to Vault.
+	cacheLock  sync.RWMutex
+	config     *configEntry
+	registries map[string]*registryEntry // a nil value records a known absence
+}
+
+func newBackend() *backend {
+	b := &backend{
+		registryLocks: locksutil.CreateLocks(),
+		registries:    map[string]*registryEntry{},
+	}
+	b.Backend = &framework.Backend{
+		Help:           strings.TrimSpace(backendHelp),
+		BackendType:    logical.TypeLogical,
+		RunningVersion: Version,
+		Invalidate:     b.invalidate,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{
+				configStorageKey,
+				registryStoragePrefix,
+				"technical/",
+				"technical-state/",
+				"outbox/",
+				"process/",
+				"process-current/",
+			},
+		},
+		Paths: framework.PathAppend(
+			pathConfig(b),
+			pathRegistry(b),
+		),
+	}
+	return b
+}
+
+// HandleRequest decodes JSON text given for an object or list field, then hands the request to
+// the framework.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if err := b.decodeObjectFields(req); err != nil {
+		return badRequest(err)
+	}
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck decodes as HandleRequest does: the framework validates the fields'
+// types in both.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if err := b.decodeObjectFields(req); err != nil {
+		// No verdict here: HandleRequest answers the 400.
+		return false, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
+// decodeObjectFields replaces JSON text given for an object or list field of the path by its
+// value. Text that is not JSON is an error naming the field.
+func (b *backend) decodeObjectFields(req *logical.Request) error {
+	path := b.Route(req.Path)
+	if path == nil {
+		return nil
+	}
+	for _, k := range objectFields {
+		s, ok := req.Data[k].(string)
+		if !ok || path.Fields[k] == nil {
+			continue
+		}
+		var v any
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return fmt.Errorf("%s: the text given is not valid JSON: %v", k, err)
+		}
+		req.Data[k] = v
+	}
+	return nil
+}
+
+// invalidate drops what the caches hold for a key changed underneath this node.
+func (b *backend) invalidate(_ context.Context, key string) {
+	b.cacheLock.Lock()
+	defer b.cacheLock.Unlock()
+	switch {
+	case key == configStorageKey:
+		b.config = nil
+	case strings.HasPrefix(key, registryStoragePrefix):
+		delete(b.registries, strings.TrimPrefix(key, registryStoragePrefix))
+	}
+}
+
+// badRequest is the answer to bad input: a 400 whose message names the field and the rule.
+func badRequest(err error) (*logical.Response, error) {
+	return logical.ErrorResponse(err.Error()), nil
+}
+
+const backendHelp = `
+The pecreds secrets engine keeps the credentials of a business-process engine's processes.
+
+Credentials registries (registry/) list, per process definition and globally, the external
+services a process calls and, per service, an ordered list of credentials to use. The engine's
+settings live at config. See "vault path-help" on each path for its fields.
+`
+
+// nameSegment matches any one path segment, so that the handler, not the router, judges the
+// name and a bad one is a 400 that says why.
+func nameSegment(field string) string {
+	return "(?P<" + field + ">[^/]+)"
+}

@@ -1,0 +1,462 @@
+package pecreds
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// This file holds the credential types (the engine's authentication modules): their schema,
+// validation and redaction. It has no storage access. A new authentication module is one new
+// entry in credentialTypes.
+
+// credentialUse says where a credential stands; a type lists the uses it allows.
+type credentialUse int
+
+const (
+	// useTechnical: a named credential of the technical credentials manager.
+	useTechnical credentialUse = 1 << iota
+	// useRegistry: an entry of a service's list in a registry or a runtime layer.
+	useRegistry
+	// useCurrent: the current credentials of a process's user.
+	useCurrent
+
+	useAnywhere = useTechnical | useRegistry | useCurrent
+)
+
+func (u credentialUse) String() string {
+	switch u {
+	case useTechnical:
+		return "a technical credential"
+	case useRegistry:
+		return "a registry or runtime service entry"
+	case useCurrent:
+		return "a process's current credentials"
+	}
+	return "this place"
+}
+
+// fieldKind selects the syntax check of a credential field.
+type fieldKind int
+
+const (
+	kindText fieldKind = iota
+	kindList           // a list of strings (JSON list or comma-separated string)
+	kindTime           // an RFC 3339 time
+	kindPEM            // PEM text, at most maxPEMBytes
+	kindURL            // an absolute http or https URL
+	kindName           // a name of the technical credentials manager
+)
+
+type credentialField struct {
+	name     string
+	kind     fieldKind
+	secret   bool
+	required bool
+	def      string
+}
+
+type credentialType struct {
+	name   string
+	uses   credentialUse
+	fields []credentialField
+	// check runs after every field is valid on its own; it sees the whole credential.
+	check func(Credential) error
+}
+
+// Limits of DESIGN.md.
+const (
+	maxPEMBytes          = 64 << 10
+	maxServices          = 1000
+	maxServiceCredential = 32
+	maxNameLength        = 128
+)
+
+// credentialTypes is the single list of authentication modules. It is never mutated.
+var credentialTypes = []credentialType{
+	{name: "password", uses: useAnywhere, fields: []credentialField{
+		{name: "username", required: true},
+		{name: "password", secret: true, required: true},
+		{name: "domain"},
+	}},
+	{name: "token", uses: useAnywhere, fields: []credentialField{
+		{name: "token", secret: true, required: true},
+		{name: "token_type", def: "Bearer"},
+		{name: "expires_at", kind: kindTime},
+	}},
+	{name: "api_key", uses: useAnywhere, fields: []credentialField{
+		{name: "key", secret: true, required: true},
+		{name: "header", def: "X-API-Key"},
+	}},
+	{name: "certificate", uses: useAnywhere, check: checkCertificate, fields: []credentialField{
+		{name: "certificate", kind: kindPEM, required: true},
+		{name: "private_key", kind: kindPEM, secret: true, required: true},
+		{name: "ca_chain", kind: kindPEM},
+	}},
+	{name: "oauth2", uses: useTechnical, fields: []credentialField{
+		{name: "token_url", kind: kindURL, required: true},
+		{name: "client_id", required: true},
+		{name: "client_secret", secret: true, required: true},
+		{name: "scopes", kind: kindList},
+		{name: "audience"},
+	}},
+	{name: "technical", uses: useRegistry, fields: []credentialField{
+		{name: "name", kind: kindName, required: true},
+	}},
+	{name: "current", uses: useRegistry},
+}
+
+func lookupCredentialType(name string) (credentialType, bool) {
+	for _, t := range credentialTypes {
+		if t.name == name {
+			return t, true
+		}
+	}
+	return credentialType{}, false
+}
+
+// credentialTypeNames lists the types allowed at a use, for error messages and help.
+func credentialTypeNames(use credentialUse) []string {
+	var names []string
+	for _, t := range credentialTypes {
+		if t.uses&use != 0 {
+			names = append(names, t.name)
+		}
+	}
+	return names
+}
+
+func (t credentialType) field(name string) (credentialField, bool) {
+	for _, f := range t.fields {
+		if f.name == name {
+			return f, true
+		}
+	}
+	return credentialField{}, false
+}
+
+func (t credentialType) allowedKeys() []string {
+	keys := []string{"type", "label"}
+	for _, f := range t.fields {
+		keys = append(keys, f.name)
+	}
+	return keys
+}
+
+// Credential is one typed credential. Its API form is flat: {"type": ..., "label": ..., fields...}.
+type Credential struct {
+	Type   string              `json:"type"`
+	Label  string              `json:"label,omitempty"`
+	Fields map[string]string   `json:"fields,omitempty"`
+	Lists  map[string][]string `json:"lists,omitempty"`
+}
+
+var nameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// validateName checks the name rule shared by registries, technical credentials, services,
+// processes and tasks. what names the thing in the error ("registry name").
+func validateName(what, name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s is required", what)
+	case len(name) > maxNameLength:
+		return fmt.Errorf("%s is %d characters long; the limit is %d", what, len(name), maxNameLength)
+	case !nameRegexp.MatchString(name):
+		return fmt.Errorf("%s %q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, name)
+	}
+	return nil
+}
+
+// decodeObject and decodeList check the shape of a decoded JSON value. JSON text given for a
+// top-level field is decoded before the handlers run (backend.HandleRequest).
+func decodeObject(v any) (map[string]any, error) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("must be a JSON object, not %s", jsonKind(v))
+	}
+	return m, nil
+}
+
+func decodeList(v any) ([]any, error) {
+	l, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("must be a JSON list, not %s", jsonKind(v))
+	}
+	return l, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "a list"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number, float64, int, int64:
+		return "a number"
+	}
+	return fmt.Sprintf("a %T", v)
+}
+
+// parseCredential validates a credential in its API form for a use. Errors name the field and
+// the rule and never carry a field's value.
+func parseCredential(raw any, use credentialUse) (Credential, error) {
+	obj, err := decodeObject(raw)
+	if err != nil {
+		return Credential{}, err
+	}
+	typeName, ok := obj["type"].(string)
+	if !ok || typeName == "" {
+		return Credential{}, fmt.Errorf("field \"type\" is required: one of %s", strings.Join(credentialTypeNames(use), ", "))
+	}
+	t, ok := lookupCredentialType(typeName)
+	if !ok {
+		return Credential{}, fmt.Errorf("unknown type %q: one of %s", typeName, strings.Join(credentialTypeNames(use), ", "))
+	}
+	if t.uses&use == 0 {
+		return Credential{}, fmt.Errorf("type %q is not allowed in %s: use one of %s", typeName, use, strings.Join(credentialTypeNames(use), ", "))
+	}
+	if err := checkKeys(t, obj); err != nil {
+		return Credential{}, err
+	}
+	c := Credential{Type: t.name}
+	if label, present := obj["label"]; present {
+		if c.Label, err = textValue("label", label); err != nil {
+			return Credential{}, err
+		}
+	}
+	for _, f := range t.fields {
+		if err := c.setField(t, f, obj[f.name]); err != nil {
+			return Credential{}, err
+		}
+	}
+	if t.check != nil {
+		if err := t.check(c); err != nil {
+			return Credential{}, err
+		}
+	}
+	return c, nil
+}
+
+func checkKeys(t credentialType, obj map[string]any) error {
+	var unknown []string
+	for k := range obj {
+		if k == "type" || k == "label" {
+			continue
+		}
+		if _, ok := t.field(k); !ok {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	noun := "field"
+	if len(unknown) > 1 {
+		noun = "fields"
+	}
+	return fmt.Errorf("unknown %s \"%s\" for type %q: the fields are %s",
+		noun, strings.Join(unknown, `", "`), t.name, strings.Join(t.allowedKeys(), ", "))
+}
+
+// setField validates one field's raw value and stores it, applying the default.
+func (c *Credential) setField(t credentialType, f credentialField, raw any) error {
+	if f.kind == kindList {
+		list, err := stringList(f.name, raw)
+		if err != nil {
+			return err
+		}
+		if len(list) == 0 && f.required {
+			return missingField(t, f)
+		}
+		if len(list) > 0 {
+			if c.Lists == nil {
+				c.Lists = map[string][]string{}
+			}
+			c.Lists[f.name] = list
+		}
+		return nil
+	}
+	v, err := textValue(f.name, raw)
+	if err != nil {
+		return err
+	}
+	if v == "" {
+		v = f.def
+	}
+	if v == "" {
+		if f.required {
+			return missingField(t, f)
+		}
+		return nil
+	}
+	if err := checkFieldSyntax(f, v); err != nil {
+		return err
+	}
+	if c.Fields == nil {
+		c.Fields = map[string]string{}
+	}
+	c.Fields[f.name] = v
+	return nil
+}
+
+func missingField(t credentialType, f credentialField) error {
+	return fmt.Errorf("missing field %q: it is required for type %q", f.name, t.name)
+}
+
+func textValue(name string, raw any) (string, error) {
+	switch v := raw.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	}
+	return "", fmt.Errorf("field %q must be a string, not %s", name, jsonKind(raw))
+}
+
+func stringList(name string, raw any) ([]string, error) {
+	var items []any
+	switch v := raw.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		for _, s := range strings.Split(v, ",") {
+			items = append(items, strings.TrimSpace(s))
+		}
+	case []any:
+		items = v
+	case []string:
+		for _, s := range v {
+			items = append(items, s)
+		}
+	default:
+		return nil, fmt.Errorf("field %q must be a list of strings, not %s", name, jsonKind(raw))
+	}
+	var out []string
+	for i, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return nil, fmt.Errorf("field %q[%d] must be a string, not %s", name, i, jsonKind(it))
+		}
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+func checkFieldSyntax(f credentialField, v string) error {
+	switch f.kind {
+	case kindTime:
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z", f.name)
+		}
+	case kindPEM:
+		if len(v) > maxPEMBytes {
+			return fmt.Errorf("field %q is %d bytes long; the limit for PEM text is %d bytes (64 KiB)", f.name, len(v), maxPEMBytes)
+		}
+		if block, _ := pem.Decode([]byte(v)); block == nil {
+			return fmt.Errorf("field %q must be PEM text (-----BEGIN ...-----)", f.name)
+		}
+	case kindURL:
+		return checkHTTPURL(f.name, v)
+	case kindName:
+		return validateName(fmt.Sprintf("field %q", f.name), v)
+	}
+	return nil
+}
+
+func checkHTTPURL(name, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("field %q must be an absolute http or https URL", name)
+	}
+	return nil
+}
+
+// checkCertificate parses the certificate, the CA chain and the key, and checks that the key
+// belongs to the certificate. tls errors carry no key material.
+func checkCertificate(c Credential) error {
+	certPEM := c.Fields["certificate"]
+	if _, err := parseCertificates(certPEM); err != nil {
+		return fmt.Errorf("field \"certificate\": %v", err)
+	}
+	if chain := c.Fields["ca_chain"]; chain != "" {
+		if _, err := parseCertificates(chain); err != nil {
+			return fmt.Errorf("field \"ca_chain\": %v", err)
+		}
+	}
+	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(c.Fields["private_key"])); err != nil {
+		return fmt.Errorf("field \"private_key\" does not fit field \"certificate\": %s",
+			strings.TrimPrefix(err.Error(), "tls: "))
+	}
+	return nil
+}
+
+func parseCertificates(text string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(text)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("holds a PEM block of type %q where a CERTIFICATE was expected", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("is not a valid X.509 certificate: %v", err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("holds no PEM certificate")
+	}
+	return certs, nil
+}
+
+// Redacted is the credential as reads and lists show it: every field but the secret ones.
+func (c Credential) Redacted() map[string]any {
+	return c.view(false)
+}
+
+// Material is the credential with its secrets, for the answers that carry secrets (resolve,
+// technical creds).
+func (c Credential) Material() map[string]any {
+	return c.view(true)
+}
+
+func (c Credential) view(withSecrets bool) map[string]any {
+	out := map[string]any{"type": c.Type}
+	if c.Label != "" {
+		out["label"] = c.Label
+	}
+	t, _ := lookupCredentialType(c.Type)
+	for _, f := range t.fields {
+		if f.secret && !withSecrets {
+			continue
+		}
+		if v, ok := c.Fields[f.name]; ok {
+			out[f.name] = v
+		}
+		if l, ok := c.Lists[f.name]; ok {
+			out[f.name] = append([]string(nil), l...)
+		}
+	}
+	return out
+}

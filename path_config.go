@@ -1,0 +1,396 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const configStorageKey = "config"
+
+// keep_credentials modes.
+const (
+	keepPersistent = "persistent"
+	keepTransient  = "transient"
+	keepNone       = "none"
+)
+
+// Process healths, the values of error_health_mapping.
+const (
+	healthRunning = "running"
+	healthBroken  = "broken"
+	healthFailed  = "failed"
+)
+
+// Defaults of DESIGN.md.
+const (
+	defaultProcessTTL      = 24 * time.Hour
+	defaultRefreshFraction = 0.67
+	defaultNotifyTimeout   = 10 * time.Second
+	minNotifyTimeout       = time.Second
+)
+
+// defaultErrorHealth maps the engine's error classes to a health; a class it does not name maps
+// to failed.
+var defaultErrorHealth = map[string]string{
+	"auth_failed":             healthBroken,
+	"credentials_expired":     healthBroken,
+	"credentials_unavailable": healthBroken,
+	"forbidden":               healthFailed,
+	"unavailable":             healthRunning,
+}
+
+// configEntry is the stored configuration. ErrorHealthMapping holds only the operator's
+// overrides; effectiveErrorHealth adds the defaults.
+type configEntry struct {
+	KeepCredentials    string            `json:"keep_credentials"`
+	GlobalRegistries   []string          `json:"global_registries"`
+	ProcessTTL         time.Duration     `json:"process_ttl"`
+	ProcessMaxTTL      time.Duration     `json:"process_max_ttl"`
+	TaskManager        bool              `json:"task_manager"`
+	ErrorHealthMapping map[string]string `json:"error_health_mapping"`
+	RefreshFraction    float64           `json:"refresh_fraction"`
+	NotifyURL          string            `json:"notify_url"`
+	NotifySecret       string            `json:"notify_secret"`
+	NotifyTimeout      time.Duration     `json:"notify_timeout"`
+}
+
+func defaultConfig() *configEntry {
+	return &configEntry{
+		KeepCredentials:  keepPersistent,
+		GlobalRegistries: []string{},
+		ProcessTTL:       defaultProcessTTL,
+		TaskManager:      true,
+		RefreshFraction:  defaultRefreshFraction,
+		NotifyTimeout:    defaultNotifyTimeout,
+	}
+}
+
+// effectiveErrorHealth is the mapping in force: the defaults, overridden by the stored classes.
+func (c *configEntry) effectiveErrorHealth() map[string]string {
+	m := make(map[string]string, len(defaultErrorHealth)+len(c.ErrorHealthMapping))
+	for k, v := range defaultErrorHealth {
+		m[k] = v
+	}
+	for k, v := range c.ErrorHealthMapping {
+		m[k] = v
+	}
+	return m
+}
+
+func (c *configEntry) responseData() map[string]any {
+	return map[string]any{
+		"keep_credentials":     c.KeepCredentials,
+		"global_registries":    append([]string{}, c.GlobalRegistries...),
+		"process_ttl":          int64(c.ProcessTTL.Seconds()),
+		"process_max_ttl":      int64(c.ProcessMaxTTL.Seconds()),
+		"task_manager":         c.TaskManager,
+		"error_health_mapping": c.effectiveErrorHealth(),
+		"refresh_fraction":     c.RefreshFraction,
+		"notify_url":           c.NotifyURL,
+		"notify_timeout":       int64(c.NotifyTimeout.Seconds()),
+	}
+}
+
+func pathConfig(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern:        "config",
+		DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix},
+		Fields:         configFields,
+		ExistenceCheck: b.pathConfigExistenceCheck,
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback:     b.pathConfigRead,
+				DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "read", OperationSuffix: "configuration"},
+				Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: configResponseFields}}},
+			},
+			logical.CreateOperation: configWriteOperation(b),
+			logical.UpdateOperation: configWriteOperation(b),
+		},
+		HelpSynopsis:    configHelpSynopsis,
+		HelpDescription: configHelpDescription,
+	}}
+}
+
+func configWriteOperation(b *backend) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:     b.pathConfigWrite,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "configure"},
+		Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: configResponseFields}}},
+	}
+}
+
+// The config always exists: it reads as the defaults before any write.
+func (b *backend) pathConfigExistenceCheck(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
+	return true, nil
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: cfg.responseData()}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+
+	current, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	cfg := *current
+	if err := applyConfigFields(&cfg, d); err != nil {
+		return badRequest(err)
+	}
+	if err := cfg.validate(); err != nil {
+		return badRequest(err)
+	}
+	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
+		return nil, err
+	}
+	resp := &logical.Response{Data: cfg.responseData()}
+	for _, name := range cfg.GlobalRegistries {
+		reg, err := b.getRegistry(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if reg == nil {
+			resp.AddWarning(fmt.Sprintf("global registry %q does not exist yet; resolution skips it until it is written", name))
+		}
+	}
+	return resp, nil
+}
+
+// applyConfigFields copies the given fields onto cfg; a field not given keeps its value.
+func applyConfigFields(cfg *configEntry, d *framework.FieldData) error {
+	if v, ok := d.GetOk("keep_credentials"); ok {
+		cfg.KeepCredentials = v.(string)
+	}
+	if v, ok := d.GetOk("global_registries"); ok {
+		cfg.GlobalRegistries = v.([]string)
+	}
+	if v, ok := d.GetOk("process_ttl"); ok {
+		cfg.ProcessTTL = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("process_max_ttl"); ok {
+		cfg.ProcessMaxTTL = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("task_manager"); ok {
+		cfg.TaskManager = v.(bool)
+	}
+	if v, ok := d.GetOk("refresh_fraction"); ok {
+		cfg.RefreshFraction = v.(float64)
+	}
+	if v, ok := d.GetOk("notify_url"); ok {
+		cfg.NotifyURL = v.(string)
+	}
+	if v, ok := d.GetOk("notify_secret"); ok {
+		cfg.NotifySecret = v.(string)
+	}
+	if v, ok := d.GetOk("notify_timeout"); ok {
+		cfg.NotifyTimeout = time.Duration(v.(int)) * time.Second
+	}
+	if v, ok := d.GetOk("error_health_mapping"); ok {
+		m, err := parseErrorHealthMapping(v.(map[string]any))
+		if err != nil {
+			return err
+		}
+		cfg.ErrorHealthMapping = m
+	}
+	return nil
+}
+
+var errorClassRegexp = nameRegexp
+
+func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
+	out := make(map[string]string, len(raw))
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, class := range keys {
+		if !errorClassRegexp.MatchString(class) || len(class) > maxNameLength {
+			return nil, fmt.Errorf("error_health_mapping: error class %q is invalid: use letters, digits, '.', '_' and '-'", class)
+		}
+		health, ok := raw[class].(string)
+		if !ok || !isHealth(health) {
+			return nil, fmt.Errorf("error_health_mapping: class %q maps to %v; the health must be running, broken or failed", class, raw[class])
+		}
+		out[class] = health
+	}
+	return out, nil
+}
+
+func isHealth(h string) bool {
+	return h == healthRunning || h == healthBroken || h == healthFailed
+}
+
+func (c *configEntry) validate() error {
+	switch c.KeepCredentials {
+	case keepPersistent, keepTransient, keepNone:
+	default:
+		return fmt.Errorf("keep_credentials: %q is not a mode: use persistent, transient or none", c.KeepCredentials)
+	}
+	seen := map[string]bool{}
+	for i, name := range c.GlobalRegistries {
+		if err := validateName(fmt.Sprintf("global_registries[%d]", i), name); err != nil {
+			return err
+		}
+		if seen[name] {
+			return fmt.Errorf("global_registries: %q is listed twice", name)
+		}
+		seen[name] = true
+	}
+	if c.ProcessTTL <= 0 {
+		return errors.New("process_ttl must be positive")
+	}
+	if c.ProcessMaxTTL < 0 {
+		return errors.New("process_max_ttl must not be negative (0 means the mount's maximum)")
+	}
+	if c.ProcessMaxTTL > 0 && c.ProcessTTL > c.ProcessMaxTTL {
+		return fmt.Errorf("process_ttl (%s) must not exceed process_max_ttl (%s)", c.ProcessTTL, c.ProcessMaxTTL)
+	}
+	if !(c.RefreshFraction > 0 && c.RefreshFraction < 1) {
+		return fmt.Errorf("refresh_fraction must be between 0 and 1, both excluded; %v is not", c.RefreshFraction)
+	}
+	if c.NotifyURL != "" {
+		if err := checkHTTPURL("notify_url", c.NotifyURL); err != nil {
+			return errors.New(strings.Replace(err.Error(), "field \"notify_url\"", "notify_url", 1))
+		}
+		if c.NotifySecret == "" {
+			return errors.New("notify_secret is required when notify_url is set: deliveries are signed with it")
+		}
+	}
+	if c.NotifyTimeout < minNotifyTimeout {
+		return fmt.Errorf("notify_timeout must be at least 1s; %s is not", c.NotifyTimeout)
+	}
+	return nil
+}
+
+// getConfig returns the configuration in force, the defaults before any write. The answer is
+// shared with the cache: callers must not modify it.
+func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
+	b.cacheLock.RLock()
+	cfg := b.config
+	b.cacheLock.RUnlock()
+	if cfg != nil {
+		return cfg, nil
+	}
+	entry, err := s.Get(ctx, configStorageKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	cfg = defaultConfig()
+	if entry != nil {
+		if err := entry.DecodeJSON(cfg); err != nil {
+			return nil, fmt.Errorf("decoding config: %w", err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.config = cfg
+	b.cacheLock.Unlock()
+	return cfg, nil
+}
+
+func (b *backend) putConfig(ctx context.Context, s logical.Storage, cfg *configEntry) error {
+	entry, err := logical.StorageEntryJSON(configStorageKey, cfg)
+	if err != nil {
+		return fmt.Errorf("encoding config: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing config: %w", err)
+	}
+	b.cacheLock.Lock()
+	b.config = cfg
+	b.cacheLock.Unlock()
+	return nil
+}
+
+var configFields = map[string]*framework.FieldSchema{
+	"keep_credentials": {
+		Type:          framework.TypeString,
+		Description:   "How new processes keep the credentials of the user who started them: persistent (in Vault storage, seal-wrapped; survives restarts), transient (in the plugin's memory only; lost on restart) or none (never kept). Defaults to persistent. A change affects new processes only.",
+		AllowedValues: []any{keepPersistent, keepTransient, keepNone},
+		Default:       keepPersistent,
+	},
+	"global_registries": {
+		Type:        framework.TypeCommaStringSlice,
+		Description: "The global registries, in the order resolution consults them after a process's runtime layer and definition registry. Defaults to none.",
+	},
+	"process_ttl": {
+		Type:        framework.TypeDurationSecond,
+		Description: "The lease TTL of a new process, in seconds or as a Go duration such as 24h. Defaults to 24h.",
+		Default:     int(defaultProcessTTL.Seconds()),
+	},
+	"process_max_ttl": {
+		Type:        framework.TypeDurationSecond,
+		Description: "The longest a process lease may live, renewals included, in seconds or as a Go duration. Defaults to 0, meaning the mount's maximum lease TTL.",
+		Default:     0,
+	},
+	"task_manager": {
+		Type:        framework.TypeBool,
+		Description: "Whether a failure of a user's own credentials opens a credential-update task for the process's owner (the process goes broken) instead of failing the process. Defaults to true.",
+		Default:     true,
+	},
+	"error_health_mapping": {
+		Type:        framework.TypeMap,
+		Description: "Maps the error classes that the engine reports to a health: running (retry), broken (wait for a task) or failed (abort). A given mapping replaces the stored one; classes it leaves out keep their defaults: auth_failed, credentials_expired and credentials_unavailable to broken, forbidden to failed, unavailable to running, and any other class to failed.",
+	},
+	"refresh_fraction": {
+		Type:        framework.TypeFloat,
+		Description: "The fraction of an OAuth2 token's lifetime after which it is re-created, between 0 and 1. Defaults to 0.67.",
+		Default:     defaultRefreshFraction,
+	},
+	"notify_url": {
+		Type:        framework.TypeString,
+		Description: "The absolute http or https URL of the Task Manager's webhook that receives task and process events. Defaults to empty: no notifications.",
+	},
+	"notify_secret": {
+		Type:         framework.TypeString,
+		Description:  "The key of the HMAC-SHA256 signature of every notification; required with notify_url. Write-only: never read back. Defaults to empty.",
+		DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
+	},
+	"notify_timeout": {
+		Type:        framework.TypeDurationSecond,
+		Description: "How long one notification delivery may take, at least 1s. Defaults to 10s.",
+		Default:     int(defaultNotifyTimeout.Seconds()),
+	},
+}
+
+var configResponseFields = map[string]*framework.FieldSchema{
+	"keep_credentials":     {Type: framework.TypeString, Description: "How new processes keep their current credentials.", Required: true},
+	"global_registries":    {Type: framework.TypeStringSlice, Description: "The global registries, in resolution order.", Required: true},
+	"process_ttl":          {Type: framework.TypeDurationSecond, Description: "The lease TTL of a new process, in seconds.", Required: true},
+	"process_max_ttl":      {Type: framework.TypeDurationSecond, Description: "The longest a process lease may live, in seconds; 0 is the mount's maximum.", Required: true},
+	"task_manager":         {Type: framework.TypeBool, Description: "Whether user-credential failures open a task.", Required: true},
+	"error_health_mapping": {Type: framework.TypeMap, Description: "The error class to health mapping in force, defaults included.", Required: true},
+	"refresh_fraction":     {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
+	"notify_url":           {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
+	"notify_timeout":       {Type: framework.TypeDurationSecond, Description: "The timeout of one delivery, in seconds.", Required: true},
+}
+
+const configHelpSynopsis = "Configure the engine: how processes keep credentials, global registries, TTLs, health mapping."
+
+const configHelpDescription = `
+The configuration of the pecreds engine. A read returns the values in force, defaults included,
+even before any write. A write changes only the fields it gives. Durations accept seconds or Go
+duration strings (24h, 90m).
+
+  $ vault write pecreds/config keep_credentials=transient global_registries=common,partners
+  $ vault write pecreds/config error_health_mapping='{"forbidden": "broken"}'
+  $ vault read pecreds/config
+
+keep_credentials and the TTLs apply to processes created after the change; a running process
+keeps the mode it started with. notify_secret is write-only.
+`

@@ -1,0 +1,114 @@
+package pecreds
+
+import (
+	"context"
+	"reflect"
+	"testing"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func TestConfigDefaults(t *testing.T) {
+	b, s := getTestBackend(t)
+	resp := mustSucceed(t, b, s, logical.ReadOperation, "config", nil)
+	want := map[string]any{
+		"keep_credentials":  "persistent",
+		"global_registries": []string{},
+		"process_ttl":       int64(86400),
+		"process_max_ttl":   int64(0),
+		"task_manager":      true,
+		"error_health_mapping": map[string]string{
+			"auth_failed": "broken", "credentials_expired": "broken", "credentials_unavailable": "broken",
+			"forbidden": "failed", "unavailable": "running",
+		},
+		"refresh_fraction": 0.67,
+		"notify_url":       "",
+		"notify_timeout":   int64(10),
+	}
+	if !reflect.DeepEqual(resp.Data, want) {
+		t.Errorf("defaults\n got %#v\nwant %#v", resp.Data, want)
+	}
+}
+
+func TestConfigWrite(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{
+		"keep_credentials":     "transient",
+		"global_registries":    "common,partners",
+		"process_ttl":          "48h",
+		"process_max_ttl":      "8760h",
+		"error_health_mapping": `{"forbidden": "broken", "quota": "running"}`,
+		"notify_url":           "https://tasks.example.com/hook",
+		"notify_secret":        "hmac-key",
+	})
+	// A second write changes only what it gives.
+	resp := mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"task_manager": false})
+	if len(resp.Warnings) != 2 {
+		t.Errorf("want a warning for each missing global registry, got %v", resp.Warnings)
+	}
+	got := mustSucceed(t, b, s, logical.ReadOperation, "config", nil).Data
+	for k, want := range map[string]any{
+		"keep_credentials":  "transient",
+		"global_registries": []string{"common", "partners"},
+		"process_ttl":       int64(48 * 3600),
+		"process_max_ttl":   int64(8760 * 3600),
+		"task_manager":      false,
+		"notify_url":        "https://tasks.example.com/hook",
+	} {
+		if !reflect.DeepEqual(got[k], want) {
+			t.Errorf("%s = %#v, want %#v", k, got[k], want)
+		}
+	}
+	mapping := got["error_health_mapping"].(map[string]string)
+	if mapping["forbidden"] != "broken" || mapping["quota"] != "running" || mapping["auth_failed"] != "broken" {
+		t.Errorf("mapping %v: overrides or defaults missing", mapping)
+	}
+	if _, ok := got["notify_secret"]; ok {
+		t.Error("notify_secret is read back")
+	}
+
+	// A new mapping replaces the stored overrides; the defaults stay.
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"error_health_mapping": map[string]any{"unavailable": "failed"}})
+	mapping = mustSucceed(t, b, s, logical.ReadOperation, "config", nil).Data["error_health_mapping"].(map[string]string)
+	if mapping["forbidden"] != "failed" || mapping["unavailable"] != "failed" || mapping["quota"] != "" {
+		t.Errorf("mapping after replacement: %v", mapping)
+	}
+
+	// The cache is dropped when the key changes underneath.
+	b.invalidate(context.Background(), "config")
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "config", nil).Data["keep_credentials"]; got != "transient" {
+		t.Errorf("after invalidate keep_credentials = %v", got)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	cases := []struct {
+		name string
+		data map[string]any
+		want []string
+	}{
+		{"keep mode", map[string]any{"keep_credentials": "forever"}, []string{"keep_credentials", "persistent, transient or none"}},
+		{"health", map[string]any{"error_health_mapping": map[string]any{"auth_failed": "sleeping"}}, []string{"error_health_mapping", `"auth_failed"`, "running, broken or failed"}},
+		{"health not a string", map[string]any{"error_health_mapping": map[string]any{"auth_failed": 3}}, []string{"error_health_mapping", "running, broken or failed"}},
+		{"class", map[string]any{"error_health_mapping": map[string]any{"bad class": "failed"}}, []string{"error_health_mapping", `"bad class"`}},
+		{"fraction 1", map[string]any{"refresh_fraction": 1}, []string{"refresh_fraction", "between 0 and 1"}},
+		{"fraction 0", map[string]any{"refresh_fraction": 0}, []string{"refresh_fraction"}},
+		{"registry name", map[string]any{"global_registries": "ok,bad/name"}, []string{"global_registries[1]", `"bad/name" is invalid`}},
+		{"registry twice", map[string]any{"global_registries": "a,a"}, []string{"global_registries", "twice"}},
+		{"ttl over max", map[string]any{"process_ttl": "48h", "process_max_ttl": "24h"}, []string{"process_ttl", "process_max_ttl"}},
+		{"ttl zero", map[string]any{"process_ttl": 0}, []string{"process_ttl must be positive"}},
+		{"notify url", map[string]any{"notify_url": "tasks.example.com", "notify_secret": "k"}, []string{"notify_url must be an absolute http or https URL"}},
+		{"notify secret", map[string]any{"notify_url": "https://tasks.example.com"}, []string{"notify_secret is required"}},
+		{"notify timeout", map[string]any{"notify_timeout": "500ms"}, []string{"notify_timeout"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, s := getTestBackend(t)
+			mustFail(t, b, s, logical.UpdateOperation, "config", tc.data, tc.want...)
+			// Nothing half-written: the config still reads as the defaults.
+			if got := mustSucceed(t, b, s, logical.ReadOperation, "config", nil).Data["keep_credentials"]; got != "persistent" {
+				t.Errorf("a rejected write changed the config: keep_credentials = %v", got)
+			}
+		})
+	}
+}

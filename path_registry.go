@@ -1,0 +1,310 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const registryStoragePrefix = "registry/"
+
+// registryEntry is a stored registry. Version starts at 1 and grows by one with every write;
+// a delete removes the registry and its version with it, as in KV v2 without history.
+type registryEntry struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Services    []Service `json:"services"`
+	Version     int       `json:"version"`
+	CreatedTime time.Time `json:"created_time"`
+	UpdatedTime time.Time `json:"updated_time"`
+}
+
+func (r *registryEntry) responseData() map[string]any {
+	services := make([]map[string]any, 0, len(r.Services))
+	for _, s := range r.Services {
+		services = append(services, s.Redacted())
+	}
+	return map[string]any{
+		"name":         r.Name,
+		"description":  r.Description,
+		"services":     services,
+		"version":      r.Version,
+		"created_time": r.CreatedTime.Format(time.RFC3339Nano),
+		"updated_time": r.UpdatedTime.Format(time.RFC3339Nano),
+	}
+}
+
+func pathRegistry(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:      "registry/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "registries"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathRegistryList,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys": {Type: framework.TypeStringSlice, Description: "The registry names."},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "List the credentials registries.",
+			HelpDescription: "Lists the names of the registries: one per process definition, plus the global ones.",
+		},
+		{
+			// Any segment matches, so that a bad name is a 400 that says why, not Vault's 404.
+			Pattern:        "registry/" + framework.MatchAllRegex("name"),
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "registry"},
+			Fields:         registryFields,
+			ExistenceCheck: b.pathRegistryExistenceCheck,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathRegistryRead,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: registryResponseFields}}},
+				},
+				logical.CreateOperation: registryWriteOperation(b),
+				logical.UpdateOperation: registryWriteOperation(b),
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:  b.pathRegistryDelete,
+					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
+				},
+			},
+			HelpSynopsis:    registryHelpSynopsis,
+			HelpDescription: registryHelpDescription,
+		},
+	}
+}
+
+func registryWriteOperation(b *backend) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:     b.pathRegistryCreateUpdate,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+		Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+			"name":    {Type: framework.TypeString, Description: "The registry's name.", Required: true},
+			"version": {Type: framework.TypeInt, Description: "The registry's version after this write.", Required: true},
+		}}}},
+	}
+}
+
+func (b *backend) pathRegistryList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	keys, err := req.Storage.List(ctx, registryStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing registries: %w", err)
+	}
+	return logical.ListResponse(keys), nil
+}
+
+// The name is validated before storage is touched; a bad one is reported by the handler.
+func (b *backend) pathRegistryExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	name := d.Get("name").(string)
+	if validateName("registry name", name) != nil {
+		return false, nil
+	}
+	reg, err := b.getRegistry(ctx, req.Storage, name)
+	return reg != nil, err
+}
+
+func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("registry name", name); err != nil {
+		return badRequest(err)
+	}
+	reg, err := b.getRegistry(ctx, req.Storage, name)
+	if err != nil || reg == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: reg.responseData()}, nil
+}
+
+func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("registry name", name); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.registryLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	current, err := b.getRegistry(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCAS(d, current); err != nil {
+		return badRequest(err)
+	}
+
+	now := time.Now().UTC()
+	next := &registryEntry{Name: name, Version: 1, CreatedTime: now, UpdatedTime: now}
+	if current != nil {
+		next.Description = current.Description
+		next.Services = current.Services
+		next.Version = current.Version + 1
+		next.CreatedTime = current.CreatedTime
+	}
+	if v, ok := d.GetOk("description"); ok {
+		next.Description = v.(string)
+	}
+	if raw, ok := d.Raw["services"]; ok {
+		if next.Services, err = parseServices(raw); err != nil {
+			return badRequest(err)
+		}
+	}
+	if next.Services == nil {
+		next.Services = []Service{}
+	}
+	if err := b.putRegistry(ctx, req.Storage, next); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"name": name, "version": next.Version}}, nil
+}
+
+// checkCAS applies check-and-set as KV v2 does: without cas a write is unconditional; cas=0
+// writes only if the registry does not exist; otherwise cas must equal the current version.
+func checkCAS(d *framework.FieldData, current *registryEntry) error {
+	raw, ok := d.GetOk("cas")
+	if !ok {
+		return nil
+	}
+	cas := raw.(int)
+	version := 0
+	if current != nil {
+		version = current.Version
+	}
+	switch {
+	case cas < 0:
+		return fmt.Errorf("cas must be 0 (create only) or the current version, not %d", cas)
+	case cas == 0 && current != nil:
+		return fmt.Errorf("check-and-set failed: cas=0 writes only a new registry, and %q exists at version %d", current.Name, version)
+	case cas != version:
+		return fmt.Errorf("check-and-set failed: cas=%d does not match the current version %d", cas, version)
+	}
+	return nil
+}
+
+func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("registry name", name); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.registryLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	return nil, b.deleteRegistry(ctx, req.Storage, name)
+}
+
+// getRegistry returns a registry, or nil when it does not exist. The answer is shared with the
+// cache: callers must not modify it.
+func (b *backend) getRegistry(ctx context.Context, s logical.Storage, name string) (*registryEntry, error) {
+	b.cacheLock.RLock()
+	reg, cached := b.registries[name]
+	b.cacheLock.RUnlock()
+	if cached {
+		return reg, nil
+	}
+	entry, err := s.Get(ctx, registryStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry %q: %w", name, err)
+	}
+	if entry != nil {
+		reg = &registryEntry{}
+		if err := entry.DecodeJSON(reg); err != nil {
+			return nil, fmt.Errorf("decoding registry %q: %w", name, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.registries[name] = reg
+	b.cacheLock.Unlock()
+	return reg, nil
+}
+
+func (b *backend) putRegistry(ctx context.Context, s logical.Storage, reg *registryEntry) error {
+	entry, err := logical.StorageEntryJSON(registryStoragePrefix+reg.Name, reg)
+	if err != nil {
+		return fmt.Errorf("encoding registry %q: %w", reg.Name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing registry %q: %w", reg.Name, err)
+	}
+	b.cacheLock.Lock()
+	b.registries[reg.Name] = reg
+	b.cacheLock.Unlock()
+	return nil
+}
+
+func (b *backend) deleteRegistry(ctx context.Context, s logical.Storage, name string) error {
+	if err := s.Delete(ctx, registryStoragePrefix+name); err != nil {
+		return fmt.Errorf("deleting registry %q: %w", name, err)
+	}
+	b.cacheLock.Lock()
+	b.registries[name] = nil
+	b.cacheLock.Unlock()
+	return nil
+}
+
+var registryFields = map[string]*framework.FieldSchema{
+	"name": {
+		Type:        framework.TypeString,
+		Description: "The registry's name: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Usually the process definition's name.",
+	},
+	"description": {
+		Type:        framework.TypeString,
+		Description: "Free text about the registry. Defaults to empty; an update without it keeps the current one.",
+	},
+	"services": {
+		Type: framework.TypeSlice,
+		Description: `The external services, a JSON list (or JSON text holding one) of at most 1,000 objects ` +
+			`{name, description, url, realm, credentials}. name is unique in the registry; url (optional) is an ` +
+			`absolute URL whose scheme, host, port and path prefix identify the service; realm (optional) narrows URL ` +
+			`matching; credentials is the ordered list (1 to 32) of credentials to try, each {type, label, ...fields}. ` +
+			`Types: password {username, password, domain}, token {token, token_type=Bearer, expires_at}, ` +
+			`api_key {key, header=X-API-Key}, certificate {certificate, private_key, ca_chain} (PEM, at most 64 KiB each; ` +
+			`the key must match), technical {name} (a credential of the technical credentials manager) and current ` +
+			`(the process's user credentials). Defaults to an empty list on create; an update without it keeps the current services.`,
+	},
+	"cas": {
+		Type: framework.TypeInt,
+		Description: "Check-and-set, as in KV v2: 0 writes only if the registry does not exist yet; any other " +
+			"value must equal the current version. Defaults to an unconditional write.",
+	},
+}
+
+var registryResponseFields = map[string]*framework.FieldSchema{
+	"name":         {Type: framework.TypeString, Description: "The registry's name.", Required: true},
+	"description":  {Type: framework.TypeString, Description: "Free text about the registry.", Required: true},
+	"services":     {Type: framework.TypeSlice, Description: "The services, their credentials without secret values.", Required: true},
+	"version":      {Type: framework.TypeInt, Description: "The registry's version: 1 at creation, one more at every write.", Required: true},
+	"created_time": {Type: framework.TypeTime, Description: "When the registry was created.", Required: true},
+	"updated_time": {Type: framework.TypeTime, Description: "When the registry was last written.", Required: true},
+}
+
+const registryHelpSynopsis = "Manage a credentials registry: the services a process definition (or everyone) calls, and their credentials."
+
+const registryHelpDescription = `
+A registry lists external services and, for each, an ordered list of credentials. There is one
+registry per process definition (a process names it as its "definition") and any number of global
+registries (named in config's global_registries). A process resolves a service through its runtime
+layer, then its definition registry, then the global registries in order.
+
+Write the whole registry from a JSON file, or change single fields:
+
+  $ vault write pecreds/registry/orders @orders.json
+  $ vault write pecreds/registry/orders description="Order handling" cas=3
+  $ vault read pecreds/registry/orders
+
+orders.json:
+
+  {"description": "Order handling",
+   "services": [
+     {"name": "crm", "url": "https://crm.example.com/api",
+      "credentials": [{"type": "current"}, {"type": "technical", "name": "crm-service"}]}]}
+
+A write answers the registry's new version. With cas, the write applies only if cas equals the
+current version (0: only if the registry does not exist yet), so concurrent editors cannot
+overwrite each other. Reads show every non-secret field; secret values (password, token, key,
+private_key) are never shown. Bad input is rejected whole with a message that names the service,
+the credential and the rule.
+`
