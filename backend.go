@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
 )
 
 // operationPrefix is the one OpenAPI operation prefix of every path.
@@ -31,28 +33,48 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 type backend struct {
 	*framework.Backend
 
-	// registryLocks serialise the read-modify-write of one registry (check-and-set).
-	registryLocks []*locksutil.LockEntry
+	// registryLocks and technicalLocks serialise the read-modify-write of one object.
+	registryLocks  []*locksutil.LockEntry
+	technicalLocks []*locksutil.LockEntry
 	// configLock serialises config writes.
 	configLock sync.Mutex
 
 	// cacheLock guards the caches below: the hot path is served from memory, since every
-	// storage access is a gRPC round trip to Vault.
-	cacheLock  sync.RWMutex
-	config     *configEntry
-	registries map[string]*registryEntry // a nil value records a known absence
+	// storage access is a gRPC round trip to Vault. A nil value records a known absence.
+	cacheLock   sync.RWMutex
+	config      *configEntry
+	registries  map[string]*registryEntry
+	technicals  map[string]*technicalEntry
+	tokenStates map[string]*tokenState
+
+	// tokenFlights makes concurrent demands for one token share one token request.
+	tokenFlights singleflight.Group
+	httpClient   *http.Client
+	refresher    *refresher
+	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
+	lifetime    context.Context
+	endLifetime context.CancelFunc
 }
 
 func newBackend() *backend {
 	b := &backend{
-		registryLocks: locksutil.CreateLocks(),
-		registries:    map[string]*registryEntry{},
+		registryLocks:  locksutil.CreateLocks(),
+		technicalLocks: locksutil.CreateLocks(),
+		registries:     map[string]*registryEntry{},
+		technicals:     map[string]*technicalEntry{},
+		tokenStates:    map[string]*tokenState{},
+		httpClient:     newTokenHTTPClient(),
 	}
+	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
+	b.refresher = newRefresher(b)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
 		RunningVersion: Version,
 		Invalidate:     b.invalidate,
+		InitializeFunc: b.initialize,
+		PeriodicFunc:   b.periodic,
+		Clean:          b.clean,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{
 				configStorageKey,
@@ -67,6 +89,7 @@ func newBackend() *backend {
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathRegistry(b),
+			pathTechnical(b),
 		),
 	}
 	return b
@@ -121,7 +144,34 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.config = nil
 	case strings.HasPrefix(key, registryStoragePrefix):
 		delete(b.registries, strings.TrimPrefix(key, registryStoragePrefix))
+	case strings.HasPrefix(key, technicalStoragePrefix):
+		delete(b.technicals, strings.TrimPrefix(key, technicalStoragePrefix))
+	case strings.HasPrefix(key, technicalStatePrefix):
+		delete(b.tokenStates, strings.TrimPrefix(key, technicalStatePrefix))
 	}
+}
+
+// initialize starts the background work on the node that may write: the token refresh
+// scheduler, rebuilt from storage.
+func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	return b.refresher.start(req.Storage)
+}
+
+// periodic sweeps for overdue work that the scheduler may have missed.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	return b.refresher.rebuild(ctx, req.Storage)
+}
+
+// clean stops all background work: Vault is unloading the backend.
+func (b *backend) clean(context.Context) {
+	b.endLifetime()
+	b.refresher.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.

@@ -24,7 +24,12 @@ func getTestBackend(t *testing.T) (*backend, logical.Storage) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw.(*backend), conf.StorageView
+	b := raw.(*backend)
+	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: conf.StorageView}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b, conf.StorageView
 }
 
 // request runs one request and validates a successful answer against the path's declared

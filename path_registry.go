@@ -117,7 +117,11 @@ func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d 
 	if err != nil || reg == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: reg.responseData()}, nil
+	data := reg.responseData()
+	if data["missing_technical"], err = b.missingTechnicals(ctx, req.Storage, reg.Services); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: data}, nil
 }
 
 func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -159,7 +163,30 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 	if err := b.putRegistry(ctx, req.Storage, next); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]any{"name": name, "version": next.Version}}, nil
+	resp := &logical.Response{Data: map[string]any{"name": name, "version": next.Version}}
+	missing, err := b.missingTechnicals(ctx, req.Storage, next.Services)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range missing {
+		resp.AddWarning(fmt.Sprintf("technical credential %q does not exist yet; entries naming it are skipped until it is written", m))
+	}
+	return resp, nil
+}
+
+// missingTechnicals lists the technical credentials that services name and that do not exist.
+func (b *backend) missingTechnicals(ctx context.Context, s logical.Storage, services []Service) ([]string, error) {
+	missing := []string{}
+	for _, n := range technicalNames(services) {
+		e, err := b.getTechnical(ctx, s, n)
+		if err != nil {
+			return nil, err
+		}
+		if e == nil {
+			missing = append(missing, n)
+		}
+	}
+	return missing, nil
 }
 
 // checkCAS applies check-and-set as KV v2 does: without cas a write is unconditional; cas=0
@@ -273,12 +300,13 @@ var registryFields = map[string]*framework.FieldSchema{
 }
 
 var registryResponseFields = map[string]*framework.FieldSchema{
-	"name":         {Type: framework.TypeString, Description: "The registry's name.", Required: true},
-	"description":  {Type: framework.TypeString, Description: "Free text about the registry.", Required: true},
-	"services":     {Type: framework.TypeSlice, Description: "The services, their credentials without secret values.", Required: true},
-	"version":      {Type: framework.TypeInt, Description: "The registry's version: 1 at creation, one more at every write.", Required: true},
-	"created_time": {Type: framework.TypeTime, Description: "When the registry was created.", Required: true},
-	"updated_time": {Type: framework.TypeTime, Description: "When the registry was last written.", Required: true},
+	"name":              {Type: framework.TypeString, Description: "The registry's name.", Required: true},
+	"description":       {Type: framework.TypeString, Description: "Free text about the registry.", Required: true},
+	"services":          {Type: framework.TypeSlice, Description: "The services, their credentials without secret values.", Required: true},
+	"version":           {Type: framework.TypeInt, Description: "The registry's version: 1 at creation, one more at every write.", Required: true},
+	"created_time":      {Type: framework.TypeTime, Description: "When the registry was created.", Required: true},
+	"updated_time":      {Type: framework.TypeTime, Description: "When the registry was last written.", Required: true},
+	"missing_technical": {Type: framework.TypeStringSlice, Description: "The technical credentials that services name but that do not exist: dangling references, skipped by resolution.", Required: true},
 }
 
 const registryHelpSynopsis = "Manage a credentials registry: the services a process definition (or everyone) calls, and their credentials."

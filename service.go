@@ -147,3 +147,18 @@ func (s Service) Redacted() map[string]any {
 	}
 	return out
 }
+
+// technicalNames lists the technical credentials that services name, each once, in order.
+func technicalNames(services []Service) []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, s := range services {
+		for _, c := range s.Credentials {
+			if n := c.Fields["name"]; c.Type == "technical" && !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
+		}
+	}
+	return names
+}

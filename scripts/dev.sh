@@ -19,11 +19,16 @@ go build -o "$dev/plugins/vault-plugin-pecreds" ./cmd/vault-plugin-pecreds
 sha=$(sha256sum "$dev/plugins/vault-plugin-pecreds" | cut -d' ' -f1)
 printf 'plugin_directory = "%s"\n' "$dev/plugins" > "$dev/vault.hcl"
 
+go build -o "$dev/token-endpoint" ./examples/token-endpoint
+
 echo "dev.sh: starting vault server -dev on $addr (log: bin/dev/vault.log)"
 "$VAULT_BIN" server -dev -dev-root-token-id=root -dev-listen-address="$addr" \
   -config="$dev/vault.hcl" >"$dev/vault.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; echo "dev.sh: stopped"' EXIT
+# A stand-in OAuth2 token endpoint on loopback, for the oauth2 technical credential "engine".
+"$dev/token-endpoint" -lifetime=60s >"$dev/token-endpoint.url" 2>&1 &
+endpoint=$!
+trap 'kill $server $endpoint 2>/dev/null; wait $server $endpoint 2>/dev/null; echo "dev.sh: stopped"' EXIT
 trap 'exit 0' INT TERM
 
 for _ in $(seq 1 100); do
@@ -37,14 +42,21 @@ vault plugin register -sha256="$sha" -version="$version" -command=vault-plugin-p
 vault secrets enable -path=pecreds -plugin-version="$version" vault-plugin-pecreds >/dev/null
 vault secrets tune -max-lease-ttl=8760h pecreds >/dev/null
 
+token_url=$(head -n 1 "$dev/token-endpoint.url")
+vault write pecreds/technical/crm-service @examples/technical/crm-service.json >/dev/null
+vault write pecreds/technical/engine type=oauth2 token_url="$token_url" \
+  client_id=pecreds-dev client_secret=dev-only-client-secret scopes=tasks >/dev/null
 vault write pecreds/registry/orders @examples/registries/orders.json >/dev/null
 vault write pecreds/registry/common @examples/registries/common.json >/dev/null
 vault write pecreds/config global_registries=common >/dev/null
+echo root > "$dev/agent-token"   # for examples/agent/agent.hcl
 
 cat <<TEXT
 
 pecreds $version is enabled at pecreds/ on a dev Vault (root token "root"), with the example
-registries "orders" (a process definition) and "common" (global) loaded.
+registries "orders" (a process definition) and "common" (global), the technical credentials
+"crm-service" (a password) and "engine" (oauth2, 60s tokens from a stand-in token endpoint at
+$token_url).
 
 In another shell:
 
@@ -54,7 +66,10 @@ In another shell:
   vault read pecreds/config
   vault list pecreds/registry
   vault read pecreds/registry/orders
-  vault path-help pecreds/registry/orders
+  vault read pecreds/technical/engine
+  vault read pecreds/technical/engine/creds
+  vault path-help pecreds/technical/engine
+  vault agent -config=examples/agent/agent.hcl    # renders bin/dev/engine-token.json
 
 Ctrl-C here stops the server.
 TEXT

@@ -233,7 +233,7 @@ func secretsInLog() []string {
 var mountNameRegexp = regexp.MustCompile(`[^a-z0-9]+`)
 
 // newMount enables the plugin on a mount of the test's own, removed when the test ends.
-func newMount(t *testing.T) string {
+func newMount(t testing.TB) string {
 	t.Helper()
 	mount := "pecreds-" + strings.Trim(mountNameRegexp.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(mount) > 60 {
@@ -297,4 +297,44 @@ func testCertificate(t *testing.T) (certPEM, keyPEM string) {
 		t.Fatal(err)
 	}
 	return certPEM, keyPEM
+}
+
+// process is a program a test started, stopped when the test ends.
+type process struct {
+	cmd     *exec.Cmd
+	logPath string
+}
+
+func (p *process) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// startProcess runs a program with its output in logPath, and stops it when the test ends.
+func startProcess(t *testing.T, logPath, name string, args ...string) *process {
+	t.Helper()
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "VAULT_ADDR="+env.addr)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logFile.Close()
+	})
+	return &process{cmd: cmd, logPath: logPath}
 }

@@ -1,0 +1,129 @@
+// Package tokenserver is a real OAuth2 token endpoint (client-credentials grant) on loopback, for
+// tests and benchmarks: it counts requests per client, hands out tokens with a lifetime it is
+// told, and can be told to fail.
+package tokenserver
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server is a running token endpoint. Its URL is TokenURL().
+type Server struct {
+	srv      *http.Server
+	listener net.Listener
+
+	mu       sync.Mutex
+	clients  map[string]string // client id -> secret; a client not listed is accepted with any secret
+	lifetime time.Duration
+	failWith int // HTTP status to answer every request with; 0 answers tokens
+	delay    time.Duration
+	issued   map[string][]Issue
+	seq      int
+}
+
+// Issue records one token request.
+type Issue struct {
+	At     time.Time
+	Token  string // empty when the request failed
+	Scopes string
+}
+
+// Start listens on a free loopback port.
+func Start() (*Server, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{listener: l, clients: map[string]string{}, lifetime: time.Hour, issued: map[string][]Issue{}}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveToken), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(l) }()
+	return s, nil
+}
+
+// TokenURL is the endpoint's address.
+func (s *Server) TokenURL() string { return "http://" + s.listener.Addr().String() + "/oauth2/token" }
+
+// Close stops the server.
+func (s *Server) Close() { _ = s.srv.Close() }
+
+// SetClient makes the endpoint accept the client only with this secret.
+func (s *Server) SetClient(id, secret string) { s.mu.Lock(); s.clients[id] = secret; s.mu.Unlock() }
+
+// SetLifetime sets the expires_in of the tokens handed out from now on.
+func (s *Server) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
+
+// FailWith makes every request fail with the status; 0 heals the endpoint.
+func (s *Server) FailWith(status int) { s.mu.Lock(); s.failWith = status; s.mu.Unlock() }
+
+// SetDelay makes every answer wait, as a slow endpoint would.
+func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
+
+// Issues returns the requests a client made, in order.
+func (s *Server) Issues(client string) []Issue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Issue(nil), s.issued[client]...)
+}
+
+// Requests counts a client's requests, failed ones included.
+func (s *Server) Requests(client string) int { return len(s.Issues(client)) }
+
+// Clients lists every client that made a request.
+func (s *Server) Clients() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.issued))
+	for c := range s.issued {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if !ok {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	s.mu.Lock()
+	delay, failWith, lifetime := s.delay, s.failWith, s.lifetime
+	want, known := s.clients[id]
+	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+
+	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope")}
+	status, body := http.StatusOK, map[string]any{}
+	switch {
+	case failWith != 0:
+		status, body = failWith, map[string]any{"error": "temporarily_unavailable"}
+	case id == "" || (known && secret != want):
+		status, body = http.StatusUnauthorized, map[string]any{"error": "invalid_client"}
+	default:
+		s.mu.Lock()
+		s.seq++
+		issue.Token = fmt.Sprintf("tok-%s-%d", id, s.seq)
+		s.mu.Unlock()
+		body = map[string]any{"access_token": issue.Token, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())}
+	}
+	s.mu.Lock()
+	s.issued[id] = append(s.issued[id], issue)
+	s.mu.Unlock()
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}

@@ -1,0 +1,554 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const technicalStoragePrefix = "technical/"
+
+// technicalEntry is a stored technical credential: its configuration, secrets included. The
+// token an oauth2 credential produces lives apart, in technical-state/ (token_renewal.go).
+type technicalEntry struct {
+	Name        string     `json:"name"`
+	Credential  Credential `json:"credential"`
+	Version     int        `json:"version"`
+	CreatedTime time.Time  `json:"created_time"`
+	UpdatedTime time.Time  `json:"updated_time"`
+}
+
+func (e *technicalEntry) rotates() bool { return e.Credential.Type == "oauth2" }
+
+// responseData is the read view: configuration without secrets, and for oauth2 the token's
+// bookkeeping (never the token).
+func (e *technicalEntry) responseData(st *tokenState) map[string]any {
+	data := e.Credential.Redacted()
+	data["name"] = e.Name
+	data["version"] = e.Version
+	data["created_time"] = e.CreatedTime.Format(time.RFC3339Nano)
+	data["updated_time"] = e.UpdatedTime.Format(time.RFC3339Nano)
+	if e.rotates() {
+		if st == nil {
+			st = &tokenState{}
+		}
+		data["expires_at"] = formatTime(st.ExpiresAt)
+		data["last_refresh"] = formatTime(st.LastRefresh)
+		data["next_refresh"] = formatTime(st.NextRefresh)
+		data["last_error"] = st.LastError
+		data["failures"] = st.Failures
+	}
+	return data
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func pathTechnical(b *backend) []*framework.Path {
+	nameField := &framework.FieldSchema{Type: framework.TypeString, Description: "The technical credential's name."}
+	// The action paths come before the catch-all pattern of technical/:name, which would
+	// otherwise take "crm/creds" as a (bad) name.
+	return []*framework.Path{
+		{
+			Pattern:      "technical/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credentials"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathTechnicalList,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys": {Type: framework.TypeStringSlice, Description: "The technical credential names."},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "List the technical credentials.",
+			HelpDescription: "Lists the names of the credentials held by the technical credentials manager.",
+		},
+		{
+			Pattern:      "technical/" + nameSegment("name") + "/creds$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credential-material"},
+			Fields:       map[string]*framework.FieldSchema{"name": nameField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathTechnicalCredsRead,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalCredsResponseFields}}},
+				},
+			},
+			HelpSynopsis:    technicalCredsHelpSynopsis,
+			HelpDescription: technicalCredsHelpDescription,
+		},
+		{
+			Pattern:        "technical/" + nameSegment("name") + "/rotate$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "rotate", OperationSuffix: "technical-credential"},
+			Fields:         map[string]*framework.FieldSchema{"name": nameField},
+			ExistenceCheck: actionExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:  b.pathTechnicalRotate,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Re-create an OAuth2 technical credential's token now.",
+			HelpDescription: "Fetches a new token from the token endpoint now and serves it from then on. Static credentials (password, token, api_key, certificate) change by writing technical/:name instead, so rotating one is a 400.",
+		},
+		{
+			Pattern:      "technical/" + nameSegment("name") + "/usage$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credential-usage"},
+			Fields:       map[string]*framework.FieldSchema{"name": nameField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathTechnicalUsage,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"name":       {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
+						"registries": {Type: framework.TypeStringSlice, Description: "The registries with a service that names it.", Required: true},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "Show where a technical credential is used.",
+			HelpDescription: "Lists the registries that name the technical credential in a service's credential list, so an operator knows what a change reaches.",
+		},
+		{
+			// Any segment matches, so that a bad name is a 400 that says why, not Vault's 404.
+			Pattern:        "technical/" + framework.MatchAllRegex("name"),
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credential"},
+			Fields:         technicalFields(),
+			ExistenceCheck: b.pathTechnicalExistenceCheck,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathTechnicalRead,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
+				},
+				logical.CreateOperation: technicalWriteOperation(b),
+				logical.UpdateOperation: technicalWriteOperation(b),
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:  b.pathTechnicalDelete,
+					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
+				},
+			},
+			HelpSynopsis:    technicalHelpSynopsis,
+			HelpDescription: technicalHelpDescription,
+		},
+	}
+}
+
+func technicalWriteOperation(b *backend) *framework.PathOperation {
+	return &framework.PathOperation{
+		Callback:     b.pathTechnicalCreateUpdate,
+		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
+		Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
+	}
+}
+
+// actionExists keeps a write to an action path (rotate, complete, ...) an update, so that the
+// handler answers 404 for an unknown object instead of Vault refusing a "create".
+func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
+	return true, nil
+}
+
+func (b *backend) pathTechnicalList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	keys, err := req.Storage.List(ctx, technicalStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing technical credentials: %w", err)
+	}
+	return logical.ListResponse(keys), nil
+}
+
+func (b *backend) pathTechnicalExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	name := d.Get("name").(string)
+	if validateName("technical credential name", name) != nil {
+		return false, nil
+	}
+	e, err := b.getTechnical(ctx, req.Storage, name)
+	return e != nil, err
+}
+
+func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	e, err := b.getTechnical(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	st, err := b.getTokenState(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: e.responseData(st)}, nil
+}
+
+func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.technicalLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	current, err := b.getTechnical(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := parseCredential(technicalInput(d, current), useTechnical)
+	if err != nil {
+		return badRequest(err)
+	}
+	now := time.Now().UTC()
+	next := &technicalEntry{Name: name, Credential: cred, Version: 1, CreatedTime: now, UpdatedTime: now}
+	if current != nil {
+		next.Version = current.Version + 1
+		next.CreatedTime = current.CreatedTime
+	}
+	if err := b.putTechnical(ctx, req.Storage, next); err != nil {
+		return nil, err
+	}
+
+	resp := &logical.Response{}
+	if current != nil && current.rotates() && !next.rotates() {
+		if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
+			return nil, err
+		}
+	}
+	var st *tokenState
+	if next.rotates() {
+		// A new oauth2 credential fetches its token now; a changed one keeps serving its token
+		// and uses the new settings at the next refresh.
+		if current == nil || !current.rotates() {
+			st, err = b.refreshToken(ctx, req.Storage, next, true)
+			if err != nil {
+				return nil, err
+			}
+			if st.LastError != "" {
+				resp.AddWarning(fmt.Sprintf("stored, but the first token request failed: %s; it is retried with backoff, or fix the credential and write it again", st.LastError))
+			}
+		} else if st, err = b.getTokenState(ctx, req.Storage, name); err != nil {
+			return nil, err
+		}
+		b.refresher.schedule(name, st)
+	}
+	resp.Data = next.responseData(st)
+	return resp, nil
+}
+
+// technicalInput gathers the credential's API form from the request. An update that keeps the
+// type merges the given fields over the stored ones, so `client_secret=...` alone rotates a
+// secret; an update that changes the type starts afresh.
+func technicalInput(d *framework.FieldData, current *technicalEntry) map[string]any {
+	in := map[string]any{}
+	given := map[string]any{}
+	for k, v := range d.Raw {
+		if k != "name" {
+			given[k] = v
+		}
+	}
+	if current != nil {
+		if t, ok := given["type"]; !ok || t == current.Credential.Type {
+			for k, v := range current.Credential.Material() {
+				in[k] = v
+			}
+		}
+	}
+	for k, v := range given {
+		in[k] = v
+	}
+	return in
+}
+
+func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.technicalLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	b.refresher.unschedule(name)
+	if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	return nil, b.deleteTechnical(ctx, req.Storage, name)
+}
+
+func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	e, err := b.getTechnical(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	m, err := b.technicalMaterial(ctx, req.Storage, e)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: m}, nil
+}
+
+// technicalMaterial is a technical credential's current material: the static fields, or a valid
+// token (fetched on demand when none is) with its ttl and rotation_period.
+func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *technicalEntry) (map[string]any, error) {
+	if !e.rotates() {
+		m := e.Credential.Material()
+		m["name"] = e.Name
+		return m, nil
+	}
+	st, err := b.validToken(ctx, s, e)
+	if err != nil {
+		return nil, err
+	}
+	return st.material(e.Name, time.Now()), nil
+}
+
+func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	e, err := b.getTechnical(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("technical credential %q does not exist", name))
+	}
+	if !e.rotates() {
+		return badRequest(fmt.Errorf("technical credential %q is of type %s, which is static: change it by writing technical/%s", name, e.Credential.Type, name))
+	}
+	st, err := b.refreshToken(ctx, req.Storage, e, true)
+	if err != nil {
+		return nil, err
+	}
+	if st.LastError != "" {
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotating technical credential %q: %s", name, st.LastError))
+	}
+	b.refresher.schedule(name, st)
+	return &logical.Response{Data: e.responseData(st)}, nil
+}
+
+func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	if err := validateName("technical credential name", name); err != nil {
+		return badRequest(err)
+	}
+	registries, err := b.registriesNaming(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"name": name, "registries": registries}}, nil
+}
+
+// registriesNaming lists the registries with a service that names the technical credential.
+func (b *backend) registriesNaming(ctx context.Context, s logical.Storage, technical string) ([]string, error) {
+	names, err := s.List(ctx, registryStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing registries: %w", err)
+	}
+	out := []string{}
+	for _, n := range names {
+		reg, err := b.getRegistry(ctx, s, n)
+		if err != nil {
+			return nil, err
+		}
+		if reg == nil {
+			continue
+		}
+		for _, t := range technicalNames(reg.Services) {
+			if t == technical {
+				out = append(out, n)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// getTechnical returns a technical credential, or nil when it does not exist. The answer is
+// shared with the cache: callers must not modify it.
+func (b *backend) getTechnical(ctx context.Context, s logical.Storage, name string) (*technicalEntry, error) {
+	b.cacheLock.RLock()
+	e, cached := b.technicals[name]
+	b.cacheLock.RUnlock()
+	if cached {
+		return e, nil
+	}
+	entry, err := s.Get(ctx, technicalStoragePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading technical credential %q: %w", name, err)
+	}
+	if entry != nil {
+		e = &technicalEntry{}
+		if err := entry.DecodeJSON(e); err != nil {
+			return nil, fmt.Errorf("decoding technical credential %q: %w", name, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.technicals[name] = e
+	b.cacheLock.Unlock()
+	return e, nil
+}
+
+func (b *backend) putTechnical(ctx context.Context, s logical.Storage, e *technicalEntry) error {
+	entry, err := logical.StorageEntryJSON(technicalStoragePrefix+e.Name, e)
+	if err != nil {
+		return fmt.Errorf("encoding technical credential %q: %w", e.Name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing technical credential %q: %w", e.Name, err)
+	}
+	b.cacheLock.Lock()
+	b.technicals[e.Name] = e
+	b.cacheLock.Unlock()
+	return nil
+}
+
+func (b *backend) deleteTechnical(ctx context.Context, s logical.Storage, name string) error {
+	if err := s.Delete(ctx, technicalStoragePrefix+name); err != nil {
+		return fmt.Errorf("deleting technical credential %q: %w", name, err)
+	}
+	b.cacheLock.Lock()
+	b.technicals[name] = nil
+	b.cacheLock.Unlock()
+	return nil
+}
+
+// technicalFields declares every field a technical credential's type may take, built from the
+// credential types so that path-help lists them all.
+func technicalFields() map[string]*framework.FieldSchema {
+	fields := map[string]*framework.FieldSchema{
+		"name":  {Type: framework.TypeString, Description: "The technical credential's name: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."},
+		"type":  {Type: framework.TypeString, Description: "The credential's type: password, token, api_key, certificate or oauth2. Required on create; an update without it keeps the type and merges the given fields over the stored ones."},
+		"label": {Type: framework.TypeString, Description: "Free text about the credential. Defaults to empty."},
+	}
+	for _, t := range credentialTypes {
+		if t.uses&useTechnical == 0 {
+			continue
+		}
+		for _, f := range t.fields {
+			fs, ok := fields[f.name]
+			if !ok {
+				fs = &framework.FieldSchema{Type: framework.TypeString, Description: technicalFieldHelp[f.name]}
+				if f.kind == kindList {
+					fs.Type = framework.TypeCommaStringSlice
+				}
+				if f.secret {
+					fs.DisplayAttrs = &framework.DisplayAttributes{Sensitive: true}
+				}
+				fields[f.name] = fs
+			}
+		}
+	}
+	return fields
+}
+
+var technicalFieldHelp = map[string]string{
+	"username":      "password: the user name. Required for that type.",
+	"password":      "password: the password. Secret: never read back. Required for that type.",
+	"domain":        "password: the user's domain. Defaults to empty.",
+	"token":         "token: the token. Secret: never read back. Required for that type.",
+	"token_type":    "token: how the token is presented. Defaults to Bearer.",
+	"expires_at":    "token: when the token expires, RFC 3339. Defaults to never.",
+	"key":           "api_key: the key. Secret: never read back. Required for that type.",
+	"header":        "api_key: the HTTP header that carries the key. Defaults to X-API-Key.",
+	"certificate":   "certificate: the client certificate, PEM (at most 64 KiB). Required for that type.",
+	"private_key":   "certificate: the certificate's private key, PEM; it must match the certificate. Secret: never read back. Required for that type.",
+	"ca_chain":      "certificate: the CA chain, PEM. Defaults to empty.",
+	"token_url":     "oauth2: the token endpoint, an absolute http or https URL. Required for that type.",
+	"client_id":     "oauth2: the client id. Required for that type.",
+	"client_secret": "oauth2: the client secret. Secret: never read back. Required for that type.",
+	"scopes":        "oauth2: the scopes to request, a list or a comma-separated string. Defaults to none.",
+	"audience":      "oauth2: the audience parameter of the token request, for endpoints that want one. Defaults to none.",
+}
+
+var technicalResponseFields = map[string]*framework.FieldSchema{
+	"name":         {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
+	"type":         {Type: framework.TypeString, Description: "The credential's type.", Required: true},
+	"version":      {Type: framework.TypeInt, Description: "1 at creation, one more at every write.", Required: true},
+	"created_time": {Type: framework.TypeTime, Description: "When it was created.", Required: true},
+	"updated_time": {Type: framework.TypeTime, Description: "When it was last written.", Required: true},
+	"label":        {Type: framework.TypeString, Description: "Free text about the credential."},
+	"username":     {Type: framework.TypeString, Description: "password: the user name."},
+	"domain":       {Type: framework.TypeString, Description: "password: the domain."},
+	"token_type":   {Type: framework.TypeString, Description: "token: how the token is presented."},
+	"header":       {Type: framework.TypeString, Description: "api_key: the header."},
+	"certificate":  {Type: framework.TypeString, Description: "certificate: the certificate, PEM."},
+	"ca_chain":     {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
+	"token_url":    {Type: framework.TypeString, Description: "oauth2: the token endpoint."},
+	"client_id":    {Type: framework.TypeString, Description: "oauth2: the client id."},
+	"scopes":       {Type: framework.TypeStringSlice, Description: "oauth2: the scopes."},
+	"audience":     {Type: framework.TypeString, Description: "oauth2: the audience."},
+	"expires_at":   {Type: framework.TypeString, Description: "token: its expiry; oauth2: the current token's expiry (RFC 3339, empty when none)."},
+	"last_refresh": {Type: framework.TypeString, Description: "oauth2: when the current token was fetched."},
+	"next_refresh": {Type: framework.TypeString, Description: "oauth2: when the token is re-created next."},
+	"last_error":   {Type: framework.TypeString, Description: "oauth2: the last token request's failure, cleared by the next success."},
+	"failures":     {Type: framework.TypeInt, Description: "oauth2: consecutive failed token requests."},
+}
+
+var technicalCredsResponseFields = map[string]*framework.FieldSchema{
+	"name":            {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
+	"type":            {Type: framework.TypeString, Description: "The credential's type.", Required: true},
+	"label":           {Type: framework.TypeString, Description: "Free text about the credential."},
+	"username":        {Type: framework.TypeString, Description: "password: the user name."},
+	"password":        {Type: framework.TypeString, Description: "password: the password."},
+	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
+	"token":           {Type: framework.TypeString, Description: "token: the token."},
+	"token_type":      {Type: framework.TypeString, Description: "token and oauth2: how the token is presented."},
+	"expires_at":      {Type: framework.TypeString, Description: "token and oauth2: when the token expires (RFC 3339)."},
+	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
+	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
+	"certificate":     {Type: framework.TypeString, Description: "certificate: the certificate, PEM."},
+	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
+	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
+	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
+	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token; Vault Agent re-fetches after it."},
+	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
+}
+
+const technicalHelpSynopsis = "Manage a technical credential: a named credential that registries refer to by name."
+
+const technicalHelpDescription = `
+The technical credentials manager holds named credentials. A registry's service names one with
+{"type": "technical", "name": "crm-service"}, so one change here reaches every process at once.
+
+  $ vault write pecreds/technical/crm-service type=password username=svc-crm password=...
+  $ vault write pecreds/technical/idp type=oauth2 token_url=https://idp.example.com/oauth2/token \
+        client_id=pecreds client_secret=... scopes=crm.read,crm.write
+  $ vault read pecreds/technical/idp
+  $ vault read pecreds/technical/idp/creds
+
+An oauth2 credential fetches its token by the client-credentials grant when it is created, and
+re-creates it at refresh_fraction (config, default 0.67) of its lifetime. A failing refresh keeps
+serving the old token while it is valid and retries with backoff from 5s to 5m; an expired token is
+never served. A create whose first token request fails is stored all the same, with last_error and
+a warning, so the endpoint can be fixed later.
+
+An update that gives no type (or the same one) changes only the fields it gives: writing
+client_secret alone rotates the secret, which the next refresh uses. Reads never show a secret:
+not the password, token, key, private key, client secret, nor the current access token; they show
+version, and for oauth2 expires_at, last_refresh, next_refresh, last_error and failures.
+`
+
+const technicalCredsHelpSynopsis = "Read a technical credential's current material."
+
+const technicalCredsHelpDescription = `
+Answers the credential's material: its fields for static types, and for oauth2 a valid
+access_token with token_type and expires_at, fetched on demand when none is valid (concurrent
+readers share one token request). Rotating material carries ttl (seconds until the next token) and
+rotation_period (the token's lifetime), so a Vault Agent template re-renders in time:
+
+  {{ with secret "pecreds/technical/idp/creds" }}{{ .Data.access_token }}{{ end }}
+
+No valid token and none to be had is an error (502) naming the credential and the upstream failure.
+`

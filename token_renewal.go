@@ -1,0 +1,347 @@
+package pecreds
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// This file re-creates oauth2 technical tokens before they expire: a scheduler started in
+// InitializeFunc on the active node, rebuilt from storage after every restart, swept by
+// PeriodicFunc, and stopped by Clean.
+
+const technicalStatePrefix = "technical-state/"
+
+// maxConcurrentRefreshes bounds the token requests the scheduler has in flight at once.
+const maxConcurrentRefreshes = 16
+
+// refresher schedules token refreshes: one timer for the earliest due refresh of a min-heap.
+type refresher struct {
+	b *backend
+
+	mu      sync.Mutex
+	queue   refreshQueue
+	index   map[string]*refreshItem
+	wake    chan struct{}
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+func newRefresher(b *backend) *refresher {
+	return &refresher{b: b, index: map[string]*refreshItem{}, wake: make(chan struct{}, 1)}
+}
+
+// start rebuilds the schedule from storage and runs the scheduler until stop.
+func (r *refresher) start(s logical.Storage) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.mu.Lock()
+	r.cancel = cancel
+	r.mu.Unlock()
+	if err := r.rebuild(ctx, s); err != nil {
+		cancel()
+		return err
+	}
+	r.running.Add(1)
+	go func() {
+		defer r.running.Done()
+		r.loop(ctx, s)
+	}()
+	return nil
+}
+
+// stop ends the scheduler and waits for the refreshes in flight.
+func (r *refresher) stop() {
+	r.mu.Lock()
+	cancel := r.cancel
+	r.cancel = nil
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	r.running.Wait()
+}
+
+// rebuild schedules every oauth2 technical credential from what storage holds, so that a token
+// that is still valid is reused, not fetched again.
+func (r *refresher) rebuild(ctx context.Context, s logical.Storage) error {
+	names, err := s.List(ctx, technicalStoragePrefix)
+	if err != nil {
+		return fmt.Errorf("listing technical credentials: %w", err)
+	}
+	for _, name := range names {
+		e, err := r.b.getTechnical(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		if e == nil || !e.rotates() {
+			continue
+		}
+		st, err := r.b.getTokenState(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		r.schedule(name, st)
+	}
+	return nil
+}
+
+// schedule (re)places a credential in the queue at its next refresh (or retry, after a failure);
+// now, when it has no token yet; nowhere, when its token never expires.
+func (r *refresher) schedule(name string, st *tokenState) {
+	at := time.Now()
+	switch {
+	case st == nil:
+	case !st.NextRefresh.IsZero():
+		at = st.NextRefresh
+	case st.valid(at):
+		r.unschedule(name)
+		return
+	}
+	r.scheduleAt(name, at)
+}
+
+func (r *refresher) scheduleAt(name string, at time.Time) {
+	r.mu.Lock()
+	if it, ok := r.index[name]; ok {
+		it.at = at
+		heap.Fix(&r.queue, it.pos)
+	} else {
+		it := &refreshItem{name: name, at: at}
+		heap.Push(&r.queue, it)
+		r.index[name] = it
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *refresher) unschedule(name string) {
+	r.mu.Lock()
+	if it, ok := r.index[name]; ok {
+		heap.Remove(&r.queue, it.pos)
+		delete(r.index, name)
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *refresher) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// popDue takes the earliest item if it is due, else says how long until it is.
+func (r *refresher) popDue(now time.Time) (name string, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.queue) == 0 {
+		return "", time.Hour
+	}
+	it := r.queue[0]
+	if wait := it.at.Sub(now); wait > 0 {
+		return "", wait
+	}
+	heap.Pop(&r.queue)
+	delete(r.index, it.name)
+	return it.name, 0
+}
+
+func (r *refresher) loop(ctx context.Context, s logical.Storage) {
+	slots := make(chan struct{}, maxConcurrentRefreshes)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		name, wait := r.popDue(time.Now())
+		if name == "" {
+			timer.Reset(wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.wake:
+			case <-timer.C:
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case slots <- struct{}{}:
+		}
+		r.running.Add(1)
+		go func() {
+			defer func() { <-slots; r.running.Done() }()
+			r.refreshScheduled(ctx, s, name)
+		}()
+	}
+}
+
+// refreshScheduled refreshes one credential whose time has come, and schedules its next refresh.
+func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, name string) {
+	e, err := r.b.getTechnical(ctx, s, name)
+	if err == nil && (e == nil || !e.rotates()) {
+		return // deleted, or no longer oauth2
+	}
+	var st *tokenState
+	if err == nil {
+		st, err = r.b.refreshToken(ctx, s, e, false)
+	}
+	switch {
+	case ctx.Err() != nil:
+		// stopped
+	case err != nil:
+		r.b.Logger().Error("scheduled token refresh failed", "technical", name, "error", err)
+		r.scheduleAt(name, time.Now().Add(minBackoff))
+	default:
+		r.schedule(name, st)
+	}
+}
+
+// refreshToken re-creates a credential's token when it is due (always when force), sharing one
+// token request among concurrent callers. A failed request is recorded in the state, not
+// returned: the error is for storage failures.
+func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *technicalEntry, force bool) (*tokenState, error) {
+	v, err, _ := b.tokenFlights.Do(e.Name, func() (any, error) {
+		cur, err := b.getTokenState(ctx, s, e.Name)
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		if cur != nil && !force && !cur.due(now) {
+			return cur, nil // refreshed meanwhile
+		}
+		var next tokenState
+		if cur != nil {
+			next = *cur
+		}
+		cfg, err := b.getConfig(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		// The request outlives the caller that started it (others share it); Clean ends it.
+		tok, fetchErr := fetchToken(b.lifetime, b.httpClient, e.Credential)
+		now = time.Now()
+		if fetchErr != nil {
+			next = next.failed(fetchErr, now)
+			b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
+		} else {
+			next = next.succeeded(tok, cfg.RefreshFraction, now)
+			b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
+		}
+		if err := b.putTokenState(ctx, s, e.Name, &next); err != nil {
+			return nil, err
+		}
+		return &next, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*tokenState), nil
+}
+
+// validToken returns a token that may be served now, fetching one when none is valid.
+func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*tokenState, error) {
+	st, err := b.getTokenState(ctx, s, e.Name)
+	if err != nil {
+		return nil, err
+	}
+	if st.valid(time.Now()) {
+		return st, nil
+	}
+	if st, err = b.refreshToken(ctx, s, e, false); err != nil {
+		return nil, err
+	}
+	if !st.valid(time.Now()) {
+		return nil, logical.CodedError(http.StatusBadGateway,
+			fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError))
+	}
+	b.refresher.schedule(e.Name, st)
+	return st, nil
+}
+
+func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
+	b.cacheLock.RLock()
+	st, cached := b.tokenStates[name]
+	b.cacheLock.RUnlock()
+	if cached {
+		return st, nil
+	}
+	entry, err := s.Get(ctx, technicalStatePrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("reading the token state of %q: %w", name, err)
+	}
+	if entry != nil {
+		st = &tokenState{}
+		if err := entry.DecodeJSON(st); err != nil {
+			return nil, fmt.Errorf("decoding the token state of %q: %w", name, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.tokenStates[name] = st
+	b.cacheLock.Unlock()
+	return st, nil
+}
+
+func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
+	entry, err := logical.StorageEntryJSON(technicalStatePrefix+name, st)
+	if err != nil {
+		return fmt.Errorf("encoding the token state of %q: %w", name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing the token state of %q: %w", name, err)
+	}
+	b.cacheLock.Lock()
+	b.tokenStates[name] = st
+	b.cacheLock.Unlock()
+	return nil
+}
+
+func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
+	if err := s.Delete(ctx, technicalStatePrefix+name); err != nil {
+		return fmt.Errorf("deleting the token state of %q: %w", name, err)
+	}
+	b.cacheLock.Lock()
+	b.tokenStates[name] = nil
+	b.cacheLock.Unlock()
+	return nil
+}
+
+func newTokenHTTPClient() *http.Client {
+	c := cleanhttp.DefaultPooledClient()
+	c.Timeout = tokenRequestTimeout
+	return c
+}
+
+// refreshItem is one credential in the refresh queue.
+type refreshItem struct {
+	name string
+	at   time.Time
+	pos  int
+}
+
+// refreshQueue is a min-heap of refresh times (container/heap).
+type refreshQueue []*refreshItem
+
+func (q refreshQueue) Len() int           { return len(q) }
+func (q refreshQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
+func (q refreshQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].pos, q[j].pos = i, j
+}
+func (q *refreshQueue) Push(x any) {
+	it, _ := x.(*refreshItem)
+	it.pos = len(*q)
+	*q = append(*q, it)
+}
+func (q *refreshQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
+}
