@@ -36,6 +36,7 @@ type backend struct {
 	// registryLocks and technicalLocks serialise the read-modify-write of one object.
 	registryLocks  []*locksutil.LockEntry
 	technicalLocks []*locksutil.LockEntry
+	processLocks   []*locksutil.LockEntry
 	// configLock serialises config writes.
 	configLock sync.Mutex
 
@@ -46,6 +47,12 @@ type backend struct {
 	registries  map[string]*registryEntry
 	technicals  map[string]*technicalEntry
 	tokenStates map[string]*tokenState
+	processes   map[string]*processEntry
+	currents    map[string]*Credential // persistent current credentials, as stored
+
+	// transientCurrent is the only copy of transient processes' current credentials: lost,
+	// by design, when the plugin restarts. Guarded by cacheLock.
+	transientCurrent map[string]*Credential
 
 	// tokenFlights makes concurrent demands for one token share one token request.
 	tokenFlights singleflight.Group
@@ -60,10 +67,15 @@ func newBackend() *backend {
 	b := &backend{
 		registryLocks:  locksutil.CreateLocks(),
 		technicalLocks: locksutil.CreateLocks(),
+		processLocks:   locksutil.CreateLocks(),
 		registries:     map[string]*registryEntry{},
 		technicals:     map[string]*technicalEntry{},
 		tokenStates:    map[string]*tokenState{},
-		httpClient:     newTokenHTTPClient(),
+		processes:      map[string]*processEntry{},
+		currents:       map[string]*Credential{},
+
+		transientCurrent: map[string]*Credential{},
+		httpClient:       newTokenHTTPClient(),
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)
@@ -86,10 +98,14 @@ func newBackend() *backend {
 				"process-current/",
 			},
 		},
+		Secrets: []*framework.Secret{processSecret(b)},
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathRegistry(b),
 			pathTechnical(b),
+			pathProcessResolve(b),
+			pathProcessCredentials(b),
+			pathProcess(b),
 		),
 	}
 	return b
@@ -148,6 +164,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		delete(b.technicals, strings.TrimPrefix(key, technicalStoragePrefix))
 	case strings.HasPrefix(key, technicalStatePrefix):
 		delete(b.tokenStates, strings.TrimPrefix(key, technicalStatePrefix))
+	case strings.HasPrefix(key, processStoragePrefix):
+		delete(b.processes, strings.TrimPrefix(key, processStoragePrefix))
+	case strings.HasPrefix(key, currentStoragePrefix):
+		delete(b.currents, strings.TrimPrefix(key, currentStoragePrefix))
 	}
 }
 

@@ -108,13 +108,15 @@ func pathTechnical(b *backend) []*framework.Path {
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathTechnicalUsage,
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"name":       {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
-						"registries": {Type: framework.TypeStringSlice, Description: "The registries with a service that names it.", Required: true},
+						"name":        {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
+						"registries":  {Type: framework.TypeStringSlice, Description: "The registries with a service that names it.", Required: true},
+						"processes":   {Type: framework.TypeInt, Description: "How many live processes can reach it through any of their layers.", Required: true},
+						"process_ids": {Type: framework.TypeStringSlice, Description: "Up to 100 of those processes' ids.", Required: true},
 					}}}},
 				},
 			},
 			HelpSynopsis:    "Show where a technical credential is used.",
-			HelpDescription: "Lists the registries that name the technical credential in a service's credential list, so an operator knows what a change reaches.",
+			HelpDescription: "Lists the registries that name the technical credential in a service's credential list, and counts the live processes that can reach it through any of their layers (runtime, definition, global), listing up to 100 of their ids, so an operator knows what a change reaches.",
 		},
 		{
 			// Any segment matches, so that a bad name is a 400 that says why, not Vault's 404.
@@ -346,7 +348,55 @@ func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, 
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]any{"name": name, "registries": registries}}, nil
+	count, ids, err := b.processesReaching(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"name": name, "registries": registries, "processes": count, "process_ids": ids}}, nil
+}
+
+// maxUsageIDs bounds the process ids a usage read lists.
+const maxUsageIDs = 100
+
+// processesReaching counts the live processes that name the technical credential in any of their
+// layers, and lists up to maxUsageIDs of them.
+func (b *backend) processesReaching(ctx context.Context, s logical.Storage, technical string) (int, []string, error) {
+	ids, err := s.List(ctx, processStoragePrefix)
+	if err != nil {
+		return 0, nil, fmt.Errorf("listing processes: %w", err)
+	}
+	count, out := 0, []string{}
+	for _, id := range ids {
+		p, err := b.getProcess(ctx, s, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		if p == nil {
+			continue
+		}
+		layers, err := b.processLayers(ctx, s, p)
+		if err != nil {
+			return 0, nil, err
+		}
+		if layersName(layers, technical) {
+			count++
+			if len(out) < maxUsageIDs {
+				out = append(out, id)
+			}
+		}
+	}
+	return count, out, nil
+}
+
+func layersName(layers []layer, technical string) bool {
+	for _, l := range layers {
+		for _, n := range technicalNames(l.Services) {
+			if n == technical {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // registriesNaming lists the registries with a service that names the technical credential.

@@ -1,0 +1,421 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const (
+	processStoragePrefix = "process/"
+	currentStoragePrefix = "process-current/"
+)
+
+// processEntry is a stored process. Its current credentials live apart: in
+// process-current/<id> (persistent) or in the plugin's memory (transient).
+type processEntry struct {
+	ID              string `json:"id"`
+	Definition      string `json:"definition"`
+	Owner           string `json:"owner"`
+	OwnerEntityID   string `json:"owner_entity_id"`
+	KeepCredentials string `json:"keep_credentials"`
+	// HasCurrent: current credentials were given and kept per the mode.
+	HasCurrent   bool      `json:"has_current"`
+	Health       string    `json:"health"`
+	HealthReason string    `json:"health_reason"`
+	TaskID       string    `json:"task_id"`
+	Runtime      []Service `json:"runtime"`
+	CreatedTime  time.Time `json:"created_time"`
+	UpdatedTime  time.Time `json:"updated_time"`
+}
+
+// currentStatus says what resolution can make of the current credentials: kept, lost, expired
+// or none. cur is what the plugin holds (nil: nothing).
+func (p *processEntry) currentStatus(cur *Credential, now time.Time) string {
+	switch {
+	case !p.HasCurrent || p.KeepCredentials == keepNone:
+		return currentNone
+	case cur == nil:
+		return currentLost
+	case credentialExpired(*cur, now):
+		return currentExpired
+	}
+	return currentKept
+}
+
+// credentialExpired says whether a credential's expires_at has passed.
+func credentialExpired(c Credential, now time.Time) bool {
+	exp, ok := c.Fields["expires_at"]
+	if !ok {
+		return false
+	}
+	t, err := time.Parse(time.RFC3339, exp)
+	return err == nil && !now.Before(t)
+}
+
+func (p *processEntry) responseData(status string) map[string]any {
+	names := make([]string, 0, len(p.Runtime))
+	for _, s := range p.Runtime {
+		names = append(names, s.Name)
+	}
+	return map[string]any{
+		"id":                  p.ID,
+		"definition":          p.Definition,
+		"owner":               p.Owner,
+		"owner_entity_id":     p.OwnerEntityID,
+		"keep_credentials":    p.KeepCredentials,
+		"current_credentials": status,
+		"health":              p.Health,
+		"health_reason":       p.HealthReason,
+		"task_id":             p.TaskID,
+		"runtime_services":    names,
+		"created_time":        p.CreatedTime.Format(time.RFC3339Nano),
+		"updated_time":        p.UpdatedTime.Format(time.RFC3339Nano),
+	}
+}
+
+func pathProcess(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:      "process/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "processes"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathProcessList,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys": {Type: framework.TypeStringSlice, Description: "The ids of the live processes."},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "List the live processes.",
+			HelpDescription: "Lists the ids of the processes whose lease is live.",
+		},
+		{
+			Pattern:        "process/" + nameSegment("id") + "$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "process"},
+			Fields:         processFields,
+			ExistenceCheck: b.pathProcessExistenceCheck,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{
+					Callback:     b.pathProcessCreate,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "instantiate"},
+					Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
+				},
+				// A write to an existing id comes as an update: a 400, since ids are not reused.
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathProcessCreate},
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathProcessRead,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
+				},
+				logical.DeleteOperation: &framework.PathOperation{
+					Callback:  b.pathProcessDelete,
+					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
+				},
+			},
+			HelpSynopsis:    processHelpSynopsis,
+			HelpDescription: processHelpDescription,
+		},
+	}
+}
+
+func (b *backend) pathProcessList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	keys, err := req.Storage.List(ctx, processStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	return logical.ListResponse(keys), nil
+}
+
+func (b *backend) pathProcessExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	id := d.Get("id").(string)
+	if validateName("process id", id) != nil {
+		return false, nil
+	}
+	p, err := b.getProcess(ctx, req.Storage, id)
+	return p != nil, err
+}
+
+func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+
+	existing, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		return badRequest(fmt.Errorf("process %q exists: a process id is used once; revoke its lease or delete it first", id))
+	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	p := &processEntry{
+		ID: id, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
+		OwnerEntityID: d.Get("owner_entity_id").(string), KeepCredentials: cfg.KeepCredentials,
+		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
+	}
+	if p.OwnerEntityID == "" {
+		p.OwnerEntityID = req.EntityID
+	}
+	resp := &logical.Response{}
+	if p.Definition != "" {
+		if err := validateName("definition", p.Definition); err != nil {
+			return badRequest(err)
+		}
+		reg, err := b.getRegistry(ctx, req.Storage, p.Definition)
+		if err != nil {
+			return nil, err
+		}
+		if reg == nil {
+			return badRequest(fmt.Errorf("definition: registry %q does not exist; write registry/%s first", p.Definition, p.Definition))
+		}
+	}
+	var cur *Credential
+	if raw, ok := d.Raw["current"]; ok && raw != nil {
+		c, err := parseCredential(raw, useCurrent)
+		if err != nil {
+			return badRequest(fmt.Errorf("current: %v", err))
+		}
+		if p.KeepCredentials == keepNone {
+			resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")
+		} else {
+			cur, p.HasCurrent = &c, true
+		}
+	}
+	ttl, maxTTL, warning := processTTL(d, cfg)
+	if warning != "" {
+		resp.AddWarning(warning)
+	}
+
+	if err := b.putProcess(ctx, req.Storage, p); err != nil {
+		return nil, err
+	}
+	if cur != nil {
+		if err := b.putCurrent(ctx, req.Storage, p, *cur); err != nil {
+			return nil, err
+		}
+	}
+	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id})
+	lease.Secret.TTL, lease.Secret.MaxTTL = ttl, maxTTL
+	lease.Warnings = resp.Warnings
+	return lease, nil
+}
+
+// processTTL is the lease TTL of a new process: the given ttl, else process_ttl, capped at
+// process_max_ttl (0: the mount's maximum, which Vault applies itself).
+func processTTL(d *framework.FieldData, cfg *configEntry) (ttl, maxTTL time.Duration, warning string) {
+	ttl, maxTTL = cfg.ProcessTTL, cfg.ProcessMaxTTL
+	if v, ok := d.GetOk("ttl"); ok && v.(int) > 0 {
+		ttl = time.Duration(v.(int)) * time.Second
+	}
+	if maxTTL > 0 && ttl > maxTTL {
+		warning = fmt.Sprintf("ttl %s exceeds process_max_ttl %s: the lease is capped at %s", ttl, maxTTL, maxTTL)
+		ttl = maxTTL
+	}
+	return ttl, maxTTL, warning
+}
+
+func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	cur, err := b.getCurrent(ctx, req.Storage, p)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: p.responseData(p.currentStatus(cur, time.Now()))}, nil
+}
+
+func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	return nil, b.endProcess(ctx, req.Storage, id)
+}
+
+// endProcess wipes a process and its current credentials. Idempotent: revoking the lease of a
+// deleted process is not an error.
+func (b *backend) endProcess(ctx context.Context, s logical.Storage, id string) error {
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	if err := b.deleteCurrent(ctx, s, id); err != nil {
+		return err
+	}
+	if err := s.Delete(ctx, processStoragePrefix+id); err != nil {
+		return fmt.Errorf("deleting process %q: %w", id, err)
+	}
+	b.cacheLock.Lock()
+	b.processes[id] = nil
+	b.cacheLock.Unlock()
+	return nil
+}
+
+// getProcess returns a process, or nil when it does not exist. The answer is shared with the
+// cache: callers must not modify it.
+func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+	b.cacheLock.RLock()
+	p, cached := b.processes[id]
+	b.cacheLock.RUnlock()
+	if cached {
+		return p, nil
+	}
+	entry, err := s.Get(ctx, processStoragePrefix+id)
+	if err != nil {
+		return nil, fmt.Errorf("reading process %q: %w", id, err)
+	}
+	if entry != nil {
+		p = &processEntry{}
+		if err := entry.DecodeJSON(p); err != nil {
+			return nil, fmt.Errorf("decoding process %q: %w", id, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.processes[id] = p
+	b.cacheLock.Unlock()
+	return p, nil
+}
+
+func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
+	entry, err := logical.StorageEntryJSON(processStoragePrefix+p.ID, p)
+	if err != nil {
+		return fmt.Errorf("encoding process %q: %w", p.ID, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing process %q: %w", p.ID, err)
+	}
+	b.cacheLock.Lock()
+	b.processes[p.ID] = p
+	b.cacheLock.Unlock()
+	return nil
+}
+
+// getCurrent returns the current credentials the plugin holds for a process: from storage
+// (persistent) or memory (transient); nil when it holds none.
+func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processEntry) (*Credential, error) {
+	if !p.HasCurrent {
+		return nil, nil
+	}
+	if p.KeepCredentials == keepTransient {
+		b.cacheLock.RLock()
+		defer b.cacheLock.RUnlock()
+		return b.transientCurrent[p.ID], nil
+	}
+	b.cacheLock.RLock()
+	c, cached := b.currents[p.ID]
+	b.cacheLock.RUnlock()
+	if cached {
+		return c, nil
+	}
+	entry, err := s.Get(ctx, currentStoragePrefix+p.ID)
+	if err != nil {
+		return nil, fmt.Errorf("reading the current credentials of process %q: %w", p.ID, err)
+	}
+	if entry != nil {
+		c = &Credential{}
+		if err := entry.DecodeJSON(c); err != nil {
+			return nil, fmt.Errorf("decoding the current credentials of process %q: %w", p.ID, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.currents[p.ID] = c
+	b.cacheLock.Unlock()
+	return c, nil
+}
+
+// putCurrent keeps a process's current credentials per its mode.
+func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processEntry, c Credential) error {
+	switch p.KeepCredentials {
+	case keepTransient:
+		b.cacheLock.Lock()
+		b.transientCurrent[p.ID] = &c
+		b.cacheLock.Unlock()
+	case keepPersistent:
+		entry, err := logical.StorageEntryJSON(currentStoragePrefix+p.ID, c)
+		if err != nil {
+			return fmt.Errorf("encoding the current credentials of process %q: %w", p.ID, err)
+		}
+		if err := s.Put(ctx, entry); err != nil {
+			return fmt.Errorf("writing the current credentials of process %q: %w", p.ID, err)
+		}
+		b.cacheLock.Lock()
+		b.currents[p.ID] = &c
+		b.cacheLock.Unlock()
+	}
+	return nil
+}
+
+func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id string) error {
+	if err := s.Delete(ctx, currentStoragePrefix+id); err != nil {
+		return fmt.Errorf("deleting the current credentials of process %q: %w", id, err)
+	}
+	b.cacheLock.Lock()
+	delete(b.transientCurrent, id)
+	b.currents[id] = nil
+	b.cacheLock.Unlock()
+	return nil
+}
+
+var processFields = map[string]*framework.FieldSchema{
+	"id":         {Type: framework.TypeString, Description: "The process id: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Used once."},
+	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist. Defaults to none: the process resolves through its runtime layer and the global registries only."},
+	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
+		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
+	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager. Defaults to empty."},
+	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks. Defaults to the entity of the calling token."},
+	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
+}
+
+var processResponseFields = map[string]*framework.FieldSchema{
+	"id":                  {Type: framework.TypeString, Description: "The process id.", Required: true},
+	"definition":          {Type: framework.TypeString, Description: "Its definition registry.", Required: true},
+	"owner":               {Type: framework.TypeString, Description: "Its owner's name.", Required: true},
+	"owner_entity_id":     {Type: framework.TypeString, Description: "Its owner's identity entity.", Required: true},
+	"keep_credentials":    {Type: framework.TypeString, Description: "How it keeps its current credentials, fixed at instantiation.", Required: true},
+	"current_credentials": {Type: framework.TypeString, Description: "kept, lost (transient and the plugin restarted), expired, or none.", Required: true},
+	"health":              {Type: framework.TypeString, Description: "running, broken or failed.", Required: true},
+	"health_reason":       {Type: framework.TypeString, Description: "Why it is not running.", Required: true},
+	"task_id":             {Type: framework.TypeString, Description: "Its open credential-update task, if any.", Required: true},
+	"runtime_services":    {Type: framework.TypeStringSlice, Description: "The services of its runtime layer.", Required: true},
+	"created_time":        {Type: framework.TypeTime, Description: "When it was instantiated.", Required: true},
+	"updated_time":        {Type: framework.TypeTime, Description: "When it last changed.", Required: true},
+}
+
+const processHelpSynopsis = "Instantiate a process (a Vault lease), read its status, or end it."
+
+const processHelpDescription = `
+A process is one running process instance, held as a renewable Vault lease of secret type
+"process". Instantiating it records its definition registry, its owner and the current
+credentials of the user who started it, kept per config's keep_credentials (persistent,
+transient or none; fixed for the process's life):
+
+  $ vault write pecreds/process/order-42 definition=orders owner=ann current=@ann.json
+  $ vault read pecreds/process/order-42
+  $ vault lease renew <lease_id>
+  $ vault lease revoke <lease_id>       # or: vault delete pecreds/process/order-42
+
+Renewals stay within process_ttl, process_max_ttl and the mount's max lease TTL (raise it for
+long processes: vault secrets tune -max-lease-ttl=8760h pecreds). Revoking the lease or deleting
+the process wipes it and its current credentials. Creating an id that exists is a 400.
+
+A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, none) and
+the runtime layer's service names; never a credential.
+`

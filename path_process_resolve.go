@@ -1,0 +1,398 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Resolve and preflight: the handlers gather the layers and a lookup, and resolve.go decides.
+
+func pathProcessResolve(b *backend) []*framework.Path {
+	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The process id."}
+	queryFields := map[string]*framework.FieldSchema{
+		"id":      idField,
+		"type":    {Type: framework.TypeString, Description: "Keep only credentials of this type (password, token, api_key, certificate, oauth2). Defaults to any type."},
+		"all":     {Type: framework.TypeBool, Description: "Answer every usable credential, in order, as credentials: [...]. Defaults to false: the first usable one, flat."},
+		"explain": {Type: framework.TypeBool, Description: "Add the whole trace: the layers, the candidate services, each credential tried and why it was skipped. Defaults to false."},
+	}
+	byName := map[string]*framework.FieldSchema{"service": {Type: framework.TypeString, Description: "The service's name."}}
+	byURL := map[string]*framework.FieldSchema{
+		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
+		"realm": {Type: framework.TypeString, Description: "The request's realm: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none."},
+	}
+	for k, v := range queryFields {
+		byName[k], byURL[k] = v, v
+	}
+	return []*framework.Path{
+		{
+			Pattern:      "process/" + nameSegment("id") + "/resolve/" + nameSegment("service") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "resolve", OperationSuffix: "service"},
+			Fields:       byName,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathResolveByName,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: resolveResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Resolve a service's credentials for a process, by the service's name.",
+			HelpDescription: resolveHelpDescription,
+		},
+		{
+			Pattern:        "process/" + nameSegment("id") + "/resolve$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "resolve", OperationSuffix: "url"},
+			Fields:         byURL,
+			ExistenceCheck: actionExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathResolveByURL,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: resolveResponseFields}}},
+				},
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:     b.pathResolveByURL,
+					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "resolve", OperationSuffix: "url-with-parameters"},
+					Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: resolveResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Resolve the credentials for a URL a process is about to call.",
+			HelpDescription: resolveHelpDescription,
+		},
+		{
+			Pattern:        "process/" + nameSegment("id") + "/preflight$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "preflight", OperationSuffix: "process"},
+			ExistenceCheck: actionExists,
+			Fields: map[string]*framework.FieldSchema{
+				"id":       idField,
+				"duration": {Type: framework.TypeDurationSecond, Description: "How far ahead to look, in seconds or as a Go duration such as 72h; required."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathProcessPreflight,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"horizon":  {Type: framework.TypeString, Description: "Now plus duration (RFC 3339).", Required: true},
+						"expiring": {Type: framework.TypeSlice, Description: "The credentials that expire before the horizon and do not renew themselves: {service, source, index, type, expires_at, technical}.", Required: true},
+					}}}},
+				},
+			},
+			HelpSynopsis: "List the credentials a process can reach that expire within a duration.",
+			HelpDescription: `Answers the credentials this process can resolve (every service of its runtime layer,
+definition and global registries, as the most specific layer defines it) that expire before now
+plus duration and will not renew themselves: static tokens with expires_at, technical static
+tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out.
+
+  $ vault write pecreds/process/order-42/preflight duration=72h`,
+		},
+	}
+}
+
+func (b *backend) pathResolveByName(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	service := d.Get("service").(string)
+	if err := validateName("service name", service); err != nil {
+		return badRequest(err)
+	}
+	return b.resolveFor(ctx, req, d, resolveQuery{Service: service})
+}
+
+func (b *backend) pathResolveByURL(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	u := d.Get("url").(string)
+	if u == "" {
+		return badRequest(errors.New("url is required: the URL the process is about to call"))
+	}
+	if _, err := parseEndpoint(u); err != nil {
+		return badRequest(err)
+	}
+	return b.resolveFor(ctx, req, d, resolveQuery{URL: u, Realm: d.Get("realm").(string)})
+}
+
+// resolveFor answers a resolve: the process's layers, resolve.go's verdict, a flat answer.
+func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *framework.FieldData, q resolveQuery) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	q.Type, q.All = d.Get("type").(string), d.Get("all").(bool)
+	explain := d.Get("explain").(bool)
+
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	layers, err := b.processLayers(ctx, req.Storage, p)
+	if err != nil {
+		return nil, err
+	}
+	lk, err := b.newProcessLookup(ctx, req.Storage, p)
+	if err != nil {
+		return nil, err
+	}
+	res, rerr := resolve(layers, q, lk, time.Now())
+	if rerr != nil || len(res.Found) == 0 {
+		return badRequest(errors.New(describeFailure(p, q, res, rerr)))
+	}
+	data := resolveAnswer(res, q.All)
+	if explain {
+		data["explain"] = map[string]any{"layers": res.Layers, "candidates": res.Candidates, "tried": res.Tried}
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+// resolveAnswer is the flat answer: {service, source, index, type, fields...}, or with all,
+// {service, source, credentials: [{index, type, fields...}]}.
+func resolveAnswer(res *resolution, all bool) map[string]any {
+	if all {
+		creds := make([]map[string]any, 0, len(res.Found))
+		for _, f := range res.Found {
+			m := copyMap(f.Material)
+			m["index"] = f.Index
+			creds = append(creds, m)
+		}
+		return map[string]any{"service": res.Service, "source": res.Source, "credentials": creds}
+	}
+	data := copyMap(res.Found[0].Material)
+	data["service"], data["source"], data["index"] = res.Service, res.Source, res.Found[0].Index
+	return data
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+3)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// describeFailure is the 400's message: every candidate and why it was not used.
+func describeFailure(p *processEntry, q resolveQuery, res *resolution, err error) string {
+	var sb strings.Builder
+	switch {
+	case err != nil && !errors.Is(err, errNoService):
+		return err.Error()
+	case err != nil && q.URL != "":
+		fmt.Fprintf(&sb, "process %q: no service matches url %q", p.ID, q.URL)
+		var reasons []string
+		for _, c := range res.Candidates {
+			reasons = append(reasons, fmt.Sprintf("%v (%v): %v", c["service"], c["source"], c["reason"]))
+		}
+		if len(reasons) > 0 {
+			fmt.Fprintf(&sb, "; candidates: %s", strings.Join(reasons, "; "))
+		}
+		return sb.String()
+	case err != nil:
+		var sources []string
+		for _, l := range res.Layers {
+			sources = append(sources, fmt.Sprint(l["source"]))
+		}
+		return fmt.Sprintf("process %q: no layer defines service %q (looked in %s)", p.ID, q.Service, strings.Join(sources, ", "))
+	}
+	fmt.Fprintf(&sb, "process %q: no usable credential for service %q (from %s)", p.ID, res.Service, res.Source)
+	for _, t := range res.Tried {
+		what := t.Type
+		if t.Name != "" {
+			what += " " + t.Name
+		}
+		fmt.Fprintf(&sb, "; [%d] %s: %s", t.Index, what, t.Skipped)
+	}
+	return sb.String()
+}
+
+// processLayers is the process's resolution order: runtime, definition, global registries.
+func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *processEntry) ([]layer, error) {
+	layers := []layer{{Source: "runtime", Services: p.Runtime}}
+	add := func(kind, name string) error {
+		reg, err := b.getRegistry(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		l := layer{Source: kind + ":" + name, Missing: reg == nil}
+		if reg != nil {
+			l.Services = reg.Services
+		}
+		layers = append(layers, l)
+		return nil
+	}
+	if p.Definition != "" {
+		if err := add("definition", p.Definition); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range cfg.GlobalRegistries {
+		if err := add("global", g); err != nil {
+			return nil, err
+		}
+	}
+	return layers, nil
+}
+
+// processLookup answers resolution's questions for one process within one request.
+type processLookup struct {
+	ctx    context.Context
+	s      logical.Storage
+	b      *backend
+	cur    *Credential
+	status string
+}
+
+func (b *backend) newProcessLookup(ctx context.Context, s logical.Storage, p *processEntry) (*processLookup, error) {
+	cur, err := b.getCurrent(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	return &processLookup{ctx: ctx, s: s, b: b, cur: cur, status: p.currentStatus(cur, time.Now())}, nil
+}
+
+func (l *processLookup) current() (Credential, string) {
+	if l.cur == nil {
+		return Credential{}, l.status
+	}
+	return *l.cur, l.status
+}
+
+// technicalMaterial resolves a technical entry through the manager: a static credential's
+// fields, or a valid token (refreshed on demand). The credential's name answers as technical.
+func (l *processLookup) technicalMaterial(name string) (map[string]any, error) {
+	e, err := l.b.getTechnical(l.ctx, l.s, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return nil, fmt.Errorf("technical credential %q does not exist", name)
+	}
+	if !e.rotates() && credentialExpired(e.Credential, time.Now()) {
+		return nil, fmt.Errorf("technical credential %q expired at %s", name, e.Credential.Fields["expires_at"])
+	}
+	m, err := l.b.technicalMaterial(l.ctx, l.s, e)
+	if err != nil {
+		var coded logical.HTTPCodedError
+		if errors.As(err, &coded) {
+			return nil, errors.New(coded.Error())
+		}
+		return nil, err
+	}
+	delete(m, "name")
+	m["technical"] = name
+	return m, nil
+}
+
+func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	raw, ok := d.GetOk("duration")
+	if !ok || raw.(int) <= 0 {
+		return badRequest(errors.New("duration is required: how far ahead to look, such as 72h"))
+	}
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	horizon := time.Now().Add(time.Duration(raw.(int)) * time.Second)
+	expiring, err := b.expiringBefore(ctx, req.Storage, p, horizon)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": expiring}}, nil
+}
+
+// expiringBefore lists what the process can resolve that expires before the horizon and will not
+// renew itself.
+func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *processEntry, horizon time.Time) ([]map[string]any, error) {
+	layers, err := b.processLayers(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := b.getCurrent(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for _, ss := range effectiveServices(layers) {
+		for i, c := range ss.Service.Credentials {
+			item := map[string]any{"service": ss.Service.Name, "source": ss.Source, "index": i, "type": c.Type, "technical": ""}
+			subject := &c
+			switch c.Type {
+			case "technical":
+				e, err := b.getTechnical(ctx, s, c.Fields["name"])
+				if err != nil {
+					return nil, err
+				}
+				if e == nil || e.rotates() {
+					continue
+				}
+				subject, item["technical"], item["type"] = &e.Credential, e.Name, e.Credential.Type
+			case "current":
+				if cur == nil || p.KeepCredentials == keepNone {
+					continue
+				}
+				subject = cur
+			}
+			exp, ok := subject.Fields["expires_at"]
+			if t, err := time.Parse(time.RFC3339, exp); ok && err == nil && t.Before(horizon) {
+				item["expires_at"] = exp
+				out = append(out, item)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return fmt.Sprint(out[i]["expires_at"]) < fmt.Sprint(out[j]["expires_at"]) })
+	return out, nil
+}
+
+var resolveResponseFields = map[string]*framework.FieldSchema{
+	"service":         {Type: framework.TypeString, Description: "The service resolved.", Required: true},
+	"source":          {Type: framework.TypeString, Description: "The layer it came from: runtime, definition:<registry> or global:<registry>.", Required: true},
+	"index":           {Type: framework.TypeInt, Description: "The credential's place in the service's list."},
+	"type":            {Type: framework.TypeString, Description: "The credential's type."},
+	"technical":       {Type: framework.TypeString, Description: "The technical credential's name, for a technical entry."},
+	"credentials":     {Type: framework.TypeSlice, Description: "With all=true: every usable credential, in order."},
+	"explain":         {Type: framework.TypeMap, Description: "With explain=true: the layers, candidates and each credential tried."},
+	"label":           {Type: framework.TypeString, Description: "The credential's label."},
+	"username":        {Type: framework.TypeString, Description: "password: the user name."},
+	"password":        {Type: framework.TypeString, Description: "password: the password."},
+	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
+	"token":           {Type: framework.TypeString, Description: "token: the token."},
+	"token_type":      {Type: framework.TypeString, Description: "token, oauth2: how the token is presented."},
+	"expires_at":      {Type: framework.TypeString, Description: "token, oauth2: when it expires."},
+	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
+	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
+	"certificate":     {Type: framework.TypeString, Description: "certificate: PEM."},
+	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
+	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
+	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
+	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token."},
+	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
+}
+
+const resolveHelpDescription = `
+Resolves which credentials a process uses for a service, through three layers, most specific
+first: its runtime layer, its definition registry, then the global registries in config order. The
+first layer that has the service wins (lists are not merged); in its list, the first usable
+credential is answered. A technical entry whose credential is missing or has no valid token, a
+current entry whose credentials are not kept, lost or expired, and an expired token are skipped.
+
+  $ vault read pecreds/process/order-42/resolve/crm
+  $ vault read pecreds/process/order-42/resolve/crm explain=true
+  $ vault read pecreds/process/order-42/resolve url=https://crm.example.com/api/customers/7
+  $ vault read pecreds/process/order-42/resolve/crm all=true type=password
+
+The answer is flat, so a template reads .Data.username: service, source, index, type, the
+credential's fields, technical (the name, for a technical entry), and for OAuth2 tokens
+expires_at, ttl and rotation_period. all=true answers credentials: [...]; explain=true adds the
+trace. Nothing usable is a 400 that lists every candidate and why it was skipped.
+`

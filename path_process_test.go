@@ -1,0 +1,222 @@
+package pecreds
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const annJSON = `{"type": "password", "username": "ann", "password": "ann-secret-pw"}`
+
+// setupLayers writes a definition registry, a global registry and a technical credential.
+func setupLayers(t *testing.T, b *backend, s logical.Storage) {
+	t.Helper()
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/crm-service", map[string]any{"type": "password", "username": "svc-crm", "password": "svc-secret"})
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/orders", map[string]any{"services": `[
+		{"name": "crm", "url": "https://crm.example.com/api", "credentials": [{"type": "current"}, {"type": "technical", "name": "crm-service"}]},
+		{"name": "docs", "url": "https://docs.example.com", "credentials": [{"type": "api_key", "key": "def-docs-key"}]}]`})
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/common", map[string]any{"services": `[
+		{"name": "docs", "credentials": [{"type": "api_key", "key": "global-docs-key"}]},
+		{"name": "mail", "url": "smtp://mail.example.com", "credentials": [{"type": "password", "username": "noreply", "password": "mail-pw"}]}]`})
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"global_registries": "common"})
+}
+
+func TestProcessLifecycle(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	resp := mustSucceed(t, b, s, logical.CreateOperation, "process/p1", map[string]any{"definition": "orders", "owner": "ann", "current": annJSON, "ttl": "2h"})
+	if resp.Secret == nil || resp.Secret.TTL != 2*time.Hour || resp.Secret.InternalData["process_id"] != "p1" {
+		t.Fatalf("lease %+v", resp.Secret)
+	}
+	if resp.Data["current_credentials"] != "kept" || resp.Data["health"] != "running" || resp.Data["keep_credentials"] != "persistent" {
+		t.Errorf("answer %v", resp.Data)
+	}
+	body, _ := json.Marshal(resp.Data)
+	if strings.Contains(string(body), "ann-secret-pw") {
+		t.Error("the lease answer shows the current password")
+	}
+	mustFail(t, b, s, logical.UpdateOperation, "process/p1", map[string]any{"definition": "orders"}, `process "p1" exists`)
+	mustFail(t, b, s, logical.CreateOperation, "process/p2", map[string]any{"definition": "nope"}, `definition: registry "nope" does not exist`)
+	mustFail(t, b, s, logical.CreateOperation, "process/p2", map[string]any{"current": `{"type": "technical", "name": "x"}`}, "current:", `type "technical" is not allowed`)
+	mustFail(t, b, s, logical.CreateOperation, "process/-p", nil, `process id "-p" is invalid`)
+
+	read := mustSucceed(t, b, s, logical.ReadOperation, "process/p1", nil)
+	if read.Data["definition"] != "orders" || read.Data["owner"] != "ann" {
+		t.Errorf("read %v", read.Data)
+	}
+	if keys := mustSucceed(t, b, s, logical.ListOperation, "process/", nil).Data["keys"].([]string); len(keys) != 1 {
+		t.Errorf("list %v", keys)
+	}
+	usage := mustSucceed(t, b, s, logical.ReadOperation, "technical/crm-service/usage", nil).Data
+	if usage["processes"] != 1 || usage["process_ids"].([]string)[0] != "p1" {
+		t.Errorf("usage %v", usage)
+	}
+	mustSucceed(t, b, s, logical.DeleteOperation, "process/p1", nil)
+	if r := request(t, b, s, logical.ReadOperation, "process/p1", nil); r != nil {
+		t.Errorf("read after delete %v", r.Data)
+	}
+	if e, _ := s.Get(context.Background(), "process-current/p1"); e != nil {
+		t.Error("delete left the current credentials in storage")
+	}
+}
+
+func TestProcessTTLCappedByMax(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"process_ttl": "1h", "process_max_ttl": "10h"})
+	resp := mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"ttl": "100h"})
+	if resp.Secret.TTL != 10*time.Hour || resp.Secret.MaxTTL != 10*time.Hour || len(resp.Warnings) != 1 {
+		t.Errorf("ttl %s, max %s, warnings %v", resp.Secret.TTL, resp.Secret.MaxTTL, resp.Warnings)
+	}
+}
+
+func TestProcessKeepModes(t *testing.T) {
+	for _, tc := range []struct{ mode, afterRestart string }{
+		{"persistent", "kept"}, {"transient", "lost"}, {"none", "none"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			b, s := getTestBackend(t)
+			setupLayers(t, b, s)
+			mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"keep_credentials": tc.mode})
+			resp := mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON})
+			want := "kept"
+			if tc.mode == "none" {
+				want = "none"
+				if len(resp.Warnings) == 0 {
+					t.Error("no warning that the current credentials were not kept")
+				}
+			}
+			if resp.Data["current_credentials"] != want {
+				t.Errorf("at creation %v", resp.Data["current_credentials"])
+			}
+			// A plugin restart: a new backend on the same storage.
+			b2 := restart(t, s)
+			if got := mustSucceed(t, b2, s, logical.ReadOperation, "process/p", nil).Data["current_credentials"]; got != tc.afterRestart {
+				t.Errorf("after a restart current_credentials = %v, want %s", got, tc.afterRestart)
+			}
+			// The config's mode changing later does not change the process's.
+			mustSucceed(t, b2, s, logical.UpdateOperation, "config", map[string]any{"keep_credentials": "persistent"})
+			if got := mustSucceed(t, b2, s, logical.ReadOperation, "process/p", nil).Data["keep_credentials"]; got != tc.mode {
+				t.Errorf("keep_credentials became %v", got)
+			}
+			res := mustSucceed(t, b2, s, logical.ReadOperation, "process/p/resolve/crm", nil).Data
+			wantUser := "svc-crm"
+			if tc.afterRestart == "kept" {
+				wantUser = "ann"
+			}
+			if res["username"] != wantUser {
+				t.Errorf("resolved %v, want %s", res["username"], wantUser)
+			}
+		})
+	}
+}
+
+func restart(t *testing.T, s logical.Storage) *backend {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = s
+	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 32 * 24 * time.Hour}
+	raw, err := Factory(context.Background(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := raw.(*backend)
+	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b
+}
+
+func TestProcessResolve(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON})
+
+	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/crm", nil).Data
+	if got["username"] != "ann" || got["password"] != "ann-secret-pw" || got["source"] != "definition:orders" || got["index"] != 0 || got["service"] != "crm" {
+		t.Errorf("crm %v", got)
+	}
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/crm", map[string]any{"all": true}).Data
+	if creds := got["credentials"].([]map[string]any); len(creds) != 2 || creds[1]["technical"] != "crm-service" || creds[1]["index"] != 1 {
+		t.Errorf("all %v", got)
+	}
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/docs", map[string]any{"explain": true}).Data
+	if got["key"] != "def-docs-key" || got["explain"] == nil {
+		t.Errorf("docs %v", got)
+	}
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/mail", nil).Data
+	if got["source"] != "global:common" {
+		t.Errorf("mail %v", got)
+	}
+
+	// The runtime layer masks the definition for crm.
+	mustSucceed(t, b, s, logical.UpdateOperation, "process/p/credentials", map[string]any{"services": `[{"name": "crm", "url": "https://crm.example.com/api/v2", "credentials": [{"type": "token", "token": "rt-token"}]}]`})
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/crm", nil).Data
+	if got["token"] != "rt-token" || got["source"] != "runtime" {
+		t.Errorf("crm with runtime layer %v", got)
+	}
+	runtime := mustSucceed(t, b, s, logical.ReadOperation, "process/p/credentials", nil).Data
+	if body, _ := json.Marshal(runtime); strings.Contains(string(body), "rt-token") {
+		t.Errorf("the runtime read shows a secret: %s", body)
+	}
+	// By URL: the effective crm is the runtime one, at /api/v2.
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve", map[string]any{"url": "https://crm.example.com/api/v2/customers"}).Data
+	if got["service"] != "crm" || got["source"] != "runtime" {
+		t.Errorf("by url %v", got)
+	}
+	mustFail(t, b, s, logical.ReadOperation, "process/p/resolve", map[string]any{"url": "https://crm.example.com/api/customers"},
+		`no service matches url`, "crm (runtime)")
+	mustSucceed(t, b, s, logical.DeleteOperation, "process/p/credentials/crm", nil)
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve", map[string]any{"url": "https://crm.example.com/api/customers"}).Data
+	if got["source"] != "definition:orders" {
+		t.Errorf("after removing the runtime crm %v", got)
+	}
+
+	mustFail(t, b, s, logical.ReadOperation, "process/p/resolve/nope", nil, `no layer defines service "nope"`, "runtime, definition:orders, global:common")
+	mustFail(t, b, s, logical.ReadOperation, "process/p/resolve/crm", map[string]any{"type": "certificate"},
+		`no usable credential for service "crm"`, "[0] current: of type password, not certificate", "[1] technical crm-service")
+	mustFail(t, b, s, logical.ReadOperation, "process/p/resolve", nil, "url is required")
+}
+
+func TestProcessPreflight(t *testing.T) {
+	b, s := getTestBackend(t)
+	soon := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	later := time.Now().Add(1000 * time.Hour).UTC().Format(time.RFC3339)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/tok", map[string]any{"type": "token", "token": "t", "expires_at": soon})
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/d", map[string]any{"services": `[
+		{"name": "a", "credentials": [{"type": "current"}, {"type": "technical", "name": "tok"}, {"type": "token", "token": "x", "expires_at": "` + later + `"}]}]`})
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "d",
+		"current": `{"type": "token", "token": "user-tok", "expires_at": "` + soon + `"}`})
+	got := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "72h"}).Data["expiring"].([]map[string]any)
+	if len(got) != 2 || got[0]["type"] == got[1]["type"] {
+		t.Fatalf("expiring %v", got)
+	}
+	for _, g := range got {
+		if g["expires_at"] != soon {
+			t.Errorf("expiring %v", g)
+		}
+	}
+	if got := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "5000h"}).Data["expiring"].([]map[string]any); len(got) != 3 {
+		t.Errorf("with a far horizon %v", got)
+	}
+	mustFail(t, b, s, logical.UpdateOperation, "process/p/preflight", nil, "duration is required")
+}
+
+func TestExpiredCurrentIsSkipped(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	past := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders",
+		"current": `{"type": "token", "token": "old", "expires_at": "` + past + `"}`})
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data["current_credentials"]; got != "expired" {
+		t.Errorf("status %v", got)
+	}
+	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/crm", map[string]any{"explain": true}).Data
+	if got["username"] != "svc-crm" {
+		t.Errorf("resolved %v", got)
+	}
+}

@@ -1,0 +1,293 @@
+package pecreds
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// This file resolves a service for a process: the layering (runtime, definition, global
+// registries), the in-list order with a reason for every skipped entry, and URL matching. Pure
+// functions: what they need of storage comes in through a lookup.
+
+// Credential statuses of a process's current credentials.
+const (
+	currentKept    = "kept"
+	currentLost    = "lost"
+	currentExpired = "expired"
+	currentNone    = "none"
+)
+
+// layer is one place a service may be defined, most specific first.
+type layer struct {
+	Source   string // "runtime", "definition:<registry>" or "global:<registry>"
+	Services []Service
+	Missing  bool // the registry does not exist
+}
+
+// lookup gives resolution what lives outside the layers.
+type lookup interface {
+	// technicalMaterial is a technical credential's usable material, or why there is none.
+	technicalMaterial(name string) (map[string]any, error)
+	// current is the process's current credentials and their status (kept, lost, expired, none).
+	current() (Credential, string)
+}
+
+// resolveQuery is what a resolve asks for.
+type resolveQuery struct {
+	Service string // by name, or
+	URL     string // by URL,
+	Realm   string // with an optional realm
+	Type    string // keep only credentials of this type
+	All     bool
+}
+
+// tried is one credential entry looked at, and the verdict.
+type tried struct {
+	Index   int    `json:"index"`
+	Type    string `json:"type"`
+	Name    string `json:"technical,omitempty"`
+	Used    bool   `json:"used"`
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// usable is one credential that may be used.
+type usable struct {
+	Index    int
+	Material map[string]any
+}
+
+// resolution is a resolve's outcome and its trace.
+type resolution struct {
+	Service    string
+	Source     string
+	Found      []usable
+	Layers     []map[string]any
+	Candidates []map[string]any
+	Tried      []tried
+	// CurrentUnusable says a current entry was skipped because the credentials were lost or
+	// expired (not because the mode keeps none).
+	CurrentUnusable string
+}
+
+// errNoService: no layer defines the service, or no service matches the URL.
+var errNoService = errors.New("no service")
+
+// resolve finds the service and its usable credentials. An error means no layer has the service;
+// a resolution without Found has the service but nothing usable (the trace says why).
+func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolution, error) {
+	res := &resolution{}
+	var svc *Service
+	if q.URL != "" {
+		var err error
+		svc, res.Source, res.Candidates, err = matchURL(effectiveServices(layers), q.URL, q.Realm)
+		if err != nil {
+			return res, err
+		}
+	} else {
+		svc, res.Source = findService(layers, q.Service)
+	}
+	for _, l := range layers {
+		entry := map[string]any{"source": l.Source, "has_service": hasService(l.Services, svcName(svc, q.Service))}
+		if l.Missing {
+			entry["missing"] = true
+		}
+		res.Layers = append(res.Layers, entry)
+	}
+	if svc == nil {
+		return res, errNoService
+	}
+	res.Service = svc.Name
+	for i, c := range svc.Credentials {
+		t := tried{Index: i, Type: c.Type, Name: c.Fields["name"]}
+		m, reason := usableMaterial(c, lk, now)
+		switch {
+		case reason != "":
+			t.Skipped = reason
+			if c.Type == "current" {
+				if _, status := lk.current(); status == currentLost || status == currentExpired {
+					res.CurrentUnusable = status
+				}
+			}
+		case q.Type != "" && m["type"] != q.Type:
+			t.Skipped = fmt.Sprintf("of type %v, not %s", m["type"], q.Type)
+		case len(res.Found) > 0 && !q.All:
+			t.Skipped = "not needed: an earlier credential is usable"
+		default:
+			t.Used = true
+			res.Found = append(res.Found, usable{Index: i, Material: m})
+		}
+		res.Tried = append(res.Tried, t)
+	}
+	return res, nil
+}
+
+func svcName(svc *Service, fallback string) string {
+	if svc != nil {
+		return svc.Name
+	}
+	return fallback
+}
+
+// usableMaterial is an entry's material, or the reason it cannot be used.
+func usableMaterial(c Credential, lk lookup, now time.Time) (map[string]any, string) {
+	switch c.Type {
+	case "technical":
+		m, err := lk.technicalMaterial(c.Fields["name"])
+		if err != nil {
+			return nil, err.Error()
+		}
+		return m, ""
+	case "current":
+		cur, status := lk.current()
+		switch status {
+		case currentKept:
+			return cur.Material(), ""
+		case currentNone:
+			return nil, "the process keeps no current credentials"
+		case currentLost:
+			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)"
+		default:
+			return nil, "the current credentials have expired"
+		}
+	}
+	if exp, ok := c.Fields["expires_at"]; ok {
+		if t, err := time.Parse(time.RFC3339, exp); err == nil && !now.Before(t) {
+			return nil, "expired at " + exp
+		}
+	}
+	return c.Material(), ""
+}
+
+func hasService(services []Service, name string) bool {
+	for _, s := range services {
+		if s.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// findService is the service of the most specific layer that has it.
+func findService(layers []layer, name string) (*Service, string) {
+	for _, l := range layers {
+		for i := range l.Services {
+			if l.Services[i].Name == name {
+				return &l.Services[i], l.Source
+			}
+		}
+	}
+	return nil, ""
+}
+
+// sourcedService is a service with the layer it comes from.
+type sourcedService struct {
+	Service *Service
+	Source  string
+}
+
+// effectiveServices is every service name once, as its most specific layer defines it, in
+// layer order.
+func effectiveServices(layers []layer) []sourcedService {
+	var out []sourcedService
+	seen := map[string]bool{}
+	for _, l := range layers {
+		for i := range l.Services {
+			s := &l.Services[i]
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				out = append(out, sourcedService{Service: s, Source: l.Source})
+			}
+		}
+	}
+	return out
+}
+
+// defaultPorts are the ports a URL without one means, per scheme.
+var defaultPorts = map[string]string{
+	"http": "80", "https": "443", "ws": "80", "wss": "443", "ftp": "21", "sftp": "22", "ssh": "22",
+	"ldap": "389", "ldaps": "636", "smtp": "25", "smtps": "465", "imap": "143", "imaps": "993",
+	"postgres": "5432", "postgresql": "5432", "mysql": "3306", "mongodb": "27017", "redis": "6379",
+	"amqp": "5672", "amqps": "5671",
+}
+
+// endpoint is the part of a URL that matching compares.
+type endpoint struct {
+	scheme, host, port, path string
+}
+
+func parseEndpoint(raw string) (endpoint, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return endpoint{}, fmt.Errorf("url must be an absolute URL with a scheme and a host")
+	}
+	e := endpoint{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
+	if e.port == "" {
+		e.port = defaultPorts[e.scheme]
+	}
+	e.host = strings.TrimSuffix(e.host, ".")
+	if ip := net.ParseIP(e.host); ip != nil {
+		e.host = ip.String()
+	}
+	e.path = strings.TrimRight(u.EscapedPath(), "/")
+	return e, nil
+}
+
+// pathCovers says whether a service path is a whole-segment prefix of a request path.
+func pathCovers(servicePath, requestPath string) bool {
+	return servicePath == "" || requestPath == servicePath || strings.HasPrefix(requestPath, servicePath+"/")
+}
+
+// matchURL picks the service whose URL covers the request: same scheme, host and port, the
+// longest whole-segment path prefix, a realm equal to the request's before none; a service with
+// another realm never matches. The candidates say why each service was or was not taken.
+func matchURL(services []sourcedService, rawURL, realm string) (*Service, string, []map[string]any, error) {
+	req, err := parseEndpoint(rawURL)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	var best *sourcedService
+	bestLen, bestRealm := -1, false
+	var candidates []map[string]any
+	for i := range services {
+		s := services[i]
+		c := map[string]any{"service": s.Service.Name, "source": s.Source}
+		candidates = append(candidates, c)
+		if s.Service.URL == "" {
+			c["matched"], c["reason"] = false, "has no url"
+			continue
+		}
+		se, err := parseEndpoint(s.Service.URL)
+		switch {
+		case err != nil:
+			c["matched"], c["reason"] = false, "its url does not parse"
+			continue
+		case se.scheme != req.scheme || se.host != req.host || se.port != req.port:
+			c["matched"], c["reason"] = false, "scheme, host or port differ"
+			continue
+		case !pathCovers(se.path, req.path):
+			c["matched"], c["reason"] = false, fmt.Sprintf("path %q does not cover the request's", se.path)
+			continue
+		case s.Service.Realm != "" && s.Service.Realm != realm:
+			c["matched"], c["reason"] = false, fmt.Sprintf("realm %q differs from the request's", s.Service.Realm)
+			continue
+		}
+		c["matched"], c["path_length"] = true, len(se.path)
+		realmMatch := s.Service.Realm != ""
+		if len(se.path) > bestLen || (len(se.path) == bestLen && realmMatch && !bestRealm) {
+			best, bestLen, bestRealm = &services[i], len(se.path), realmMatch
+		}
+	}
+	if best == nil {
+		return nil, "", candidates, errNoService
+	}
+	for _, c := range candidates {
+		if c["service"] == best.Service.Name {
+			c["chosen"] = true
+		}
+	}
+	return best.Service, best.Source, candidates, nil
+}

@@ -1,0 +1,201 @@
+package pecreds
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fakeLookup answers resolution's questions from maps.
+type fakeLookup struct {
+	technical map[string]map[string]any
+	cur       Credential
+	status    string
+}
+
+func (f fakeLookup) technicalMaterial(name string) (map[string]any, error) {
+	if m, ok := f.technical[name]; ok {
+		return m, nil
+	}
+	return nil, errors.New(`technical credential "` + name + `" does not exist`)
+}
+
+func (f fakeLookup) current() (Credential, string) { return f.cur, f.status }
+
+func cred(typ string, fields ...string) Credential {
+	c := Credential{Type: typ, Fields: map[string]string{}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		c.Fields[fields[i]] = fields[i+1]
+	}
+	return c
+}
+
+func svc(name, url, realm string, creds ...Credential) Service {
+	return Service{Name: name, URL: url, Realm: realm, Credentials: creds}
+}
+
+func TestResolveLayering(t *testing.T) {
+	now := time.Now()
+	pw := func(u string) Credential { return cred("password", "username", u, "password", "p-"+u) }
+	layers := []layer{
+		{Source: "runtime", Services: []Service{svc("crm", "", "", pw("runtime-user"))}},
+		{Source: "definition:orders", Services: []Service{svc("crm", "", "", pw("def-user")), svc("docs", "", "", pw("def-docs"))}},
+		{Source: "global:common", Services: []Service{svc("docs", "", "", pw("global-docs")), svc("mail", "", "", pw("global-mail"))}},
+		{Source: "global:other", Services: []Service{svc("mail", "", "", pw("other-mail")), svc("ldap", "", "", pw("other-ldap"))}},
+	}
+	lk := fakeLookup{status: currentNone}
+	cases := []struct{ service, source, user string }{
+		{"crm", "runtime", "runtime-user"},
+		{"docs", "definition:orders", "def-docs"},
+		{"mail", "global:common", "global-mail"},
+		{"ldap", "global:other", "other-ldap"},
+	}
+	for _, tc := range cases {
+		res, err := resolve(layers, resolveQuery{Service: tc.service}, lk, now)
+		if err != nil || len(res.Found) != 1 {
+			t.Fatalf("%s: %v %+v", tc.service, err, res)
+		}
+		if res.Source != tc.source || res.Found[0].Material["username"] != tc.user {
+			t.Errorf("%s: from %s as %v, want %s as %s", tc.service, res.Source, res.Found[0].Material["username"], tc.source, tc.user)
+		}
+	}
+	if _, err := resolve(layers, resolveQuery{Service: "nope"}, lk, now); !errors.Is(err, errNoService) {
+		t.Errorf("unknown service: %v", err)
+	}
+}
+
+func TestResolveOrderSkipsAndFilters(t *testing.T) {
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	services := []Service{svc("crm", "", "",
+		cred("current"),
+		cred("technical", "name", "ghost"),
+		cred("token", "token", "old", "expires_at", "2026-01-01T00:00:00Z"),
+		cred("technical", "name", "svc"),
+		cred("api_key", "key", "k", "header", "X-Key"),
+	)}
+	layers := []layer{{Source: "definition:orders", Services: services}}
+	tech := map[string]map[string]any{"svc": {"type": "password", "username": "svc", "password": "x", "name": "svc"}}
+	user := cred("password", "username", "ann", "password", "pw")
+
+	cases := []struct {
+		name      string
+		status    string
+		q         resolveQuery
+		wantIdx   []int
+		unusable  string
+		skipWords map[int]string
+	}{
+		{name: "current kept wins", status: currentKept, q: resolveQuery{Service: "crm"}, wantIdx: []int{0}},
+		{name: "lost current skipped", status: currentLost, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, unusable: currentLost,
+			skipWords: map[int]string{0: "lost", 1: `"ghost" does not exist`, 2: "expired at 2026-01-01"}},
+		{name: "none is not unusable", status: currentNone, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, skipWords: map[int]string{0: "keeps no current"}},
+		{name: "expired current", status: currentExpired, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, unusable: currentExpired},
+		{name: "all", status: currentKept, q: resolveQuery{Service: "crm", All: true}, wantIdx: []int{0, 3, 4}},
+		{name: "type filter", status: currentKept, q: resolveQuery{Service: "crm", Type: "api_key"}, wantIdx: []int{4}, skipWords: map[int]string{0: "not api_key"}},
+		{name: "type filter all", status: currentKept, q: resolveQuery{Service: "crm", Type: "password", All: true}, wantIdx: []int{0, 3}},
+		{name: "type nothing", status: currentKept, q: resolveQuery{Service: "crm", Type: "certificate"}, wantIdx: nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := resolve(layers, tc.q, fakeLookup{technical: tech, cur: user, status: tc.status}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int
+			for _, f := range res.Found {
+				got = append(got, f.Index)
+			}
+			if len(got) != len(tc.wantIdx) {
+				t.Fatalf("found %v, want %v (trace %+v)", got, tc.wantIdx, res.Tried)
+			}
+			for i := range got {
+				if got[i] != tc.wantIdx[i] {
+					t.Fatalf("found %v, want %v", got, tc.wantIdx)
+				}
+			}
+			if res.CurrentUnusable != tc.unusable {
+				t.Errorf("current unusable %q, want %q", res.CurrentUnusable, tc.unusable)
+			}
+			for idx, word := range tc.skipWords {
+				if !contains(res.Tried[idx].Skipped, word) {
+					t.Errorf("entry %d skipped for %q, want it to mention %q", idx, res.Tried[idx].Skipped, word)
+				}
+			}
+			if len(res.Tried) != len(services[0].Credentials) {
+				t.Errorf("trace has %d entries", len(res.Tried))
+			}
+		})
+	}
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+func TestMatchURL(t *testing.T) {
+	c := cred("current")
+	services := func(ss ...Service) []sourcedService {
+		return effectiveServices([]layer{{Source: "definition:d", Services: ss}})
+	}
+	cases := []struct {
+		name     string
+		services []sourcedService
+		url      string
+		realm    string
+		want     string // "" for no match
+	}{
+		{"exact", services(svc("a", "https://crm.example.com/api", "", c)), "https://crm.example.com/api", "", "a"},
+		{"sub path", services(svc("a", "https://crm.example.com/api", "", c)), "https://crm.example.com/api/x/y?q=1", "", "a"},
+		{"not a segment", services(svc("a", "https://crm.example.com/api", "", c)), "https://crm.example.com/apix", "", ""},
+		{"trailing slash", services(svc("a", "https://crm.example.com/api/", "", c)), "https://crm.example.com/api", "", "a"},
+		{"root service", services(svc("a", "https://crm.example.com", "", c)), "https://crm.example.com/anything", "", "a"},
+		{"host case", services(svc("a", "https://CRM.Example.com/api", "", c)), "HTTPS://crm.example.COM/api/v1", "", "a"},
+		{"path case matters", services(svc("a", "https://crm.example.com/API", "", c)), "https://crm.example.com/api", "", ""},
+		{"default https port", services(svc("a", "https://crm.example.com:443/api", "", c)), "https://crm.example.com/api", "", "a"},
+		{"default http port", services(svc("a", "http://crm.example.com/api", "", c)), "http://crm.example.com:80/api", "", "a"},
+		{"other port", services(svc("a", "https://crm.example.com:8443/api", "", c)), "https://crm.example.com/api", "", ""},
+		{"scheme differs", services(svc("a", "http://crm.example.com/api", "", c)), "https://crm.example.com/api", "", ""},
+		{"host differs", services(svc("a", "https://crm.example.com/api", "", c)), "https://crm.example.org/api", "", ""},
+		{"longest wins", services(svc("short", "https://h/api", "", c), svc("long", "https://h/api/v2", "", c)), "https://h/api/v2/orders", "", "long"},
+		{"longest wins in any order", services(svc("long", "https://h/api/v2", "", c), svc("short", "https://h/api", "", c)), "https://h/api/v1", "", "short"},
+		{"realm beats none at equal length", services(svc("plain", "https://h/api", "", c), svc("eu", "https://h/api", "EU", c)), "https://h/api/x", "EU", "eu"},
+		{"no realm when the request has none", services(svc("plain", "https://h/api", "", c), svc("eu", "https://h/api", "EU", c)), "https://h/api/x", "", "plain"},
+		{"other realm never matches", services(svc("eu", "https://h/api", "EU", c)), "https://h/api", "US", ""},
+		{"longer path beats realm", services(svc("eu", "https://h/api", "EU", c), svc("deep", "https://h/api/v2", "", c)), "https://h/api/v2/x", "EU", "deep"},
+		{"no url", services(svc("a", "", "", c)), "https://h/api", "", ""},
+		{"ipv6 and port", services(svc("a", "http://[::1]:8080/x", "", c)), "http://[0:0::1]:8080/x/y", "", "a"},
+		{"postgres default port", services(svc("db", "postgres://db.example.com/orders", "", c)), "postgres://db.example.com:5432/orders", "", "db"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, cands, err := matchURL(tc.services, tc.url, tc.realm)
+			if tc.want == "" {
+				if !errors.Is(err, errNoService) {
+					t.Errorf("matched %v, want none", s)
+				}
+				return
+			}
+			if err != nil || s.Name != tc.want {
+				t.Errorf("matched %v (%v), want %s; candidates %v", s, err, tc.want, cands)
+			}
+		})
+	}
+	if _, _, _, err := matchURL(nil, "/relative", ""); err == nil || errors.Is(err, errNoService) {
+		t.Errorf("a relative request URL: %v", err)
+	}
+}
+
+func TestEffectiveServicesMaskLowerLayers(t *testing.T) {
+	c := cred("current")
+	layers := []layer{
+		{Source: "runtime", Services: []Service{svc("crm", "https://runtime.example.com", "", c)}},
+		{Source: "definition:d", Services: []Service{svc("crm", "https://h/api", "", c), svc("docs", "https://h/docs", "", c)}},
+	}
+	// The definition's crm URL is masked by the runtime crm, which has another host.
+	if s, _, _, err := matchURL(effectiveServices(layers), "https://h/api/x", ""); err == nil {
+		t.Errorf("a masked service matched: %v", s.Name)
+	}
+	s, src, _, err := matchURL(effectiveServices(layers), "https://runtime.example.com/x", "")
+	if err != nil || s.Name != "crm" || src != "runtime" {
+		t.Errorf("got %v from %s: %v", s, src, err)
+	}
+}
