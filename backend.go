@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -48,7 +49,12 @@ type backend struct {
 	technicals  map[string]*technicalEntry
 	tokenStates map[string]*tokenState
 	processes   map[string]*processEntry
+	tasks       map[string]*taskEntry
 	currents    map[string]*Credential // persistent current credentials, as stored
+
+	// reportRefreshes: when a reported failure last forced a technical token's refresh (memory
+	// only; a heuristic against a herd of reports).
+	reportRefreshes map[string]time.Time
 
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.
@@ -72,9 +78,11 @@ func newBackend() *backend {
 		technicals:     map[string]*technicalEntry{},
 		tokenStates:    map[string]*tokenState{},
 		processes:      map[string]*processEntry{},
+		tasks:          map[string]*taskEntry{},
 		currents:       map[string]*Credential{},
 
 		transientCurrent: map[string]*Credential{},
+		reportRefreshes:  map[string]time.Time{},
 		httpClient:       newTokenHTTPClient(),
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
@@ -104,8 +112,10 @@ func newBackend() *backend {
 			pathRegistry(b),
 			pathTechnical(b),
 			pathProcessResolve(b),
+			pathProcessReport(b),
 			pathProcessCredentials(b),
 			pathProcess(b),
+			pathTask(b),
 		),
 	}
 	return b
@@ -168,6 +178,8 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		delete(b.processes, strings.TrimPrefix(key, processStoragePrefix))
 	case strings.HasPrefix(key, currentStoragePrefix):
 		delete(b.currents, strings.TrimPrefix(key, currentStoragePrefix))
+	case strings.HasPrefix(key, taskStoragePrefix):
+		delete(b.tasks, strings.TrimPrefix(key, taskStoragePrefix))
 	}
 }
 
@@ -180,12 +192,16 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	return b.refresher.start(req.Storage)
 }
 
-// periodic sweeps for overdue work that the scheduler may have missed.
+// periodic sweeps for overdue refreshes the scheduler may have missed, and removes tasks closed
+// more than 30 days ago.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}
-	return b.refresher.rebuild(ctx, req.Storage)
+	if err := b.refresher.rebuild(ctx, req.Storage); err != nil {
+		return err
+	}
+	return b.sweepTasks(ctx, req.Storage, time.Now())
 }
 
 // clean stops all background work: Vault is unloading the backend.

@@ -12,6 +12,11 @@ import (
 const (
 	eventTechnicalRefreshed     = "pecreds/technical-refreshed"
 	eventTechnicalRefreshFailed = "pecreds/technical-refresh-failed"
+	eventProcessBroken          = "pecreds/process-broken"
+	eventProcessResumed         = "pecreds/process-resumed"
+	eventTaskCreated            = "pecreds/task-created"
+	eventTaskCompleted          = "pecreds/task-completed"
+	eventTaskCancelled          = "pecreds/task-cancelled"
 )
 
 // emit sends a Vault event. Community Edition has no event system (ErrNoEvents): not an error.

@@ -85,6 +85,17 @@ func (c *configEntry) effectiveErrorHealth() map[string]string {
 	return m
 }
 
+// healthFor maps an error class to a health; a class the mapping does not name fails.
+func (c *configEntry) healthFor(class string) string {
+	if h, ok := c.ErrorHealthMapping[class]; ok {
+		return h
+	}
+	if h, ok := defaultErrorHealth[class]; ok {
+		return h
+	}
+	return healthFailed
+}
+
 func (c *configEntry) responseData() map[string]any {
 	return map[string]any{
 		"keep_credentials":     c.KeepCredentials,

@@ -30,8 +30,11 @@ type processEntry struct {
 	HealthReason string    `json:"health_reason"`
 	TaskID       string    `json:"task_id"`
 	Runtime      []Service `json:"runtime"`
-	CreatedTime  time.Time `json:"created_time"`
-	UpdatedTime  time.Time `json:"updated_time"`
+	// Retried holds, per technical credential, the token generation this process was told to
+	// retry with after reporting a failure: the same generation failing again is final.
+	Retried     map[string]int `json:"retried,omitempty"`
+	CreatedTime time.Time      `json:"created_time"`
+	UpdatedTime time.Time      `json:"updated_time"`
 }
 
 // currentStatus says what resolution can make of the current credentials: kept, lost, expired
@@ -251,12 +254,19 @@ func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d
 	return nil, b.endProcess(ctx, req.Storage, id)
 }
 
-// endProcess wipes a process and its current credentials. Idempotent: revoking the lease of a
+// endProcess wipes a process and its current credentials, and cancels its open task. Idempotent: revoking the lease of a
 // deleted process is not an error.
 func (b *backend) endProcess(ctx context.Context, s logical.Storage, id string) error {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
+	p, err := b.getProcess(ctx, s, id)
+	if err != nil {
+		return err
+	}
+	if err := b.cancelOpenTask(ctx, s, p); err != nil {
+		return err
+	}
 	if err := b.deleteCurrent(ctx, s, id); err != nil {
 		return err
 	}

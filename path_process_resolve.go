@@ -127,15 +127,18 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if p == nil {
 		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
-	layers, err := b.processLayers(ctx, req.Storage, p)
-	if err != nil {
-		return nil, err
+	res, rerr := b.resolveProcess(ctx, req.Storage, p, q)
+	if rerr != nil && !errors.Is(rerr, errNoService) {
+		return nil, rerr
 	}
-	lk, err := b.newProcessLookup(ctx, req.Storage, p)
-	if err != nil {
-		return nil, err
+	if rerr == nil && len(res.Found) == 0 && res.CurrentUnusable != "" && q.Type == "" {
+		// Nothing usable because the user's own credentials are gone: the owner is asked.
+		msg, err := b.breakForCurrent(ctx, req.Storage, p.ID, res.Service, res.CurrentUnusable)
+		if err != nil {
+			return nil, err
+		}
+		return badRequest(errors.New(msg + "; " + describeFailure(p, q, res, nil)))
 	}
-	res, rerr := resolve(layers, q, lk, time.Now())
 	if rerr != nil || len(res.Found) == 0 {
 		return badRequest(errors.New(describeFailure(p, q, res, rerr)))
 	}
@@ -203,6 +206,23 @@ func describeFailure(p *processEntry, q resolveQuery, res *resolution, err error
 		fmt.Fprintf(&sb, "; [%d] %s: %s", t.Index, what, t.Skipped)
 	}
 	return sb.String()
+}
+
+// resolveProcess resolves for a process from what the backend holds (served from memory).
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolveQuery) (*resolution, error) {
+	layers, err := b.processLayers(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	lk, err := b.newProcessLookup(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	res, err := resolve(layers, q, lk, time.Now())
+	if err != nil && !errors.Is(err, errNoService) {
+		return nil, err
+	}
+	return res, err
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.

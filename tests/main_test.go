@@ -264,9 +264,15 @@ type cliResult struct {
 // paths like @examples/... work as in the README.
 func vaultCLI(t *testing.T, args ...string) cliResult {
 	t.Helper()
+	return vaultCLIWithEnv(t, nil, args...)
+}
+
+// vaultCLIWithEnv runs the vault CLI with extra environment (later entries win).
+func vaultCLIWithEnv(t *testing.T, extra []string, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(env.vaultBin, args...)
 	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "VAULT_ADDR="+env.addr, "VAULT_TOKEN="+rootToken, "VAULT_FORMAT=")
+	cmd.Env = append(append(os.Environ(), "VAULT_ADDR="+env.addr, "VAULT_TOKEN="+rootToken, "VAULT_FORMAT="), extra...)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()

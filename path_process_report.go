@@ -1,0 +1,303 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Broken processes: the engine reports a failed call, config.error_health_mapping decides the
+// health, a failure of the user's own credentials opens a task for the owner, and an operator
+// resumes a process broken by a technical credential.
+
+// forcedRefreshReuse: a report shortly after a report-forced refresh of the same token reuses
+// that refresh instead of forcing another (many processes report one token's failure at once).
+const forcedRefreshReuse = 5 * time.Second
+
+// actionFor is what the engine should do at a health.
+func actionFor(health string) string {
+	switch health {
+	case healthRunning:
+		return "retry"
+	case healthBroken:
+		return "wait"
+	}
+	return "abort"
+}
+
+func pathProcessReport(b *backend) []*framework.Path {
+	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The process id."}
+	return []*framework.Path{
+		{
+			Pattern:        "process/" + nameSegment("id") + "/report$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "report", OperationSuffix: "failure"},
+			ExistenceCheck: actionExists,
+			Fields: map[string]*framework.FieldSchema{
+				"id":      idField,
+				"service": {Type: framework.TypeString, Description: "The service whose call failed; required."},
+				"error": {Type: framework.TypeString, Description: "The error class: auth_failed, credentials_expired, credentials_unavailable, " +
+					"forbidden, unavailable, or another word; required. config.error_health_mapping maps it to a health."},
+				"message": {Type: framework.TypeString, Description: "Free text about the failure, for the engine's own records; it is neither stored nor logged. Defaults to empty."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathProcessReport,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"health":  {Type: framework.TypeString, Description: "running, broken or failed.", Required: true},
+						"action":  {Type: framework.TypeString, Description: "retry, wait (for the owner's task, or an operator) or abort.", Required: true},
+						"task_id": {Type: framework.TypeString, Description: "The open task, when the owner was asked for new credentials.", Required: true},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "Report a failed call: answers the process's health and what the engine should do.",
+			HelpDescription: reportHelpDescription,
+		},
+		{
+			Pattern:        "process/" + nameSegment("id") + "/resume$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "resume", OperationSuffix: "process"},
+			ExistenceCheck: actionExists,
+			Fields:         map[string]*framework.FieldSchema{"id": idField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:  b.pathProcessResume,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Set a broken process running again (an operator's act).",
+			HelpDescription: "For a process broken by a technical or registry credential, once the credential is fixed. A process broken by its current credentials resumes through its task instead, so resuming it is a 400 naming the task.",
+		},
+	}
+}
+
+func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id, service, class := d.Get("id").(string), d.Get("service").(string), d.Get("error").(string)
+	for _, check := range []struct{ what, v string }{{"process id", id}, {"service", service}, {"error", class}} {
+		if err := validateName(check.what, check.v); err != nil {
+			return badRequest(err)
+		}
+	}
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	res, err := b.resolveProcess(ctx, req.Storage, p, resolveQuery{Service: service})
+	if errors.Is(err, errNoService) {
+		return badRequest(fmt.Errorf("service: process %q has no service %q in any layer", id, service))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if p.Health == healthFailed {
+		return reportAnswer(p), nil
+	}
+
+	next := *p
+	next.UpdatedTime = time.Now().UTC()
+	health := cfg.healthFor(class)
+	var used *tried
+	if len(res.Found) > 0 {
+		used = &res.Tried[res.Found[0].Index]
+	}
+	switch {
+	case used != nil && used.Type == "technical" && (class == "auth_failed" || class == "credentials_expired"):
+		retry, reason, err := b.retryTechnical(ctx, req.Storage, &next, used.Name)
+		if err != nil {
+			return nil, err
+		}
+		if retry {
+			health = healthRunning
+		} else if health != healthRunning {
+			next.HealthReason = reason
+		}
+	case (used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != ""):
+		if health == healthBroken && (!cfg.TaskManager || p.KeepCredentials == keepNone) {
+			health = healthFailed // without a Task Manager the engine aborts, as it always did
+		}
+		next.HealthReason = fmt.Sprintf("the current credentials failed for service %q (%s)", service, class)
+	default:
+		what := fmt.Sprintf("service %q", service)
+		if used != nil && used.Name != "" {
+			what = fmt.Sprintf("technical credential %q", used.Name)
+		}
+		next.HealthReason = fmt.Sprintf("%s failed (%s)", what, class)
+	}
+	if health == healthRunning {
+		next.HealthReason = p.HealthReason
+	}
+	next.Health = health
+	currentFailed := health == healthBroken && ((used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != ""))
+	if err := b.storeHealth(ctx, req.Storage, p, &next, service, class, currentFailed); err != nil {
+		return nil, err
+	}
+	return reportAnswer(&next), nil
+}
+
+func reportAnswer(p *processEntry) *logical.Response {
+	return &logical.Response{Data: map[string]any{"health": p.Health, "action": actionFor(p.Health), "task_id": p.TaskID}}
+}
+
+// retryTechnical decides a technical token's failure: once per token generation a process is
+// told to retry with a fresh token; the same generation failing again, or a refresh that fails,
+// falls to the mapping (false, with the reason).
+func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *processEntry, name string) (bool, string, error) {
+	e, err := b.getTechnical(ctx, s, name)
+	if err != nil {
+		return false, "", err
+	}
+	if e == nil || !e.rotates() {
+		return false, fmt.Sprintf("technical credential %q failed", name), nil
+	}
+	st, err := b.getTokenState(ctx, s, name)
+	if err != nil {
+		return false, "", err
+	}
+	if st != nil && p.Retried[name] == st.Generation {
+		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil
+	}
+	b.cacheLock.RLock()
+	last := b.reportRefreshes[name]
+	b.cacheLock.RUnlock()
+	if st == nil || time.Since(last) > forcedRefreshReuse {
+		if st, err = b.refreshToken(ctx, s, e, true); err != nil {
+			return false, "", err
+		}
+		b.refresher.schedule(name, st)
+		b.cacheLock.Lock()
+		b.reportRefreshes[name] = time.Now()
+		b.cacheLock.Unlock()
+	}
+	if !st.valid(time.Now()) || (st.LastError != "" && st.Failures > 0) {
+		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, st.LastError), nil
+	}
+	retried := map[string]int{}
+	for k, v := range p.Retried {
+		retried[k] = v
+	}
+	retried[name] = st.Generation
+	p.Retried = retried
+	return true, "", nil
+}
+
+// storeHealth stores a process's new health; a break of the current credentials opens the
+// owner's task. Events tell of the changes.
+func (b *backend) storeHealth(ctx context.Context, s logical.Storage, before, next *processEntry, service, reason string, currentFailed bool) error {
+	var task *taskEntry
+	created := false
+	if currentFailed {
+		var err error
+		if task, created, err = b.openTaskFor(ctx, s, next, service, reason); err != nil {
+			return err
+		}
+		next.TaskID = task.ID
+	}
+	if err := b.putProcess(ctx, s, next); err != nil {
+		return err
+	}
+	if next.Health == healthBroken && before.Health != healthBroken {
+		b.emit(ctx, eventProcessBroken, "process_id", next.ID, "service", service, "reason", next.HealthReason)
+		b.Logger().Info("process broken", "process", next.ID, "service", service, "reason", reason)
+	}
+	if created {
+		b.emit(ctx, eventTaskCreated, "task_id", task.ID, "process_id", next.ID, "service", service, "owner_entity_id", next.OwnerEntityID)
+	}
+	return nil
+}
+
+// breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
+// nothing else is usable: the process goes broken and its owner gets a task (failed without a
+// Task Manager). The answer names the task.
+func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, s, id)
+	if err != nil || p == nil {
+		return "", err
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	next := *p
+	next.UpdatedTime = time.Now().UTC()
+	next.HealthReason = fmt.Sprintf("the current credentials are %s (service %q)", status, service)
+	if !cfg.TaskManager {
+		next.Health = healthFailed
+		if err := b.putProcess(ctx, s, &next); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
+	}
+	next.Health = healthBroken
+	if err := b.storeHealth(ctx, s, p, &next, service, status, true); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.TaskID), nil
+}
+
+func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("process id", id); err != nil {
+		return badRequest(err)
+	}
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	switch {
+	case p.Health != healthBroken:
+		return badRequest(fmt.Errorf("process %q is %s, not broken", id, p.Health))
+	case p.TaskID != "":
+		return badRequest(fmt.Errorf("process %q waits for its owner: it resumes when task %s is completed", id, p.TaskID))
+	}
+	next := *p
+	next.Health, next.HealthReason, next.Retried, next.UpdatedTime = healthRunning, "", nil, time.Now().UTC()
+	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
+		return nil, err
+	}
+	b.emit(ctx, eventProcessResumed, "process_id", id)
+	cur, err := b.getCurrent(ctx, req.Storage, &next)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: next.responseData(next.currentStatus(cur, time.Now()))}, nil
+}
+
+const reportHelpDescription = `
+The engine reports a failed call with the service and an error class. config.error_health_mapping
+maps the class to a health — running (action retry), broken (wait) or failed (abort); defaults:
+auth_failed, credentials_expired, credentials_unavailable → broken; forbidden → failed;
+unavailable → running; any other class → failed.
+
+  $ vault write pecreds/process/order-42/report service=crm error=auth_failed
+
+- The process's current credentials failed and the mapping says broken: the process is broken and
+  its owner gets one task (never two); the answer names it. Without a Task Manager
+  (config.task_manager=false) the process fails instead.
+- An OAuth2 technical token failed (auth_failed, credentials_expired): the token is re-created
+  once and the answer is retry; if the refresh fails, or the fresh token fails again, the mapping
+  applies, and a broken process waits for an operator's process/:id/resume (no task: the owner
+  cannot fix it).
+`

@@ -1,0 +1,370 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+const taskStoragePrefix = "task/"
+
+// Task statuses.
+const (
+	taskOpen      = "open"
+	taskCompleted = "completed"
+	taskCancelled = "cancelled"
+)
+
+// closedTaskRetention: closed tasks stay readable this long, then the periodic sweep removes them.
+const closedTaskRetention = 30 * 24 * time.Hour
+
+// taskEntry is a stored task: a process's owner is asked for new credentials.
+type taskEntry struct {
+	ID            string    `json:"id"`
+	ProcessID     string    `json:"process_id"`
+	Service       string    `json:"service"`
+	Reason        string    `json:"reason"`
+	Owner         string    `json:"owner"`
+	OwnerEntityID string    `json:"owner_entity_id"`
+	Status        string    `json:"status"`
+	CreatedTime   time.Time `json:"created_time"`
+	ClosedTime    time.Time `json:"closed_time"`
+}
+
+func (t *taskEntry) responseData() map[string]any {
+	return map[string]any{
+		"id": t.ID, "process_id": t.ProcessID, "service": t.Service, "reason": t.Reason,
+		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status,
+		"created_time": t.CreatedTime.Format(time.RFC3339Nano), "closed_time": formatTime(t.ClosedTime),
+	}
+}
+
+func pathTask(b *backend) []*framework.Path {
+	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The task id."}
+	return []*framework.Path{
+		{
+			Pattern:      "task/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "tasks"},
+			Fields: map[string]*framework.FieldSchema{
+				"owner_entity_id": {Type: framework.TypeString, Description: "List only the open tasks of this identity entity. Defaults to every open task."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathTaskList,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys": {Type: framework.TypeStringSlice, Description: "The ids of the open tasks."},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "List the open credential-update tasks.",
+			HelpDescription: "Lists the ids of the open tasks, optionally only those of one owner: LIST pecreds/task?owner_entity_id=<entity>.",
+		},
+		{
+			Pattern:        "task/" + nameSegment("id") + "/complete$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "complete", OperationSuffix: "task"},
+			ExistenceCheck: actionExists,
+			Fields: map[string]*framework.FieldSchema{
+				"id": idField,
+				"credentials": {Type: framework.TypeMap, Description: "The owner's new credentials: a credential object " +
+					"({type: password|token|api_key|certificate, ...}) or JSON text holding one. Required."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:  b.pathTaskComplete,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
+				},
+			},
+			HelpSynopsis: "Complete a credential-update task with new credentials: the process resumes.",
+			HelpDescription: `Replaces the process's current credentials (kept per the process's keep_credentials),
+sets the process running again and closes the task. Only the task's owner (the identity entity
+the process was started for) may complete it; anyone else gets 403. A process started by a token
+without an entity has tasks any token allowed by policy may complete.
+
+  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`,
+		},
+		{
+			Pattern:        "task/" + nameSegment("id") + "/cancel$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "cancel", OperationSuffix: "task"},
+			ExistenceCheck: actionExists,
+			Fields:         map[string]*framework.FieldSchema{"id": idField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback:  b.pathTaskCancel,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Cancel a credential-update task: the process fails.",
+			HelpDescription: "An operator's act: closes the task as cancelled and sets its process failed. Any token allowed by policy may do it.",
+		},
+		{
+			Pattern:      "task/" + nameSegment("id") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "task"},
+			Fields:       map[string]*framework.FieldSchema{"id": idField},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback:  b.pathTaskRead,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
+				},
+			},
+			HelpSynopsis:    "Read a credential-update task.",
+			HelpDescription: "Shows the task's process, service, reason, owner and status (open, completed, cancelled). Closed tasks stay readable for 30 days.",
+		},
+	}
+}
+
+func (b *backend) pathTaskList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	ids, err := req.Storage.List(ctx, taskStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	owner := d.Get("owner_entity_id").(string)
+	open := []string{}
+	for _, id := range ids {
+		t, err := b.getTask(ctx, req.Storage, id)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil && t.Status == taskOpen && (owner == "" || t.OwnerEntityID == owner) {
+			open = append(open, id)
+		}
+	}
+	sort.Strings(open)
+	return logical.ListResponse(open), nil
+}
+
+func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	if err := validateName("task id", id); err != nil {
+		return badRequest(err)
+	}
+	t, err := b.getTask(ctx, req.Storage, id)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	return &logical.Response{Data: t.responseData()}, nil
+}
+
+// openTask looks up an open task for complete and cancel: 404 unknown, 400 closed.
+func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, *logical.Response, error) {
+	if err := validateName("task id", id); err != nil {
+		resp, _ := badRequest(err)
+		return nil, resp, nil
+	}
+	t, err := b.getTask(ctx, s, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if t == nil {
+		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("task %q does not exist", id))
+	}
+	if t.Status != taskOpen {
+		resp, _ := badRequest(fmt.Errorf("task %q is %s already", id, t.Status))
+		return nil, resp, nil
+	}
+	return t, nil, nil
+}
+
+func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	t, resp, err := b.openTask(ctx, req.Storage, d.Get("id").(string))
+	if t == nil {
+		return resp, err
+	}
+	if t.OwnerEntityID != "" && req.EntityID != t.OwnerEntityID {
+		return nil, logical.ErrPermissionDenied
+	}
+	raw, ok := d.Raw["credentials"]
+	if !ok || raw == nil {
+		return badRequest(fmt.Errorf("credentials is required: the owner's new credentials"))
+	}
+	cred, err := parseCredential(raw, useCurrent)
+	if err != nil {
+		return badRequest(fmt.Errorf("credentials: %v", err))
+	}
+
+	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return badRequest(fmt.Errorf("task %q belongs to process %q, which has ended", t.ID, t.ProcessID))
+	}
+	next := *p
+	next.HasCurrent = next.KeepCredentials != keepNone
+	if next.TaskID == t.ID {
+		next.Health, next.HealthReason, next.TaskID = healthRunning, "", ""
+	}
+	next.UpdatedTime = time.Now().UTC()
+	if next.HasCurrent {
+		if err := b.putCurrent(ctx, req.Storage, &next, cred); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
+		return nil, err
+	}
+	closed, err := b.closeTask(ctx, req.Storage, t, taskCompleted)
+	if err != nil {
+		return nil, err
+	}
+	b.emit(ctx, eventTaskCompleted, "task_id", t.ID, "process_id", t.ProcessID)
+	return &logical.Response{Data: closed.responseData()}, nil
+}
+
+func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	t, resp, err := b.openTask(ctx, req.Storage, d.Get("id").(string))
+	if t == nil {
+		return resp, err
+	}
+	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
+	if err != nil {
+		return nil, err
+	}
+	if p != nil {
+		next := *p
+		next.Health, next.HealthReason, next.TaskID = healthFailed, fmt.Sprintf("task %s was cancelled", t.ID), ""
+		next.UpdatedTime = time.Now().UTC()
+		if err := b.putProcess(ctx, req.Storage, &next); err != nil {
+			return nil, err
+		}
+	}
+	closed, err := b.closeTask(ctx, req.Storage, t, taskCancelled)
+	if err != nil {
+		return nil, err
+	}
+	b.emit(ctx, eventTaskCancelled, "task_id", t.ID, "process_id", t.ProcessID)
+	return &logical.Response{Data: closed.responseData()}, nil
+}
+
+// openTaskFor opens a task for a process's owner, unless one is open: never two for a process.
+// The caller holds the process's lock and stores the process with the returned task id.
+func (b *backend) openTaskFor(ctx context.Context, s logical.Storage, p *processEntry, service, reason string) (*taskEntry, bool, error) {
+	if p.TaskID != "" {
+		t, err := b.getTask(ctx, s, p.TaskID)
+		if err != nil {
+			return nil, false, err
+		}
+		if t != nil && t.Status == taskOpen {
+			return t, false, nil
+		}
+	}
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, false, fmt.Errorf("making a task id: %w", err)
+	}
+	t := &taskEntry{
+		ID: id, ProcessID: p.ID, Service: service, Reason: reason, Owner: p.Owner,
+		OwnerEntityID: p.OwnerEntityID, Status: taskOpen, CreatedTime: time.Now().UTC(),
+	}
+	if err := b.putTask(ctx, s, t); err != nil {
+		return nil, false, err
+	}
+	return t, true, nil
+}
+
+// closeTask marks a task completed or cancelled; it stays readable for closedTaskRetention.
+func (b *backend) closeTask(ctx context.Context, s logical.Storage, t *taskEntry, status string) (*taskEntry, error) {
+	closed := *t
+	closed.Status, closed.ClosedTime = status, time.Now().UTC()
+	return &closed, b.putTask(ctx, s, &closed)
+}
+
+// cancelOpenTask cancels a process's open task, if any (the process is ending).
+func (b *backend) cancelOpenTask(ctx context.Context, s logical.Storage, p *processEntry) error {
+	if p == nil || p.TaskID == "" {
+		return nil
+	}
+	t, err := b.getTask(ctx, s, p.TaskID)
+	if err != nil || t == nil || t.Status != taskOpen {
+		return err
+	}
+	if _, err := b.closeTask(ctx, s, t, taskCancelled); err != nil {
+		return err
+	}
+	b.emit(ctx, eventTaskCancelled, "task_id", t.ID, "process_id", t.ProcessID)
+	return nil
+}
+
+// sweepTasks removes the tasks closed more than closedTaskRetention ago.
+func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Time) error {
+	ids, err := s.List(ctx, taskStoragePrefix)
+	if err != nil {
+		return fmt.Errorf("listing tasks: %w", err)
+	}
+	for _, id := range ids {
+		t, err := b.getTask(ctx, s, id)
+		if err != nil {
+			return err
+		}
+		if t != nil && t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
+			if err := s.Delete(ctx, taskStoragePrefix+id); err != nil {
+				return fmt.Errorf("deleting task %q: %w", id, err)
+			}
+			b.cacheLock.Lock()
+			b.tasks[id] = nil
+			b.cacheLock.Unlock()
+		}
+	}
+	return nil
+}
+
+func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
+	b.cacheLock.RLock()
+	t, cached := b.tasks[id]
+	b.cacheLock.RUnlock()
+	if cached {
+		return t, nil
+	}
+	entry, err := s.Get(ctx, taskStoragePrefix+id)
+	if err != nil {
+		return nil, fmt.Errorf("reading task %q: %w", id, err)
+	}
+	if entry != nil {
+		t = &taskEntry{}
+		if err := entry.DecodeJSON(t); err != nil {
+			return nil, fmt.Errorf("decoding task %q: %w", id, err)
+		}
+	}
+	b.cacheLock.Lock()
+	b.tasks[id] = t
+	b.cacheLock.Unlock()
+	return t, nil
+}
+
+func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
+	entry, err := logical.StorageEntryJSON(taskStoragePrefix+t.ID, t)
+	if err != nil {
+		return fmt.Errorf("encoding task %q: %w", t.ID, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing task %q: %w", t.ID, err)
+	}
+	b.cacheLock.Lock()
+	b.tasks[t.ID] = t
+	b.cacheLock.Unlock()
+	return nil
+}
+
+var taskResponseFields = map[string]*framework.FieldSchema{
+	"id":              {Type: framework.TypeString, Description: "The task id.", Required: true},
+	"process_id":      {Type: framework.TypeString, Description: "The process that waits for it.", Required: true},
+	"service":         {Type: framework.TypeString, Description: "The service whose call failed.", Required: true},
+	"reason":          {Type: framework.TypeString, Description: "Why new credentials are needed: the error class, lost, expired or expiring.", Required: true},
+	"owner":           {Type: framework.TypeString, Description: "The process owner's name.", Required: true},
+	"owner_entity_id": {Type: framework.TypeString, Description: "The identity entity that may complete it.", Required: true},
+	"status":          {Type: framework.TypeString, Description: "open, completed or cancelled.", Required: true},
+	"created_time":    {Type: framework.TypeTime, Description: "When it was opened.", Required: true},
+	"closed_time":     {Type: framework.TypeString, Description: "When it was completed or cancelled; empty while open.", Required: true},
+}

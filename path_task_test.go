@@ -1,0 +1,113 @@
+package pecreds
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func reportAs(t *testing.T, b *backend, s logical.Storage, id, class string) map[string]any {
+	t.Helper()
+	return mustSucceed(t, b, s, logical.UpdateOperation, "process/"+id+"/report", map[string]any{"service": "crm", "error": class}).Data
+}
+
+func TestReportOpensOneTaskAndCompletionResumes(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON, "owner_entity_id": "ent-ann"})
+	first := reportAs(t, b, s, "p", "auth_failed")
+	if first["health"] != "broken" || first["action"] != "wait" || first["task_id"] == "" {
+		t.Fatalf("report %v", first)
+	}
+	if again := reportAs(t, b, s, "p", "auth_failed"); again["task_id"] != first["task_id"] {
+		t.Errorf("a second report opened task %v", again["task_id"])
+	}
+	taskID := first["task_id"].(string)
+	if keys := mustSucceed(t, b, s, logical.ListOperation, "task/", map[string]any{"owner_entity_id": "ent-ann"}).Data["keys"].([]string); len(keys) != 1 {
+		t.Errorf("open tasks of ann %v", keys)
+	}
+	if resp := request(t, b, s, logical.ListOperation, "task/", map[string]any{"owner_entity_id": "ent-bob"}); resp != nil && resp.Data["keys"] != nil {
+		t.Errorf("open tasks of bob %v", resp.Data)
+	}
+
+	complete := func(entity string) (*logical.Response, error) {
+		return b.HandleRequest(context.Background(), &logical.Request{
+			Operation: logical.UpdateOperation, Path: "task/" + taskID + "/complete", Storage: s, EntityID: entity,
+			Data: map[string]any{"credentials": `{"type": "password", "username": "ann", "password": "new-pw"}`},
+		})
+	}
+	if _, err := complete("ent-bob"); err != logical.ErrPermissionDenied {
+		t.Errorf("bob completing: %v", err)
+	}
+	if resp, err := complete("ent-ann"); err != nil || resp.IsError() || resp.Data["status"] != "completed" {
+		t.Fatalf("ann completing: %v %v", err, resp)
+	}
+	proc := mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data
+	if proc["health"] != "running" || proc["task_id"] != "" {
+		t.Errorf("process after completion %v", proc)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/crm", nil).Data["password"]; got != "new-pw" {
+		t.Errorf("resolves %v", got)
+	}
+}
+
+func TestResolveOfLostCurrentBreaks(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/orders", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]}]`})
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"keep_credentials": "transient"})
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON})
+	b2 := restart(t, s)
+	msg := mustFail(t, b2, s, logical.ReadOperation, "process/p/resolve/crm", nil, `process "p" is broken`, "lost", "[0] current")
+	proc := mustSucceed(t, b2, s, logical.ReadOperation, "process/p", nil).Data
+	if proc["health"] != "broken" || proc["task_id"] == "" || !contains(msg, proc["task_id"].(string)) {
+		t.Errorf("process %v, error %q", proc, msg)
+	}
+	// A type-filtered resolve is a question, not a use: it breaks nothing more.
+	mustFail(t, b2, s, logical.ReadOperation, "process/p/resolve/crm", map[string]any{"type": "token"}, "no usable credential")
+}
+
+func TestCancelFailsProcessAndSweepRemovesOldTasks(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON})
+	taskID := reportAs(t, b, s, "p", "credentials_expired")["task_id"].(string)
+	mustSucceed(t, b, s, logical.UpdateOperation, "task/"+taskID+"/cancel", nil)
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data["health"]; got != "failed" {
+		t.Errorf("health after cancel %v", got)
+	}
+	if got := reportAs(t, b, s, "p", "auth_failed"); got["action"] != "abort" {
+		t.Errorf("a report on a failed process %v", got)
+	}
+	mustFail(t, b, s, logical.UpdateOperation, "task/"+taskID+"/cancel", nil, "cancelled already")
+
+	if err := b.sweepTasks(context.Background(), s, time.Now().Add(29*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, b, s, logical.ReadOperation, "task/"+taskID, nil)
+	if err := b.sweepTasks(context.Background(), s, time.Now().Add(31*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if resp := request(t, b, s, logical.ReadOperation, "task/"+taskID, nil); resp != nil {
+		t.Errorf("a task closed 31 days ago is still there: %v", resp.Data)
+	}
+}
+
+func TestHealthFor(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.ErrorHealthMapping = map[string]string{"forbidden": "broken", "quota": "running"}
+	for class, want := range map[string]string{
+		"auth_failed": "broken", "credentials_expired": "broken", "credentials_unavailable": "broken",
+		"forbidden": "broken", "unavailable": "running", "quota": "running", "teapot": "failed",
+	} {
+		if got := cfg.healthFor(class); got != want {
+			t.Errorf("%s → %s, want %s", class, got, want)
+		}
+	}
+	for health, want := range map[string]string{"running": "retry", "broken": "wait", "failed": "abort"} {
+		if got := actionFor(health); got != want {
+			t.Errorf("action for %s = %s", health, got)
+		}
+	}
+}
