@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -69,8 +70,9 @@ func pathProcessResolve(b *backend) []*framework.Path {
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "preflight", OperationSuffix: "process"},
 			ExistenceCheck: actionExists,
 			Fields: map[string]*framework.FieldSchema{
-				"id":       idField,
-				"duration": {Type: framework.TypeDurationSecond, Description: "How far ahead to look, in seconds or as a Go duration such as 72h; required."},
+				"id":         idField,
+				"duration":   {Type: framework.TypeDurationSecond, Description: "How far ahead to look, in seconds or as a Go duration such as 72h; required."},
+				"open_tasks": {Type: framework.TypeBool, Description: "When the current credentials expire within the duration, open the owner's task now (reason expiring); the process stays running. Defaults to false."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -78,6 +80,7 @@ func pathProcessResolve(b *backend) []*framework.Path {
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"horizon":  {Type: framework.TypeString, Description: "Now plus duration (RFC 3339).", Required: true},
 						"expiring": {Type: framework.TypeSlice, Description: "The credentials that expire before the horizon and do not renew themselves: {service, source, index, type, expires_at, technical}.", Required: true},
+						"task_id":  {Type: framework.TypeString, Description: "With open_tasks: the owner's open task, if the current credentials expire."},
 					}}}},
 				},
 			},
@@ -86,8 +89,11 @@ func pathProcessResolve(b *backend) []*framework.Path {
 definition and global registries, as the most specific layer defines it) that expire before now
 plus duration and will not renew themselves: static tokens with expires_at, technical static
 tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out.
+With open_tasks=true, current credentials that expire open the owner's task now (reason
+expiring), while the process keeps running.
 
-  $ vault write pecreds/process/order-42/preflight duration=72h`,
+  $ vault write pecreds/process/order-42/preflight duration=72h
+  $ vault write pecreds/process/order-42/preflight duration=72h open_tasks=true`,
 		},
 	}
 }
@@ -328,7 +334,44 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": expiring}}, nil
+	data := map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": expiring}
+	if d.Get("open_tasks").(bool) {
+		for _, item := range expiring {
+			if item["type"] == "current" {
+				taskID, err := b.openExpiringTask(ctx, req.Storage, id, item["service"].(string))
+				if err != nil {
+					return nil, err
+				}
+				data["task_id"] = taskID
+				break
+			}
+		}
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+// openExpiringTask asks the owner early for credentials that will expire; the process runs on.
+func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, service string) (string, error) {
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	p, err := b.getProcess(ctx, s, id)
+	if err != nil || p == nil {
+		return "", err
+	}
+	task, created, err := b.openTaskFor(ctx, s, p, service, "expiring")
+	if err != nil {
+		return "", err
+	}
+	if created {
+		next := *p
+		next.TaskID, next.UpdatedTime = task.ID, time.Now().UTC()
+		if err := b.putProcess(ctx, s, &next); err != nil {
+			return "", err
+		}
+		b.emit(ctx, eventTaskCreated, "task_id", task.ID, "process_id", id, "service", service, "owner_entity_id", p.OwnerEntityID)
+	}
+	return task.ID, nil
 }
 
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
@@ -361,7 +404,7 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 				if cur == nil || p.KeepCredentials == keepNone {
 					continue
 				}
-				subject = cur
+				subject, item["type"] = cur, "current"
 			}
 			exp, ok := subject.Fields["expires_at"]
 			if t, err := time.Parse(time.RFC3339, exp); ok && err == nil && t.Before(horizon) {

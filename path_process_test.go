@@ -192,7 +192,7 @@ func TestProcessPreflight(t *testing.T) {
 	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "d",
 		"current": `{"type": "token", "token": "user-tok", "expires_at": "` + soon + `"}`})
 	got := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "72h"}).Data["expiring"].([]map[string]any)
-	if len(got) != 2 || got[0]["type"] == got[1]["type"] {
+	if len(got) != 2 || got[0]["type"] == got[1]["type"] || (got[0]["type"] != "current" && got[1]["type"] != "current") {
 		t.Fatalf("expiring %v", got)
 	}
 	for _, g := range got {
@@ -204,6 +204,17 @@ func TestProcessPreflight(t *testing.T) {
 		t.Errorf("with a far horizon %v", got)
 	}
 	mustFail(t, b, s, logical.UpdateOperation, "process/p/preflight", nil, "duration is required")
+
+	// open_tasks asks the owner early; the process runs on.
+	resp := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "72h", "open_tasks": true}).Data
+	taskID, _ := resp["task_id"].(string)
+	proc := mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data
+	if taskID == "" || proc["task_id"] != taskID || proc["health"] != "running" {
+		t.Errorf("open_tasks: answer %v, process %v", resp, proc)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "task/"+taskID, nil).Data["reason"]; got != "expiring" {
+		t.Errorf("task reason %v", got)
+	}
 }
 
 func TestExpiredCurrentIsSkipped(t *testing.T) {
