@@ -14,3 +14,12 @@ go vet ./...
 
 echo "test.sh: unit and integration tests"
 go test -count=1 -timeout 40m "$@" ./...
+
+# Fuzzing, bounded: each target for PECREDS_FUZZTIME (default 10s). Set it to 0 to skip.
+fuzztime=${PECREDS_FUZZTIME:-10s}
+if [ "$fuzztime" != "0" ]; then
+  for target in FuzzParseCredential FuzzParseServices FuzzMatchURL; do
+    echo "test.sh: fuzzing $target for $fuzztime"
+    go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
+  done
+fi

@@ -3,6 +3,7 @@ package main
 
 import (
 	"os"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -18,6 +19,8 @@ func main() {
 		fatal(err)
 	}
 
+	go exitWhenOrphaned(os.Getppid(), time.Second)
+
 	// The TLS provider serves Vault servers older than the multiplexing protocol.
 	tlsConfig := apiClientMeta.GetTLSConfig()
 	tlsProviderFunc := api.VaultPluginTLSProvider(tlsConfig)
@@ -27,6 +30,18 @@ func main() {
 		TLSProviderFunc:    tlsProviderFunc,
 	}); err != nil {
 		fatal(err)
+	}
+}
+
+// exitWhenOrphaned ends the plugin when the Vault process that started it is gone (a crashed or
+// killed node): an orphaned plugin must not keep refreshing tokens that the new active node now
+// refreshes. Vault starts its plugins itself, so a new parent means the old one died.
+func exitWhenOrphaned(parent int, every time.Duration) {
+	for range time.Tick(every) {
+		if os.Getppid() != parent {
+			hclog.New(&hclog.LoggerOptions{Output: os.Stderr}).Info("the Vault process that started this plugin is gone; exiting", "parent", parent)
+			os.Exit(0)
+		}
 	}
 }
 
