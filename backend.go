@@ -3,6 +3,7 @@ package pecreds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -43,7 +44,10 @@ type backend struct {
 
 	// cacheLock guards the caches below: the hot path is served from memory, since every
 	// storage access is a gRPC round trip to Vault. A nil value records a known absence.
-	cacheLock   sync.RWMutex
+	cacheLock sync.RWMutex
+	// cacheGen grows with every write, delete and invalidation: a getter that read storage
+	// fills the cache only if nothing changed meanwhile, so a stale read never overwrites.
+	cacheGen    uint64
 	config      *configEntry
 	registries  map[string]*registryEntry
 	technicals  map[string]*technicalEntry
@@ -64,6 +68,7 @@ type backend struct {
 	tokenFlights singleflight.Group
 	httpClient   *http.Client
 	refresher    *refresher
+	notifier     *notifier
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
 	lifetime    context.Context
 	endLifetime context.CancelFunc
@@ -87,6 +92,7 @@ func newBackend() *backend {
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)
+	b.notifier = newNotifier(b)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -104,6 +110,7 @@ func newBackend() *backend {
 				"outbox/",
 				"process/",
 				"process-current/",
+				notifyStatsKey,
 			},
 		},
 		Secrets: []*framework.Secret{processSecret(b)},
@@ -116,6 +123,7 @@ func newBackend() *backend {
 			pathProcessCredentials(b),
 			pathProcess(b),
 			pathTask(b),
+			pathNotify(b),
 		),
 	}
 	return b
@@ -154,7 +162,12 @@ func (b *backend) decodeObjectFields(req *logical.Request) error {
 		}
 		var v any
 		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			return fmt.Errorf("%s: the text given is not valid JSON: %v", k, err)
+			// The parser's message may quote the text, which may be a secret: give the offset only.
+			var syntax *json.SyntaxError
+			if errors.As(err, &syntax) {
+				return fmt.Errorf("%s: the text given is not valid JSON (at byte %d)", k, syntax.Offset)
+			}
+			return fmt.Errorf("%s: the text given is not valid JSON", k)
 		}
 		req.Data[k] = v
 	}
@@ -164,6 +177,7 @@ func (b *backend) decodeObjectFields(req *logical.Request) error {
 // invalidate drops what the caches hold for a key changed underneath this node.
 func (b *backend) invalidate(_ context.Context, key string) {
 	b.cacheLock.Lock()
+	b.cacheGen++
 	defer b.cacheLock.Unlock()
 	switch {
 	case key == configStorageKey:
@@ -183,12 +197,13 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 }
 
-// initialize starts the background work on the node that may write: the token refresh
-// scheduler, rebuilt from storage.
+// initialize starts the background work on the node that may write: the Task Manager outbox's
+// delivery, and the token refresh scheduler, rebuilt from storage.
 func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}
+	b.notifier.start(req.Storage)
 	return b.refresher.start(req.Storage)
 }
 
@@ -208,6 +223,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
+	b.notifier.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.
@@ -227,4 +243,46 @@ settings live at config. See "vault path-help" on each path for its fields.
 // name and a bad one is a 400 that says why.
 func nameSegment(field string) string {
 	return "(?P<" + field + ">[^/]+)"
+}
+
+// worker is a background loop's life: started on the node that may write, stopped by Clean.
+type worker struct {
+	mu      sync.Mutex // guards cancel
+	cancel  context.CancelFunc
+	running sync.WaitGroup // the loop and whatever it starts
+	wake    chan struct{}  // a poke makes the loop look again now
+}
+
+func newWorker() worker { return worker{wake: make(chan struct{}, 1)} }
+
+// run starts fn in its own goroutine with a context that stop cancels.
+func (w *worker) run(fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.mu.Lock()
+	w.cancel = cancel
+	w.mu.Unlock()
+	w.running.Add(1)
+	go func() {
+		defer w.running.Done()
+		fn(ctx)
+	}()
+}
+
+// stop cancels the loop and waits for it and its goroutines.
+func (w *worker) stop() {
+	w.mu.Lock()
+	cancel := w.cancel
+	w.cancel = nil
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	w.running.Wait()
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 }

@@ -8,15 +8,16 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Vault event types this plugin emits. Metadata never carries a secret.
+// Vault event types this plugin emits (with the prefix "pecreds/"). Metadata never carries a
+// secret. The process and task ones also go to the Task Manager (notify.go).
 const (
 	eventTechnicalRefreshed     = "pecreds/technical-refreshed"
 	eventTechnicalRefreshFailed = "pecreds/technical-refresh-failed"
-	eventProcessBroken          = "pecreds/process-broken"
-	eventProcessResumed         = "pecreds/process-resumed"
-	eventTaskCreated            = "pecreds/task-created"
-	eventTaskCompleted          = "pecreds/task-completed"
-	eventTaskCancelled          = "pecreds/task-cancelled"
+	eventProcessBroken          = "process-broken"
+	eventProcessResumed         = "process-resumed"
+	eventTaskCreated            = "task-created"
+	eventTaskCompleted          = "task-completed"
+	eventTaskCancelled          = "task-cancelled"
 )
 
 // emit sends a Vault event. Community Edition has no event system (ErrNoEvents): not an error.

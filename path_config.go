@@ -294,6 +294,7 @@ func (c *configEntry) validate() error {
 func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntry, error) {
 	b.cacheLock.RLock()
 	cfg := b.config
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cfg != nil {
 		return cfg, nil
@@ -309,7 +310,9 @@ func (b *backend) getConfig(ctx context.Context, s logical.Storage) (*configEntr
 		}
 	}
 	b.cacheLock.Lock()
-	b.config = cfg
+	if b.cacheGen == gen {
+		b.config = cfg
+	}
 	b.cacheLock.Unlock()
 	return cfg, nil
 }
@@ -323,6 +326,7 @@ func (b *backend) putConfig(ctx context.Context, s logical.Storage, cfg *configE
 		return fmt.Errorf("writing config: %w", err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.config = cfg
 	b.cacheLock.Unlock()
 	return nil

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -19,7 +20,10 @@ const (
 // processEntry is a stored process. Its current credentials live apart: in
 // process-current/<id> (persistent) or in the plugin's memory (transient).
 type processEntry struct {
-	ID              string `json:"id"`
+	ID string `json:"id"`
+	// Nonce tells this process from an earlier one of the same id: a lease acts only on the
+	// process it was issued for.
+	Nonce           string `json:"nonce"`
 	Definition      string `json:"definition"`
 	Owner           string `json:"owner"`
 	OwnerEntityID   string `json:"owner_entity_id"`
@@ -163,9 +167,13 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
+	nonce, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, fmt.Errorf("making a process nonce: %w", err)
+	}
 	now := time.Now().UTC()
 	p := &processEntry{
-		ID: id, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
+		ID: id, Nonce: nonce, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
 		OwnerEntityID: d.Get("owner_entity_id").(string), KeepCredentials: cfg.KeepCredentials,
 		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
 	}
@@ -202,15 +210,16 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 		resp.AddWarning(warning)
 	}
 
-	if err := b.putProcess(ctx, req.Storage, p); err != nil {
-		return nil, err
-	}
+	// The credentials first: a process record is never left pointing at credentials not kept.
 	if cur != nil {
 		if err := b.putCurrent(ctx, req.Storage, p, *cur); err != nil {
 			return nil, err
 		}
 	}
-	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id})
+	if err := b.putProcess(ctx, req.Storage, p); err != nil {
+		return nil, err
+	}
+	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})
 	lease.Secret.TTL, lease.Secret.MaxTTL = ttl, maxTTL
 	lease.Warnings = resp.Warnings
 	return lease, nil
@@ -251,18 +260,22 @@ func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d
 	if err := validateName("process id", id); err != nil {
 		return badRequest(err)
 	}
-	return nil, b.endProcess(ctx, req.Storage, id)
+	return nil, b.endProcess(ctx, req.Storage, id, "")
 }
 
 // endProcess wipes a process and its current credentials, and cancels its open task. Idempotent: revoking the lease of a
 // deleted process is not an error.
-func (b *backend) endProcess(ctx context.Context, s logical.Storage, id string) error {
+// With a nonce (a lease's revocation), only the process that lease was issued for is ended.
+func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil {
 		return err
+	}
+	if p != nil && nonce != "" && p.Nonce != nonce {
+		return nil // a newer process of the same id: not this lease's
 	}
 	if err := b.cancelOpenTask(ctx, s, p); err != nil {
 		return err
@@ -274,6 +287,7 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id string) 
 		return fmt.Errorf("deleting process %q: %w", id, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.processes[id] = nil
 	b.cacheLock.Unlock()
 	return nil
@@ -284,6 +298,7 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id string) 
 func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
 	b.cacheLock.RLock()
 	p, cached := b.processes[id]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return p, nil
@@ -299,9 +314,21 @@ func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) 
 		}
 	}
 	b.cacheLock.Lock()
-	b.processes[id] = p
+	if b.cacheGen == gen {
+		b.processes[id] = p
+	}
 	b.cacheLock.Unlock()
 	return p, nil
+}
+
+// liveProcess is getProcess for the paths that act on a process: a missing one is a 404 that
+// names it, not a silent empty answer.
+func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+	p, err := b.getProcess(ctx, s, id)
+	if err == nil && p == nil {
+		err = logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	return p, err
 }
 
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
@@ -313,6 +340,7 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 		return fmt.Errorf("writing process %q: %w", p.ID, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.processes[p.ID] = p
 	b.cacheLock.Unlock()
 	return nil
@@ -331,6 +359,7 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processE
 	}
 	b.cacheLock.RLock()
 	c, cached := b.currents[p.ID]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return c, nil
@@ -346,7 +375,9 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processE
 		}
 	}
 	b.cacheLock.Lock()
-	b.currents[p.ID] = c
+	if b.cacheGen == gen {
+		b.currents[p.ID] = c
+	}
 	b.cacheLock.Unlock()
 	return c, nil
 }
@@ -356,6 +387,7 @@ func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processE
 	switch p.KeepCredentials {
 	case keepTransient:
 		b.cacheLock.Lock()
+		b.cacheGen++
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
 	case keepPersistent:
@@ -367,6 +399,7 @@ func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processE
 			return fmt.Errorf("writing the current credentials of process %q: %w", p.ID, err)
 		}
 		b.cacheLock.Lock()
+		b.cacheGen++
 		b.currents[p.ID] = &c
 		b.cacheLock.Unlock()
 	}
@@ -378,6 +411,7 @@ func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id strin
 		return fmt.Errorf("deleting the current credentials of process %q: %w", id, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	delete(b.transientCurrent, id)
 	b.currents[id] = nil
 	b.cacheLock.Unlock()

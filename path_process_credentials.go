@@ -82,12 +82,9 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, req.Storage, id)
+	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
 	merged := mergeServices(p.Runtime, added)
 	if len(merged) > maxServices {

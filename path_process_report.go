@@ -85,12 +85,9 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, req.Storage, id)
+	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
 	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
@@ -139,6 +136,10 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	}
 	if health == healthRunning {
 		next.HealthReason = p.HealthReason
+		if p.Health == healthBroken {
+			// Only the owner's task or an operator's resume un-breaks a process.
+			health = healthBroken
+		}
 	}
 	next.Health = health
 	currentFailed := health == healthBroken && ((used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != ""))
@@ -179,6 +180,7 @@ func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *proc
 		}
 		b.refresher.schedule(name, st)
 		b.cacheLock.Lock()
+		b.cacheGen++
 		b.reportRefreshes[name] = time.Now()
 		b.cacheLock.Unlock()
 	}
@@ -210,11 +212,14 @@ func (b *backend) storeHealth(ctx context.Context, s logical.Storage, before, ne
 		return err
 	}
 	if next.Health == healthBroken && before.Health != healthBroken {
-		b.emit(ctx, eventProcessBroken, "process_id", next.ID, "service", service, "reason", next.HealthReason)
 		b.Logger().Info("process broken", "process", next.ID, "service", service, "reason", reason)
+		if err := b.announce(ctx, s, notifyEvent{Type: eventProcessBroken, ProcessID: next.ID, TaskID: next.TaskID, Service: service,
+			Owner: next.Owner, OwnerEntityID: next.OwnerEntityID, Reason: reason}); err != nil {
+			return err
+		}
 	}
 	if created {
-		b.emit(ctx, eventTaskCreated, "task_id", task.ID, "process_id", next.ID, "service", service, "owner_entity_id", next.OwnerEntityID)
+		return b.announce(ctx, s, taskEvent(eventTaskCreated, task))
 	}
 	return nil
 }
@@ -228,7 +233,18 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	defer lock.Unlock()
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil || p == nil {
+		return fmt.Sprintf("process %q has ended", id), err
+	}
+	// Decided again under the lock: a task may have been completed since the resolve looked.
+	cur, err := b.getCurrent(ctx, s, p)
+	if err != nil {
 		return "", err
+	}
+	switch now := p.currentStatus(cur, time.Now()); {
+	case p.Health == healthFailed:
+		return fmt.Sprintf("process %q has failed", id), nil
+	case now != currentLost && now != currentExpired:
+		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
 	}
 	cfg, err := b.getConfig(ctx, s)
 	if err != nil {
@@ -259,12 +275,9 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, req.Storage, id)
+	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
 	switch {
 	case p.Health != healthBroken:
@@ -277,7 +290,10 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
 		return nil, err
 	}
-	b.emit(ctx, eventProcessResumed, "process_id", id)
+	if err := b.announce(ctx, req.Storage, notifyEvent{Type: eventProcessResumed, ProcessID: id, Owner: p.Owner,
+		OwnerEntityID: p.OwnerEntityID, Reason: "resumed by an operator"}); err != nil {
+		return nil, err
+	}
 	cur, err := b.getCurrent(ctx, req.Storage, &next)
 	if err != nil {
 		return nil, err

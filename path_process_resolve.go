@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -123,21 +124,18 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if err := validateName("process id", id); err != nil {
 		return badRequest(err)
 	}
-	q.Type, q.All = d.Get("type").(string), d.Get("all").(bool)
-	explain := d.Get("explain").(bool)
+	q.Type, q.All, q.Explain = d.Get("type").(string), d.Get("all").(bool), d.Get("explain").(bool)
 
-	p, err := b.getProcess(ctx, req.Storage, id)
+	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
 	res, rerr := b.resolveProcess(ctx, req.Storage, p, q)
 	if rerr != nil && !errors.Is(rerr, errNoService) {
 		return nil, rerr
 	}
 	if rerr == nil && len(res.Found) == 0 && res.CurrentUnusable != "" && q.Type == "" {
+		// Every entry was tried (nothing was found), so the trace is whole.
 		// Nothing usable because the user's own credentials are gone: the owner is asked.
 		msg, err := b.breakForCurrent(ctx, req.Storage, p.ID, res.Service, res.CurrentUnusable)
 		if err != nil {
@@ -149,7 +147,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 		return badRequest(errors.New(describeFailure(p, q, res, rerr)))
 	}
 	data := resolveAnswer(res, q.All)
-	if explain {
+	if q.Explain {
 		data["explain"] = map[string]any{"layers": res.Layers, "candidates": res.Candidates, "tried": res.Tried}
 	}
 	return &logical.Response{Data: data}, nil
@@ -187,7 +185,7 @@ func describeFailure(p *processEntry, q resolveQuery, res *resolution, err error
 	case err != nil && !errors.Is(err, errNoService):
 		return err.Error()
 	case err != nil && q.URL != "":
-		fmt.Fprintf(&sb, "process %q: no service matches url %q", p.ID, q.URL)
+		fmt.Fprintf(&sb, "process %q: no service matches url %q", p.ID, redactURL(q.URL))
 		var reasons []string
 		for _, c := range res.Candidates {
 			reasons = append(reasons, fmt.Sprintf("%v (%v): %v", c["service"], c["source"], c["reason"]))
@@ -229,6 +227,17 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *proc
 		return nil, err
 	}
 	return res, err
+}
+
+// redactURL drops what a URL may carry that is secret (user info, query, fragment) before it is
+// echoed in an error.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.
@@ -295,16 +304,13 @@ func (l *processLookup) technicalMaterial(name string) (map[string]any, error) {
 		return nil, err
 	}
 	if e == nil {
-		return nil, fmt.Errorf("technical credential %q does not exist", name)
-	}
-	if !e.rotates() && credentialExpired(e.Credential, time.Now()) {
-		return nil, fmt.Errorf("technical credential %q expired at %s", name, e.Credential.Fields["expires_at"])
+		return nil, unusable(fmt.Sprintf("technical credential %q does not exist", name))
 	}
 	m, err := l.b.technicalMaterial(l.ctx, l.s, e)
 	if err != nil {
 		var coded logical.HTTPCodedError
 		if errors.As(err, &coded) {
-			return nil, errors.New(coded.Error())
+			return nil, unusable(coded.Error()) // expired, or no valid token to be had
 		}
 		return nil, err
 	}
@@ -322,12 +328,9 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 	if !ok || raw.(int) <= 0 {
 		return badRequest(errors.New("duration is required: how far ahead to look, such as 72h"))
 	}
-	p, err := b.getProcess(ctx, req.Storage, id)
+	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
-	}
-	if p == nil {
-		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
 	horizon := time.Now().Add(time.Duration(raw.(int)) * time.Second)
 	expiring, err := b.expiringBefore(ctx, req.Storage, p, horizon)
@@ -369,7 +372,9 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 		if err := b.putProcess(ctx, s, &next); err != nil {
 			return "", err
 		}
-		b.emit(ctx, eventTaskCreated, "task_id", task.ID, "process_id", id, "service", service, "owner_entity_id", p.OwnerEntityID)
+		if err := b.announce(ctx, s, taskEvent(eventTaskCreated, task)); err != nil {
+			return "", err
+		}
 	}
 	return task.ID, nil
 }

@@ -231,3 +231,23 @@ func TestExpiredCurrentIsSkipped(t *testing.T) {
 		t.Errorf("resolved %v", got)
 	}
 }
+
+func TestOldLeaseDoesNotEndANewProcessOfTheSameID(t *testing.T) {
+	b, s := getTestBackend(t)
+	first := mustSucceed(t, b, s, logical.CreateOperation, "process/p", nil)
+	mustSucceed(t, b, s, logical.DeleteOperation, "process/p", nil)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", nil)
+
+	lease := first.Secret
+	renew := &logical.Request{Operation: logical.RenewOperation, Storage: s, Secret: lease}
+	if _, err := b.HandleRequest(context.Background(), renew); err == nil {
+		t.Error("the old lease renewed the new process")
+	}
+	revoke := &logical.Request{Operation: logical.RevokeOperation, Storage: s, Secret: lease}
+	if _, err := b.HandleRequest(context.Background(), revoke); err != nil {
+		t.Fatal(err)
+	}
+	if r := request(t, b, s, logical.ReadOperation, "process/p", nil); r == nil {
+		t.Error("revoking the old lease ended the new process")
+	}
+}

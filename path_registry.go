@@ -228,6 +228,7 @@ func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, 
 func (b *backend) getRegistry(ctx context.Context, s logical.Storage, name string) (*registryEntry, error) {
 	b.cacheLock.RLock()
 	reg, cached := b.registries[name]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return reg, nil
@@ -243,7 +244,9 @@ func (b *backend) getRegistry(ctx context.Context, s logical.Storage, name strin
 		}
 	}
 	b.cacheLock.Lock()
-	b.registries[name] = reg
+	if b.cacheGen == gen {
+		b.registries[name] = reg
+	}
 	b.cacheLock.Unlock()
 	return reg, nil
 }
@@ -257,6 +260,7 @@ func (b *backend) putRegistry(ctx context.Context, s logical.Storage, reg *regis
 		return fmt.Errorf("writing registry %q: %w", reg.Name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.registries[reg.Name] = reg
 	b.cacheLock.Unlock()
 	return nil
@@ -267,6 +271,7 @@ func (b *backend) deleteRegistry(ctx context.Context, s logical.Storage, name st
 		return fmt.Errorf("deleting registry %q: %w", name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.registries[name] = nil
 	b.cacheLock.Unlock()
 	return nil

@@ -172,7 +172,8 @@ func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*
 }
 
 func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	t, resp, err := b.openTask(ctx, req.Storage, d.Get("id").(string))
+	id := d.Get("id").(string)
+	t, resp, err := b.openTask(ctx, req.Storage, id)
 	if t == nil {
 		return resp, err
 	}
@@ -188,9 +189,14 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 		return badRequest(fmt.Errorf("credentials: %v", err))
 	}
 
+	// The task is checked again under its process's lock: two completions, or a completion
+	// and a cancellation, must not both go through.
 	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
+	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
+		return resp, err
+	}
 	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
 	if err != nil {
 		return nil, err
@@ -216,18 +222,24 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return nil, err
 	}
-	b.emit(ctx, eventTaskCompleted, "task_id", t.ID, "process_id", t.ProcessID)
+	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCompleted, closed)); err != nil {
+		return nil, err
+	}
 	return &logical.Response{Data: closed.responseData()}, nil
 }
 
 func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	t, resp, err := b.openTask(ctx, req.Storage, d.Get("id").(string))
+	id := d.Get("id").(string)
+	t, resp, err := b.openTask(ctx, req.Storage, id)
 	if t == nil {
 		return resp, err
 	}
 	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
+	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
+		return resp, err
+	}
 	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
 	if err != nil {
 		return nil, err
@@ -244,7 +256,9 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	b.emit(ctx, eventTaskCancelled, "task_id", t.ID, "process_id", t.ProcessID)
+	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCancelled, closed)); err != nil {
+		return nil, err
+	}
 	return &logical.Response{Data: closed.responseData()}, nil
 }
 
@@ -274,6 +288,12 @@ func (b *backend) openTaskFor(ctx context.Context, s logical.Storage, p *process
 	return t, true, nil
 }
 
+// taskEvent is the event that tells of a task.
+func taskEvent(typ string, t *taskEntry) notifyEvent {
+	return notifyEvent{Type: typ, ProcessID: t.ProcessID, TaskID: t.ID, Service: t.Service, Owner: t.Owner,
+		OwnerEntityID: t.OwnerEntityID, Reason: t.Reason}
+}
+
 // closeTask marks a task completed or cancelled; it stays readable for closedTaskRetention.
 func (b *backend) closeTask(ctx context.Context, s logical.Storage, t *taskEntry, status string) (*taskEntry, error) {
 	closed := *t
@@ -290,11 +310,11 @@ func (b *backend) cancelOpenTask(ctx context.Context, s logical.Storage, p *proc
 	if err != nil || t == nil || t.Status != taskOpen {
 		return err
 	}
-	if _, err := b.closeTask(ctx, s, t, taskCancelled); err != nil {
+	closed, err := b.closeTask(ctx, s, t, taskCancelled)
+	if err != nil {
 		return err
 	}
-	b.emit(ctx, eventTaskCancelled, "task_id", t.ID, "process_id", t.ProcessID)
-	return nil
+	return b.announce(ctx, s, taskEvent(eventTaskCancelled, closed))
 }
 
 // sweepTasks removes the tasks closed more than closedTaskRetention ago.
@@ -313,6 +333,7 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 				return fmt.Errorf("deleting task %q: %w", id, err)
 			}
 			b.cacheLock.Lock()
+			b.cacheGen++
 			b.tasks[id] = nil
 			b.cacheLock.Unlock()
 		}
@@ -323,6 +344,7 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
 	b.cacheLock.RLock()
 	t, cached := b.tasks[id]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return t, nil
@@ -338,7 +360,9 @@ func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*t
 		}
 	}
 	b.cacheLock.Lock()
-	b.tasks[id] = t
+	if b.cacheGen == gen {
+		b.tasks[id] = t
+	}
 	b.cacheLock.Unlock()
 	return t, nil
 }
@@ -352,6 +376,7 @@ func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) 
 		return fmt.Errorf("writing task %q: %w", t.ID, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.tasks[t.ID] = t
 	b.cacheLock.Unlock()
 	return nil

@@ -24,6 +24,10 @@ func TestReportOpensOneTaskAndCompletionResumes(t *testing.T) {
 	if again := reportAs(t, b, s, "p", "auth_failed"); again["task_id"] != first["task_id"] {
 		t.Errorf("a second report opened task %v", again["task_id"])
 	}
+	// A report whose class maps to running does not un-break a process waiting for its owner.
+	if got := reportAs(t, b, s, "p", "unavailable"); got["health"] != "broken" || got["action"] != "wait" {
+		t.Errorf("an unavailable report on a broken process: %v", got)
+	}
 	taskID := first["task_id"].(string)
 	if keys := mustSucceed(t, b, s, logical.ListOperation, "task/", map[string]any{"owner_entity_id": "ent-ann"}).Data["keys"].([]string); len(keys) != 1 {
 		t.Errorf("open tasks of ann %v", keys)

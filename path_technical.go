@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -226,16 +225,19 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	if next.rotates() {
 		// A new oauth2 credential fetches its token now; a changed one keeps serving its token
 		// and uses the new settings at the next refresh.
-		if current == nil || !current.rotates() {
+		if st, err = b.getTokenState(ctx, req.Storage, name); err != nil {
+			return nil, err
+		}
+		// A new credential, or one without a valid token (being fixed), fetches now; a
+		// working one keeps its token and uses the new settings at the next refresh.
+		if current == nil || !current.rotates() || !st.valid(time.Now()) {
 			st, err = b.refreshToken(ctx, req.Storage, next, true)
 			if err != nil {
 				return nil, err
 			}
 			if st.LastError != "" {
-				resp.AddWarning(fmt.Sprintf("stored, but the first token request failed: %s; it is retried with backoff, or fix the credential and write it again", st.LastError))
+				resp.AddWarning(fmt.Sprintf("stored, but the token request failed: %s; it is retried with backoff, or fix the credential and write it again", st.LastError))
 			}
-		} else if st, err = b.getTokenState(ctx, req.Storage, name); err != nil {
-			return nil, err
 		}
 		b.refresher.schedule(name, st)
 	}
@@ -302,6 +304,10 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 // token (fetched on demand when none is) with its ttl and rotation_period.
 func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *technicalEntry) (map[string]any, error) {
 	if !e.rotates() {
+		if credentialExpired(e.Credential, time.Now()) {
+			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
+				e.Name, e.Credential.Fields["expires_at"], e.Name))
+		}
 		m := e.Credential.Material()
 		m["name"] = e.Name
 		return m, nil
@@ -328,6 +334,9 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 	if !e.rotates() {
 		return badRequest(fmt.Errorf("technical credential %q is of type %s, which is static: change it by writing technical/%s", name, e.Credential.Type, name))
 	}
+	lock := locksutil.LockForKey(b.technicalLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
 	st, err := b.refreshToken(ctx, req.Storage, e, true)
 	if err != nil {
 		return nil, err
@@ -339,97 +348,12 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 	return &logical.Response{Data: e.responseData(st)}, nil
 }
 
-func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
-	registries, err := b.registriesNaming(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	count, ids, err := b.processesReaching(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: map[string]any{"name": name, "registries": registries, "processes": count, "process_ids": ids}}, nil
-}
-
-// maxUsageIDs bounds the process ids a usage read lists.
-const maxUsageIDs = 100
-
-// processesReaching counts the live processes that name the technical credential in any of their
-// layers, and lists up to maxUsageIDs of them.
-func (b *backend) processesReaching(ctx context.Context, s logical.Storage, technical string) (int, []string, error) {
-	ids, err := s.List(ctx, processStoragePrefix)
-	if err != nil {
-		return 0, nil, fmt.Errorf("listing processes: %w", err)
-	}
-	count, out := 0, []string{}
-	for _, id := range ids {
-		p, err := b.getProcess(ctx, s, id)
-		if err != nil {
-			return 0, nil, err
-		}
-		if p == nil {
-			continue
-		}
-		layers, err := b.processLayers(ctx, s, p)
-		if err != nil {
-			return 0, nil, err
-		}
-		if layersName(layers, technical) {
-			count++
-			if len(out) < maxUsageIDs {
-				out = append(out, id)
-			}
-		}
-	}
-	return count, out, nil
-}
-
-func layersName(layers []layer, technical string) bool {
-	for _, l := range layers {
-		for _, n := range technicalNames(l.Services) {
-			if n == technical {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// registriesNaming lists the registries with a service that names the technical credential.
-func (b *backend) registriesNaming(ctx context.Context, s logical.Storage, technical string) ([]string, error) {
-	names, err := s.List(ctx, registryStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing registries: %w", err)
-	}
-	out := []string{}
-	for _, n := range names {
-		reg, err := b.getRegistry(ctx, s, n)
-		if err != nil {
-			return nil, err
-		}
-		if reg == nil {
-			continue
-		}
-		for _, t := range technicalNames(reg.Services) {
-			if t == technical {
-				out = append(out, n)
-				break
-			}
-		}
-	}
-	sort.Strings(out)
-	return out, nil
-}
-
 // getTechnical returns a technical credential, or nil when it does not exist. The answer is
 // shared with the cache: callers must not modify it.
 func (b *backend) getTechnical(ctx context.Context, s logical.Storage, name string) (*technicalEntry, error) {
 	b.cacheLock.RLock()
 	e, cached := b.technicals[name]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return e, nil
@@ -445,7 +369,9 @@ func (b *backend) getTechnical(ctx context.Context, s logical.Storage, name stri
 		}
 	}
 	b.cacheLock.Lock()
-	b.technicals[name] = e
+	if b.cacheGen == gen {
+		b.technicals[name] = e
+	}
 	b.cacheLock.Unlock()
 	return e, nil
 }
@@ -459,6 +385,7 @@ func (b *backend) putTechnical(ctx context.Context, s logical.Storage, e *techni
 		return fmt.Errorf("writing technical credential %q: %w", e.Name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.technicals[e.Name] = e
 	b.cacheLock.Unlock()
 	return nil
@@ -469,136 +396,8 @@ func (b *backend) deleteTechnical(ctx context.Context, s logical.Storage, name s
 		return fmt.Errorf("deleting technical credential %q: %w", name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.technicals[name] = nil
 	b.cacheLock.Unlock()
 	return nil
 }
-
-// technicalFields declares every field a technical credential's type may take, built from the
-// credential types so that path-help lists them all.
-func technicalFields() map[string]*framework.FieldSchema {
-	fields := map[string]*framework.FieldSchema{
-		"name":  {Type: framework.TypeString, Description: "The technical credential's name: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."},
-		"type":  {Type: framework.TypeString, Description: "The credential's type: password, token, api_key, certificate or oauth2. Required on create; an update without it keeps the type and merges the given fields over the stored ones."},
-		"label": {Type: framework.TypeString, Description: "Free text about the credential. Defaults to empty."},
-	}
-	for _, t := range credentialTypes {
-		if t.uses&useTechnical == 0 {
-			continue
-		}
-		for _, f := range t.fields {
-			fs, ok := fields[f.name]
-			if !ok {
-				fs = &framework.FieldSchema{Type: framework.TypeString, Description: technicalFieldHelp[f.name]}
-				if f.kind == kindList {
-					fs.Type = framework.TypeCommaStringSlice
-				}
-				if f.secret {
-					fs.DisplayAttrs = &framework.DisplayAttributes{Sensitive: true}
-				}
-				fields[f.name] = fs
-			}
-		}
-	}
-	return fields
-}
-
-var technicalFieldHelp = map[string]string{
-	"username":      "password: the user name. Required for that type.",
-	"password":      "password: the password. Secret: never read back. Required for that type.",
-	"domain":        "password: the user's domain. Defaults to empty.",
-	"token":         "token: the token. Secret: never read back. Required for that type.",
-	"token_type":    "token: how the token is presented. Defaults to Bearer.",
-	"expires_at":    "token: when the token expires, RFC 3339. Defaults to never.",
-	"key":           "api_key: the key. Secret: never read back. Required for that type.",
-	"header":        "api_key: the HTTP header that carries the key. Defaults to X-API-Key.",
-	"certificate":   "certificate: the client certificate, PEM (at most 64 KiB). Required for that type.",
-	"private_key":   "certificate: the certificate's private key, PEM; it must match the certificate. Secret: never read back. Required for that type.",
-	"ca_chain":      "certificate: the CA chain, PEM. Defaults to empty.",
-	"token_url":     "oauth2: the token endpoint, an absolute http or https URL. Required for that type.",
-	"client_id":     "oauth2: the client id. Required for that type.",
-	"client_secret": "oauth2: the client secret. Secret: never read back. Required for that type.",
-	"scopes":        "oauth2: the scopes to request, a list or a comma-separated string. Defaults to none.",
-	"audience":      "oauth2: the audience parameter of the token request, for endpoints that want one. Defaults to none.",
-}
-
-var technicalResponseFields = map[string]*framework.FieldSchema{
-	"name":         {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
-	"type":         {Type: framework.TypeString, Description: "The credential's type.", Required: true},
-	"version":      {Type: framework.TypeInt, Description: "1 at creation, one more at every write.", Required: true},
-	"created_time": {Type: framework.TypeTime, Description: "When it was created.", Required: true},
-	"updated_time": {Type: framework.TypeTime, Description: "When it was last written.", Required: true},
-	"label":        {Type: framework.TypeString, Description: "Free text about the credential."},
-	"username":     {Type: framework.TypeString, Description: "password: the user name."},
-	"domain":       {Type: framework.TypeString, Description: "password: the domain."},
-	"token_type":   {Type: framework.TypeString, Description: "token: how the token is presented."},
-	"header":       {Type: framework.TypeString, Description: "api_key: the header."},
-	"certificate":  {Type: framework.TypeString, Description: "certificate: the certificate, PEM."},
-	"ca_chain":     {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
-	"token_url":    {Type: framework.TypeString, Description: "oauth2: the token endpoint."},
-	"client_id":    {Type: framework.TypeString, Description: "oauth2: the client id."},
-	"scopes":       {Type: framework.TypeStringSlice, Description: "oauth2: the scopes."},
-	"audience":     {Type: framework.TypeString, Description: "oauth2: the audience."},
-	"expires_at":   {Type: framework.TypeString, Description: "token: its expiry; oauth2: the current token's expiry (RFC 3339, empty when none)."},
-	"last_refresh": {Type: framework.TypeString, Description: "oauth2: when the current token was fetched."},
-	"next_refresh": {Type: framework.TypeString, Description: "oauth2: when the token is re-created next."},
-	"last_error":   {Type: framework.TypeString, Description: "oauth2: the last token request's failure, cleared by the next success."},
-	"failures":     {Type: framework.TypeInt, Description: "oauth2: consecutive failed token requests."},
-}
-
-var technicalCredsResponseFields = map[string]*framework.FieldSchema{
-	"name":            {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
-	"type":            {Type: framework.TypeString, Description: "The credential's type.", Required: true},
-	"label":           {Type: framework.TypeString, Description: "Free text about the credential."},
-	"username":        {Type: framework.TypeString, Description: "password: the user name."},
-	"password":        {Type: framework.TypeString, Description: "password: the password."},
-	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
-	"token":           {Type: framework.TypeString, Description: "token: the token."},
-	"token_type":      {Type: framework.TypeString, Description: "token and oauth2: how the token is presented."},
-	"expires_at":      {Type: framework.TypeString, Description: "token and oauth2: when the token expires (RFC 3339)."},
-	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
-	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
-	"certificate":     {Type: framework.TypeString, Description: "certificate: the certificate, PEM."},
-	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
-	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
-	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
-	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token; Vault Agent re-fetches after it."},
-	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
-}
-
-const technicalHelpSynopsis = "Manage a technical credential: a named credential that registries refer to by name."
-
-const technicalHelpDescription = `
-The technical credentials manager holds named credentials. A registry's service names one with
-{"type": "technical", "name": "crm-service"}, so one change here reaches every process at once.
-
-  $ vault write pecreds/technical/crm-service type=password username=svc-crm password=...
-  $ vault write pecreds/technical/idp type=oauth2 token_url=https://idp.example.com/oauth2/token \
-        client_id=pecreds client_secret=... scopes=crm.read,crm.write
-  $ vault read pecreds/technical/idp
-  $ vault read pecreds/technical/idp/creds
-
-An oauth2 credential fetches its token by the client-credentials grant when it is created, and
-re-creates it at refresh_fraction (config, default 0.67) of its lifetime. A failing refresh keeps
-serving the old token while it is valid and retries with backoff from 5s to 5m; an expired token is
-never served. A create whose first token request fails is stored all the same, with last_error and
-a warning, so the endpoint can be fixed later.
-
-An update that gives no type (or the same one) changes only the fields it gives: writing
-client_secret alone rotates the secret, which the next refresh uses. Reads never show a secret:
-not the password, token, key, private key, client secret, nor the current access token; they show
-version, and for oauth2 expires_at, last_refresh, next_refresh, last_error and failures.
-`
-
-const technicalCredsHelpSynopsis = "Read a technical credential's current material."
-
-const technicalCredsHelpDescription = `
-Answers the credential's material: its fields for static types, and for oauth2 a valid
-access_token with token_type and expires_at, fetched on demand when none is valid (concurrent
-readers share one token request). Rotating material carries ttl (seconds until the next token) and
-rotation_period (the token's lifetime), so a Vault Agent template re-renders in time:
-
-  {{ with secret "pecreds/technical/idp/creds" }}{{ .Data.access_token }}{{ end }}
-
-No valid token and none to be had is an error (502) naming the credential and the upstream failure.
-`

@@ -30,7 +30,8 @@ type layer struct {
 
 // lookup gives resolution what lives outside the layers.
 type lookup interface {
-	// technicalMaterial is a technical credential's usable material, or why there is none.
+	// technicalMaterial is a technical credential's usable material; an unusable error says why
+	// there is none, any other error is a failure (storage) that ends the resolve.
 	technicalMaterial(name string) (map[string]any, error)
 	// current is the process's current credentials and their status (kept, lost, expired, none).
 	current() (Credential, string)
@@ -43,6 +44,7 @@ type resolveQuery struct {
 	Realm   string // with an optional realm
 	Type    string // keep only credentials of this type
 	All     bool
+	Explain bool // try every entry, for the trace
 }
 
 // tried is one credential entry looked at, and the verdict.
@@ -76,6 +78,11 @@ type resolution struct {
 // errNoService: no layer defines the service, or no service matches the URL.
 var errNoService = errors.New("no service")
 
+// unusable is why a credential cannot be used: a skip reason, not a failure.
+type unusable string
+
+func (u unusable) Error() string { return string(u) }
+
 // resolve finds the service and its usable credentials. An error means no layer has the service;
 // a resolution without Found has the service but nothing usable (the trace says why).
 func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolution, error) {
@@ -102,8 +109,14 @@ func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolut
 	}
 	res.Service = svc.Name
 	for i, c := range svc.Credentials {
+		if len(res.Found) > 0 && !q.All && !q.Explain {
+			break // the answer is known; the rest would only fetch what nobody asked for
+		}
 		t := tried{Index: i, Type: c.Type, Name: c.Fields["name"]}
-		m, reason := usableMaterial(c, lk, now)
+		m, reason, err := usableMaterial(c, lk, now)
+		if err != nil {
+			return nil, err
+		}
 		switch {
 		case reason != "":
 			t.Skipped = reason
@@ -132,34 +145,35 @@ func svcName(svc *Service, fallback string) string {
 	return fallback
 }
 
-// usableMaterial is an entry's material, or the reason it cannot be used.
-func usableMaterial(c Credential, lk lookup, now time.Time) (map[string]any, string) {
+// usableMaterial is an entry's material, or the reason it cannot be used, or a failure.
+func usableMaterial(c Credential, lk lookup, now time.Time) (map[string]any, string, error) {
 	switch c.Type {
 	case "technical":
 		m, err := lk.technicalMaterial(c.Fields["name"])
-		if err != nil {
-			return nil, err.Error()
+		var u unusable
+		if errors.As(err, &u) {
+			return nil, u.Error(), nil
 		}
-		return m, ""
+		return m, "", err
 	case "current":
 		cur, status := lk.current()
 		switch status {
 		case currentKept:
-			return cur.Material(), ""
+			return cur.Material(), "", nil
 		case currentNone:
-			return nil, "the process keeps no current credentials"
+			return nil, "the process keeps no current credentials", nil
 		case currentLost:
-			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)"
+			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)", nil
 		default:
-			return nil, "the current credentials have expired"
+			return nil, "the current credentials have expired", nil
 		}
 	}
 	if exp, ok := c.Fields["expires_at"]; ok {
 		if t, err := time.Parse(time.RFC3339, exp); err == nil && !now.Before(t) {
-			return nil, "expired at " + exp
+			return nil, "expired at " + exp, nil
 		}
 	}
-	return c.Material(), ""
+	return c.Material(), "", nil
 }
 
 func hasService(services []Service, name string) bool {

@@ -18,7 +18,7 @@ func (f fakeLookup) technicalMaterial(name string) (map[string]any, error) {
 	if m, ok := f.technical[name]; ok {
 		return m, nil
 	}
-	return nil, errors.New(`technical credential "` + name + `" does not exist`)
+	return nil, unusable(`technical credential "` + name + `" does not exist`)
 }
 
 func (f fakeLookup) current() (Credential, string) { return f.cur, f.status }
@@ -85,14 +85,16 @@ func TestResolveOrderSkipsAndFilters(t *testing.T) {
 		wantIdx   []int
 		unusable  string
 		skipWords map[int]string
+		tried     int // entries looked at; 0: all of them
 	}{
-		{name: "current kept wins", status: currentKept, q: resolveQuery{Service: "crm"}, wantIdx: []int{0}},
-		{name: "lost current skipped", status: currentLost, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, unusable: currentLost,
+		{name: "current kept wins", status: currentKept, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{0}},
+		{name: "lost current skipped", status: currentLost, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, unusable: currentLost,
 			skipWords: map[int]string{0: "lost", 1: `"ghost" does not exist`, 2: "expired at 2026-01-01"}},
-		{name: "none is not unusable", status: currentNone, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, skipWords: map[int]string{0: "keeps no current"}},
-		{name: "expired current", status: currentExpired, q: resolveQuery{Service: "crm"}, wantIdx: []int{3}, unusable: currentExpired},
+		{name: "none is not unusable", status: currentNone, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, skipWords: map[int]string{0: "keeps no current"}},
+		{name: "expired current", status: currentExpired, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, unusable: currentExpired},
+		{name: "stops at the first usable", status: currentKept, q: resolveQuery{Service: "crm"}, wantIdx: []int{0}, tried: 1},
 		{name: "all", status: currentKept, q: resolveQuery{Service: "crm", All: true}, wantIdx: []int{0, 3, 4}},
-		{name: "type filter", status: currentKept, q: resolveQuery{Service: "crm", Type: "api_key"}, wantIdx: []int{4}, skipWords: map[int]string{0: "not api_key"}},
+		{name: "type filter", status: currentKept, q: resolveQuery{Service: "crm", Type: "api_key", Explain: true}, wantIdx: []int{4}, skipWords: map[int]string{0: "not api_key"}},
 		{name: "type filter all", status: currentKept, q: resolveQuery{Service: "crm", Type: "password", All: true}, wantIdx: []int{0, 3}},
 		{name: "type nothing", status: currentKept, q: resolveQuery{Service: "crm", Type: "certificate"}, wantIdx: nil},
 	}
@@ -122,8 +124,12 @@ func TestResolveOrderSkipsAndFilters(t *testing.T) {
 					t.Errorf("entry %d skipped for %q, want it to mention %q", idx, res.Tried[idx].Skipped, word)
 				}
 			}
-			if len(res.Tried) != len(services[0].Credentials) {
-				t.Errorf("trace has %d entries", len(res.Tried))
+			want := tc.tried
+			if want == 0 {
+				want = len(services[0].Credentials)
+			}
+			if len(res.Tried) != want {
+				t.Errorf("trace has %d entries, want %d", len(res.Tried), want)
 			}
 		})
 	}

@@ -31,18 +31,20 @@ func processSecret(b *backend) *framework.Secret {
 	}
 }
 
-func leaseProcessID(req *logical.Request) (string, error) {
+// leaseProcess is the process id and nonce a lease was issued for.
+func leaseProcess(req *logical.Request) (id, nonce string, err error) {
 	id, ok := req.Secret.InternalData["process_id"].(string)
 	if !ok || id == "" {
-		return "", fmt.Errorf("the lease carries no process id")
+		return "", "", fmt.Errorf("the lease carries no process id")
 	}
-	return id, nil
+	nonce, _ = req.Secret.InternalData["nonce"].(string)
+	return id, nonce, nil
 }
 
 // processRenew extends a live process's lease by process_ttl (or the increment asked for);
 // Vault caps it at process_max_ttl and the mount's limit.
 func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	id, err := leaseProcessID(req)
+	id, nonce, err := leaseProcess(req)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +52,7 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 	if err != nil {
 		return nil, err
 	}
-	if p == nil {
+	if p == nil || (nonce != "" && p.Nonce != nonce) {
 		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
 	}
 	cfg, err := b.getConfig(ctx, req.Storage)
@@ -68,11 +70,11 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 
 // processRevoke ends the process. Idempotent: the process may already be deleted.
 func (b *backend) processRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	id, err := leaseProcessID(req)
+	id, nonce, err := leaseProcess(req)
 	if err != nil {
 		return nil, err
 	}
-	return nil, b.endProcess(ctx, req.Storage, id)
+	return nil, b.endProcess(ctx, req.Storage, id, nonce)
 }
 
 const technicalStatePrefix = "technical-state/"
@@ -82,49 +84,29 @@ const maxConcurrentRefreshes = 16
 
 // refresher schedules token refreshes: one timer for the earliest due refresh of a min-heap.
 type refresher struct {
-	b *backend
+	b      *backend
+	worker worker
 
-	mu      sync.Mutex
-	queue   refreshQueue
-	index   map[string]*refreshItem
-	wake    chan struct{}
-	cancel  context.CancelFunc
-	running sync.WaitGroup
+	mu    sync.Mutex // guards queue and index
+	queue refreshQueue
+	index map[string]*refreshItem
 }
 
 func newRefresher(b *backend) *refresher {
-	return &refresher{b: b, index: map[string]*refreshItem{}, wake: make(chan struct{}, 1)}
+	return &refresher{b: b, worker: newWorker(), index: map[string]*refreshItem{}}
 }
 
 // start rebuilds the schedule from storage and runs the scheduler until stop.
 func (r *refresher) start(s logical.Storage) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	r.mu.Lock()
-	r.cancel = cancel
-	r.mu.Unlock()
-	if err := r.rebuild(ctx, s); err != nil {
-		cancel()
+	if err := r.rebuild(context.Background(), s); err != nil {
 		return err
 	}
-	r.running.Add(1)
-	go func() {
-		defer r.running.Done()
-		r.loop(ctx, s)
-	}()
+	r.worker.run(func(ctx context.Context) { r.loop(ctx, s) })
 	return nil
 }
 
 // stop ends the scheduler and waits for the refreshes in flight.
-func (r *refresher) stop() {
-	r.mu.Lock()
-	cancel := r.cancel
-	r.cancel = nil
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	r.running.Wait()
-}
+func (r *refresher) stop() { r.worker.stop() }
 
 // rebuild schedules every oauth2 technical credential from what storage holds, so that a token
 // that is still valid is reused, not fetched again.
@@ -176,7 +158,7 @@ func (r *refresher) scheduleAt(name string, at time.Time) {
 		r.index[name] = it
 	}
 	r.mu.Unlock()
-	r.poke()
+	r.worker.poke()
 }
 
 func (r *refresher) unschedule(name string) {
@@ -186,14 +168,7 @@ func (r *refresher) unschedule(name string) {
 		delete(r.index, name)
 	}
 	r.mu.Unlock()
-	r.poke()
-}
-
-func (r *refresher) poke() {
-	select {
-	case r.wake <- struct{}{}:
-	default:
-	}
+	r.worker.poke()
 }
 
 // popDue takes the earliest item if it is due, else says how long until it is.
@@ -223,7 +198,7 @@ func (r *refresher) loop(ctx context.Context, s logical.Storage) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-r.wake:
+			case <-r.worker.wake:
 			case <-timer.C:
 			}
 			continue
@@ -233,9 +208,9 @@ func (r *refresher) loop(ctx context.Context, s logical.Storage) {
 			return
 		case slots <- struct{}{}:
 		}
-		r.running.Add(1)
+		r.worker.running.Add(1)
 		go func() {
-			defer func() { <-slots; r.running.Done() }()
+			defer func() { <-slots; r.worker.running.Done() }()
 			r.refreshScheduled(ctx, s, name)
 		}()
 	}
@@ -266,7 +241,14 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 // token request among concurrent callers. A failed request is recorded in the state, not
 // returned: the error is for storage failures.
 func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *technicalEntry, force bool) (*tokenState, error) {
-	v, err, _ := b.tokenFlights.Do(e.Name, func() (any, error) {
+	// A forced refresh never joins a flight that may answer "not due"; and the work outlives
+	// the request that started it, since others wait on it.
+	key := e.Name
+	if force {
+		key += "\x00force"
+	}
+	ctx = context.WithoutCancel(ctx)
+	v, err, _ := b.tokenFlights.Do(key, func() (any, error) {
 		cur, err := b.getTokenState(ctx, s, e.Name)
 		if err != nil {
 			return nil, err
@@ -292,6 +274,10 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 		} else {
 			next = next.succeeded(tok, cfg.RefreshFraction, now)
 			b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
+		}
+		// A credential deleted meanwhile keeps no token in storage.
+		if still, err := b.getTechnical(ctx, s, e.Name); err != nil || still == nil {
+			return &next, err
 		}
 		if err := b.putTokenState(ctx, s, e.Name, &next); err != nil {
 			return nil, err
@@ -332,6 +318,7 @@ func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technica
 func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
 	b.cacheLock.RLock()
 	st, cached := b.tokenStates[name]
+	gen := b.cacheGen
 	b.cacheLock.RUnlock()
 	if cached {
 		return st, nil
@@ -347,7 +334,9 @@ func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name str
 		}
 	}
 	b.cacheLock.Lock()
-	b.tokenStates[name] = st
+	if b.cacheGen == gen {
+		b.tokenStates[name] = st
+	}
 	b.cacheLock.Unlock()
 	return st, nil
 }
@@ -361,6 +350,7 @@ func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name str
 		return fmt.Errorf("writing the token state of %q: %w", name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.tokenStates[name] = st
 	b.cacheLock.Unlock()
 	return nil
@@ -371,6 +361,7 @@ func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name 
 		return fmt.Errorf("deleting the token state of %q: %w", name, err)
 	}
 	b.cacheLock.Lock()
+	b.cacheGen++
 	b.tokenStates[name] = nil
 	b.cacheLock.Unlock()
 	return nil

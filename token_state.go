@@ -79,12 +79,15 @@ func (st tokenState) failed(err error, now time.Time) tokenState {
 }
 
 // backoff is the wait after the n-th consecutive failure: 5s, 10s, 20s, ... at most 5m.
-func backoff(n int) time.Duration {
-	d := minBackoff
-	for i := 1; i < n && d < maxBackoff; i++ {
+func backoff(n int) time.Duration { return doubling(minBackoff, maxBackoff, n) }
+
+// doubling is first, doubled n-1 times, at most limit.
+func doubling(first, limit time.Duration, n int) time.Duration {
+	d := first
+	for i := 1; i < n && d < limit; i++ {
 		d *= 2
 	}
-	return min(d, maxBackoff)
+	return min(d, limit)
 }
 
 // material is what technical/:name/creds and resolve answer for the token: ttl counts the

@@ -33,10 +33,13 @@ const (
 
 // env is the running server the tests share.
 var env struct {
-	vaultBin string
-	addr     string
-	logPath  string
-	client   *api.Client
+	vaultBin  string
+	addr      string
+	logPath   string
+	client    *api.Client
+	work      string // the run's temporary folder
+	pluginDir string // holds the freshly built plugin
+	pluginSHA string
 }
 
 // secrets records every secret value the tests wrote, so that TestMain can check the server's
@@ -133,6 +136,7 @@ func startVault(work string) (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	env.work, env.pluginDir, env.pluginSHA = work, pluginDir, sha
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -191,6 +195,8 @@ func startVault(work string) (stop func(), err error) {
 		Command: pluginName,
 		SHA256:  sha,
 		Version: pecreds.Version,
+		// The test-only shortening of the outbox's dead limit (24h in production).
+		Env: []string{fmt.Sprintf("PECREDS_NOTIFY_DEAD_AFTER=%s", notifyDeadAfter)},
 	}); err != nil {
 		stop()
 		return nil, fmt.Errorf("registering the plugin: %w", err)

@@ -1,0 +1,343 @@
+package pecreds
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The Task Manager outbox: every task and process event is written to storage in the request
+// that changes the state, then delivered by the active node at least once, in order per process,
+// as a signed JSON POST.
+
+const (
+	outboxStoragePrefix = "outbox/"
+	notifyStatsKey      = "notify-stats"
+
+	notifyMinBackoff = time.Second
+	notifyMaxBackoff = 10 * time.Minute
+	// defaultNotifyDeadAfter: an event still undelivered this long after it was made is dead.
+	defaultNotifyDeadAfter = 24 * time.Hour
+	// notifyDeadAfterEnv shortens that, for tests only (set in the plugin's registration).
+	notifyDeadAfterEnv = "PECREDS_NOTIFY_DEAD_AFTER"
+)
+
+// notifyEvent is one event, as stored in the outbox. The delivered body is its public part.
+type notifyEvent struct {
+	Seq           uint64    `json:"seq"`
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	Time          time.Time `json:"time"`
+	ProcessID     string    `json:"process_id"`
+	TaskID        string    `json:"task_id"`
+	Service       string    `json:"service"`
+	Owner         string    `json:"owner"`
+	OwnerEntityID string    `json:"owner_entity_id"`
+	Reason        string    `json:"reason"`
+
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	LastError   string    `json:"last_error"`
+	Dead        bool      `json:"dead"`
+	// Since is when delivery started (again, after notify/retry): the dead limit counts from it.
+	Since time.Time `json:"since"`
+}
+
+// body is what the Task Manager receives: never a credential.
+func (e *notifyEvent) body() ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"id": e.ID, "type": e.Type, "time": e.Time.UTC().Format(time.RFC3339Nano),
+		"process_id": e.ProcessID, "task_id": e.TaskID, "service": e.Service,
+		"owner": e.Owner, "owner_entity_id": e.OwnerEntityID, "reason": e.Reason,
+	})
+}
+
+// signature is the X-Pecreds-Signature header: sha256=<hex HMAC-SHA256 of the body>.
+func signature(body []byte, secret string) string {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// notifyStats are the counters notify/status shows that the outbox itself cannot tell.
+type notifyStats struct {
+	Delivered int64  `json:"delivered"`
+	LastError string `json:"last_error"`
+}
+
+func outboxKey(seq uint64) string { return fmt.Sprintf("%s%020d", outboxStoragePrefix, seq) }
+
+// notifier delivers the outbox: one loop on the active node, woken by new events.
+type notifier struct {
+	b         *backend
+	deadAfter time.Duration
+	worker    worker
+
+	mu  sync.Mutex // guards seq
+	seq uint64     // the last sequence number used; 0: not loaded yet
+}
+
+func newNotifier(b *backend) *notifier {
+	n := &notifier{b: b, deadAfter: defaultNotifyDeadAfter, worker: newWorker()}
+	if d, err := time.ParseDuration(os.Getenv(notifyDeadAfterEnv)); err == nil && d > 0 {
+		n.deadAfter = d
+	}
+	return n
+}
+
+// announce tells of a state change: a Vault event, and, with notify_url set, an outbox entry
+// written in the caller's request.
+func (b *backend) announce(ctx context.Context, s logical.Storage, ev notifyEvent) error {
+	b.emit(ctx, "pecreds/"+ev.Type, "process_id", ev.ProcessID, "task_id", ev.TaskID, "service", ev.Service, "owner_entity_id", ev.OwnerEntityID)
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil || cfg.NotifyURL == "" {
+		return err
+	}
+	return b.notifier.enqueue(ctx, s, ev)
+}
+
+func (n *notifier) enqueue(ctx context.Context, s logical.Storage, ev notifyEvent) error {
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return fmt.Errorf("making an event id: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.seq == 0 {
+		keys, err := s.List(ctx, outboxStoragePrefix)
+		if err != nil {
+			return fmt.Errorf("listing the outbox: %w", err)
+		}
+		for _, k := range keys {
+			if v, err := strconv.ParseUint(k, 10, 64); err == nil && v > n.seq {
+				n.seq = v
+			}
+		}
+	}
+	now := time.Now().UTC()
+	ev.Seq, ev.ID, ev.Time, ev.Since, ev.NextAttempt = n.seq+1, id, now, now, now
+	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
+	if err != nil {
+		return fmt.Errorf("encoding event: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing the outbox: %w", err)
+	}
+	n.seq = ev.Seq
+	n.poke()
+	return nil
+}
+
+func (n *notifier) poke() { n.worker.poke() }
+
+func (n *notifier) start(s logical.Storage) {
+	n.worker.run(func(ctx context.Context) { n.loop(ctx, s) })
+}
+
+func (n *notifier) stop() { n.worker.stop() }
+
+func (n *notifier) loop(ctx context.Context, s logical.Storage) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.worker.wake:
+		case <-timer.C:
+		}
+		next, err := n.deliverDue(ctx, s)
+		if err != nil && ctx.Err() == nil {
+			n.b.Logger().Error("delivering notifications", "error", err)
+			next = time.Now().Add(notifyMinBackoff)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 10*time.Millisecond)
+		}
+		timer.Reset(wait)
+	}
+}
+
+// loadOutbox reads every event, in sequence order.
+func loadOutbox(ctx context.Context, s logical.Storage) ([]*notifyEvent, error) {
+	keys, err := s.List(ctx, outboxStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing the outbox: %w", err)
+	}
+	sort.Strings(keys) // zero-padded: lexical order is sequence order
+	out := make([]*notifyEvent, 0, len(keys))
+	for _, k := range keys {
+		entry, err := s.Get(ctx, outboxStoragePrefix+k)
+		if err != nil {
+			return nil, fmt.Errorf("reading the outbox: %w", err)
+		}
+		if entry == nil {
+			continue
+		}
+		ev := &notifyEvent{}
+		if err := entry.DecodeJSON(ev); err != nil {
+			return nil, fmt.Errorf("decoding an outbox event: %w", err)
+		}
+		out = append(out, ev)
+	}
+	return out, nil
+}
+
+// deliverDue delivers what is due, in order per process: a process's later events wait while an
+// earlier one is pending. It answers when to look again (zero: nothing pending).
+func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time, error) {
+	if !n.b.WriteSafeReplicationState() {
+		return time.Time{}, nil
+	}
+	cfg, err := n.b.getConfig(ctx, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	events, err := loadOutbox(ctx, s)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	blocked := map[string]bool{}
+	for _, ev := range events {
+		if ev.Dead || blocked[ev.ProcessID] {
+			continue
+		}
+		if cfg.NotifyURL == "" {
+			break // switched off: events wait, kept, until a notify_url is set again
+		}
+		if now := time.Now(); ev.NextAttempt.After(now) {
+			blocked[ev.ProcessID] = true
+			later(ev.NextAttempt)
+			continue
+		}
+		if ctx.Err() != nil {
+			return time.Time{}, nil
+		}
+		if err := n.deliverOne(ctx, s, cfg, ev); err != nil {
+			return time.Time{}, err
+		}
+		if !ev.Dead && ev.NextAttempt.After(time.Now()) {
+			blocked[ev.ProcessID] = true
+			later(ev.NextAttempt)
+		}
+	}
+	return next, nil
+}
+
+// deliverOne posts one event; on success it leaves the outbox, on failure it backs off, and past
+// the dead limit it is kept as dead.
+func (n *notifier) deliverOne(ctx context.Context, s logical.Storage, cfg *configEntry, ev *notifyEvent) error {
+	body, err := ev.body()
+	if err != nil {
+		return err
+	}
+	postErr := post(ctx, cfg, ev.ID, body)
+	stats, err := n.getStats(ctx, s)
+	if err != nil {
+		return err
+	}
+	if postErr == nil {
+		if err := s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
+			return fmt.Errorf("deleting a delivered event: %w", err)
+		}
+		stats.Delivered++
+		return n.putStats(ctx, s, stats)
+	}
+	now := time.Now().UTC()
+	ev.Attempts++
+	ev.LastError = postErr.Error()
+	ev.NextAttempt = now.Add(notifyBackoff(ev.Attempts))
+	if now.Sub(ev.Since) >= n.deadAfter {
+		ev.Dead = true
+		n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", postErr)
+	}
+	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("updating an outbox event: %w", err)
+	}
+	stats.LastError = ev.LastError
+	return n.putStats(ctx, s, stats)
+}
+
+func post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.NotifyTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.NotifyURL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("the notify_url does not make a request: %v", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Pecreds-Event-Id", id)
+	req.Header.Set("X-Pecreds-Signature", signature(body, cfg.NotifySecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("the Task Manager could not be reached: %v", redactURLError(err))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("the Task Manager answered %s", resp.Status)
+	}
+	return nil
+}
+
+// redactURLError keeps a transport error's cause without the URL, which may carry a query.
+func redactURLError(err error) error {
+	type unwrapper interface{ Unwrap() error }
+	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
+		return u.Unwrap()
+	}
+	return err
+}
+
+// notifyBackoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
+func notifyBackoff(n int) time.Duration { return doubling(notifyMinBackoff, notifyMaxBackoff, n) }
+
+func (n *notifier) getStats(ctx context.Context, s logical.Storage) (*notifyStats, error) {
+	entry, err := s.Get(ctx, notifyStatsKey)
+	if err != nil {
+		return nil, fmt.Errorf("reading notify stats: %w", err)
+	}
+	st := &notifyStats{}
+	if entry != nil {
+		if err := entry.DecodeJSON(st); err != nil {
+			return nil, fmt.Errorf("decoding notify stats: %w", err)
+		}
+	}
+	return st, nil
+}
+
+func (n *notifier) putStats(ctx context.Context, s logical.Storage, st *notifyStats) error {
+	entry, err := logical.StorageEntryJSON(notifyStatsKey, st)
+	if err != nil {
+		return err
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("writing notify stats: %w", err)
+	}
+	return nil
+}

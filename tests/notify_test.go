@@ -1,0 +1,286 @@
+package tests
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// notifyDeadAfter is the shortened dead limit the test server's plugin registration sets
+// (PECREDS_NOTIFY_DEAD_AFTER); production keeps 24 hours.
+const notifyDeadAfter = 8 * time.Second
+
+// receiver is a Task Manager webhook on loopback: it verifies signatures, records what it
+// receives, and can be told to fail.
+type receiver struct {
+	url    string
+	secret string
+	srv    *http.Server
+
+	mu       sync.Mutex
+	failing  bool
+	received []received
+	badSigs  int
+	attempts int
+}
+
+type received struct {
+	ID   string
+	Body map[string]any
+	Raw  string
+}
+
+func startReceiver(t *testing.T, secret string) *receiver {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{url: "http://" + l.Addr().String() + "/hooks/pecreds", secret: secret}
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = r.srv.Serve(l) }()
+	t.Cleanup(func() { _ = r.srv.Close() })
+	return r
+}
+
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	raw, _ := io.ReadAll(req.Body)
+	mac := hmac.New(sha256.New, []byte(r.secret))
+	mac.Write(raw)
+	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.attempts++
+	if r.failing {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if !hmac.Equal([]byte(req.Header.Get("X-Pecreds-Signature")), []byte(want)) {
+		r.badSigs++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var body map[string]any
+	_ = json.Unmarshal(raw, &body)
+	r.received = append(r.received, received{ID: req.Header.Get("X-Pecreds-Event-Id"), Body: body, Raw: string(raw)})
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (r *receiver) setFailing(f bool) { r.mu.Lock(); r.failing = f; r.mu.Unlock() }
+
+func (r *receiver) events() []received {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]received(nil), r.received...)
+}
+
+// waitFor waits until the receiver has n distinct events.
+func (r *receiver) waitFor(t *testing.T, n int, within time.Duration) []received {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if got := r.events(); len(distinct(got)) >= n {
+			return got
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	got := r.events()
+	t.Fatalf("the receiver has %d distinct events after %s, want %d: %v", len(distinct(got)), within, n, types(got))
+	return nil
+}
+
+func distinct(rs []received) map[string]received {
+	out := map[string]received{}
+	for _, r := range rs {
+		out[r.ID] = r
+	}
+	return out
+}
+
+func types(rs []received) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Body["type"].(string)+"@"+r.Body["process_id"].(string))
+	}
+	return out
+}
+
+func notifyMount(t *testing.T) (string, *receiver) {
+	t.Helper()
+	mount := newMount(t)
+	r := startReceiver(t, "webhook-hmac-key-9")
+	rememberSecrets("webhook-hmac-key-9")
+	write(t, mount+"/config", map[string]any{"notify_url": r.url, "notify_secret": r.secret, "notify_timeout": "2s"})
+	write(t, mount+"/registry/orders", map[string]any{"services": []map[string]any{
+		{"name": "crm", "credentials": []map[string]any{{"type": "current"}}},
+	}})
+	return mount, r
+}
+
+// breakProcess instantiates a process and reports its user's credentials failed: process-broken
+// and task-created. It answers the task id.
+func breakProcess(t *testing.T, mount, id string) string {
+	t.Helper()
+	write(t, mount+"/process/"+id, map[string]any{"definition": "orders", "owner": "nia", "current": userCurrent(t, "nia")})
+	return write(t, mount+"/process/"+id+"/report", map[string]any{"service": "crm", "error": "auth_failed"}).Data["task_id"].(string)
+}
+
+func TestNotifyEveryEventTypeSigned(t *testing.T) {
+	mount, r := notifyMount(t)
+	srv := startTokenServer(t)
+	createOAuth2(t, mount, "idp", srv, "notify")
+
+	t1 := breakProcess(t, mount, "p1")
+	write(t, mount+"/task/"+t1+"/complete", map[string]any{"credentials": userCurrent(t, "nia")})
+	t2 := breakProcess(t, mount, "p2")
+	write(t, mount+"/task/"+t2+"/cancel", nil)
+	// A process broken by a technical credential, resumed by an operator.
+	write(t, mount+"/registry/tech", map[string]any{"services": []map[string]any{
+		{"name": "crm", "credentials": []map[string]any{{"type": "technical", "name": "idp"}}},
+	}})
+	write(t, mount+"/process/p3", map[string]any{"definition": "tech"})
+	write(t, mount+"/process/p3/report", map[string]any{"service": "crm", "error": "auth_failed"}) // retry
+	write(t, mount+"/process/p3/report", map[string]any{"service": "crm", "error": "auth_failed"}) // broken
+	write(t, mount+"/process/p3/resume", nil)
+
+	got := r.waitFor(t, 8, 20*time.Second)
+	want := []string{
+		"process-broken@p1", "task-created@p1", "task-completed@p1",
+		"process-broken@p2", "task-created@p2", "task-cancelled@p2",
+		"process-broken@p3", "process-resumed@p3",
+	}
+	if strings.Join(types(got), " ") != strings.Join(want, " ") {
+		t.Errorf("received %v\nwant     %v", types(got), want)
+	}
+	for _, e := range got {
+		for _, k := range []string{"id", "type", "time", "process_id", "task_id", "service", "owner", "owner_entity_id", "reason"} {
+			if _, ok := e.Body[k]; !ok {
+				t.Errorf("event %s lacks %s: %s", e.ID, k, e.Raw)
+			}
+		}
+		if e.Body["id"] != e.ID {
+			t.Errorf("the body's id %v is not the header's %s", e.Body["id"], e.ID)
+		}
+		secrets.Lock()
+		for _, s := range secrets.values {
+			if s != "" && strings.Contains(e.Raw, s) {
+				t.Errorf("an event body carries a secret: %s", e.Raw)
+			}
+		}
+		secrets.Unlock()
+	}
+	if r.badSigs != 0 {
+		t.Errorf("%d deliveries with a bad signature", r.badSigs)
+	}
+	status := read(t, mount+"/notify/status").Data
+	if status["pending"] != json.Number("0") || status["delivered"] != json.Number("8") || status["dead"] != json.Number("0") {
+		t.Errorf("status %v", status)
+	}
+	if cfg := mustCLI(t, "read", "-format=json", mount+"/config"); strings.Contains(cfg, r.secret) {
+		t.Error("config read shows notify_secret")
+	}
+}
+
+func TestNotifyReceiverDownThenBackLosesNothing(t *testing.T) {
+	mount, r := notifyMount(t)
+	r.setFailing(true)
+	tasks := map[string]string{}
+	for _, id := range []string{"a", "b", "c"} {
+		tasks[id] = breakProcess(t, mount, id)
+	}
+	write(t, mount+"/task/"+tasks["a"]+"/complete", map[string]any{"credentials": userCurrent(t, "nia")})
+	time.Sleep(4 * time.Second)
+	status := read(t, mount+"/notify/status").Data
+	if status["pending"] != json.Number("7") || !strings.Contains(status["last_error"].(string), "503") {
+		t.Errorf("while the receiver is down: %v", status)
+	}
+	r.setFailing(false)
+	got := r.waitFor(t, 7, 30*time.Second)
+	perProcess := map[string][]string{}
+	for _, e := range distinctInOrder(got) {
+		pid := e.Body["process_id"].(string)
+		perProcess[pid] = append(perProcess[pid], e.Body["type"].(string))
+	}
+	if strings.Join(perProcess["a"], " ") != "process-broken task-created task-completed" {
+		t.Errorf("order for a: %v", perProcess["a"])
+	}
+	for _, id := range []string{"b", "c"} {
+		if strings.Join(perProcess[id], " ") != "process-broken task-created" {
+			t.Errorf("order for %s: %v", id, perProcess[id])
+		}
+	}
+	if r.attempts <= 7 {
+		t.Errorf("only %d delivery attempts: the failures were not retried", r.attempts)
+	}
+}
+
+// distinctInOrder keeps each event's first delivery, in arrival order.
+func distinctInOrder(rs []received) []received {
+	seen := map[string]bool{}
+	var out []received
+	for _, r := range rs {
+		if !seen[r.ID] {
+			seen[r.ID] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestNotifyPendingSurvivesPluginReload(t *testing.T) {
+	mount, r := notifyMount(t)
+	r.setFailing(true)
+	breakProcess(t, mount, "r1")
+	breakProcess(t, mount, "r2")
+	time.Sleep(time.Second)
+	mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
+	r.setFailing(false)
+	// The reloaded plugin's delivery starts from the stored outbox; a status read wakes the mount.
+	read(t, mount+"/notify/status")
+	got := r.waitFor(t, 4, 30*time.Second)
+	if len(distinct(got)) != 4 {
+		t.Errorf("after the reload: %v", types(got))
+	}
+}
+
+func TestNotifyDeadEventsAndRetry(t *testing.T) {
+	mount, r := notifyMount(t)
+	r.setFailing(true)
+	breakProcess(t, mount, "d1")
+	deadline := time.Now().Add(notifyDeadAfter + 20*time.Second)
+	var status map[string]any
+	for time.Now().Before(deadline) {
+		status = read(t, mount+"/notify/status").Data
+		if status["dead"] == json.Number("2") {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if status["dead"] != json.Number("2") || status["pending"] != json.Number("0") {
+		t.Fatalf("after the dead limit (%s): %v", notifyDeadAfter, status)
+	}
+	r.setFailing(false)
+	time.Sleep(2 * time.Second)
+	if n := len(r.events()); n != 0 {
+		t.Errorf("dead events were delivered without notify/retry: %d", n)
+	}
+	out := mustCLI(t, "write", "-f", "-format=json", mount+"/notify/retry")
+	if !strings.Contains(out, `"requeued": 2`) {
+		t.Errorf("retry answered %s", out)
+	}
+	got := r.waitFor(t, 2, 15*time.Second)
+	if strings.Join(types(distinctInOrder(got)), " ") != "process-broken@d1 task-created@d1" {
+		t.Errorf("after retry: %v", types(got))
+	}
+
+	_, err := env.client.Logical().Write(mount+"/config", map[string]any{"notify_url": "not a url"})
+	badRequest(t, err, "notify_url must be an absolute http or https URL")
+}
