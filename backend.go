@@ -39,6 +39,8 @@ type backend struct {
 	registryLocks  []*locksutil.LockEntry
 	technicalLocks []*locksutil.LockEntry
 	processLocks   []*locksutil.LockEntry
+	// refreshLocks serialise a credential's token refreshes with each other and its delete.
+	refreshLocks []*locksutil.LockEntry
 	// configLock serialises config writes.
 	configLock sync.Mutex
 
@@ -79,6 +81,7 @@ func newBackend() *backend {
 		registryLocks:  locksutil.CreateLocks(),
 		technicalLocks: locksutil.CreateLocks(),
 		processLocks:   locksutil.CreateLocks(),
+		refreshLocks:   locksutil.CreateLocks(),
 		registries:     map[string]*registryEntry{},
 		technicals:     map[string]*technicalEntry{},
 		tokenStates:    map[string]*tokenState{},

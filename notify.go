@@ -220,7 +220,11 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	}
 	blocked := map[string]bool{}
 	for _, ev := range events {
-		if ev.Dead || blocked[ev.ProcessID] {
+		if ev.Dead {
+			blocked[ev.ProcessID] = true // its later events wait for notify/retry, in order
+			continue
+		}
+		if blocked[ev.ProcessID] {
 			continue
 		}
 		if cfg.NotifyURL == "" {
@@ -253,6 +257,9 @@ func (n *notifier) deliverOne(ctx context.Context, s logical.Storage, cfg *confi
 		return err
 	}
 	postErr := post(ctx, cfg, ev.ID, body)
+	if ctx.Err() != nil {
+		return nil // stopping: an interrupted delivery is not an attempt
+	}
 	stats, err := n.getStats(ctx, s)
 	if err != nil {
 		return err
@@ -293,7 +300,7 @@ func post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Pecreds-Event-Id", id)
 	req.Header.Set("X-Pecreds-Signature", signature(body, cfg.NotifySecret))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := notifyClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("the Task Manager could not be reached: %v", redactURLError(err))
 	}
@@ -303,6 +310,12 @@ func post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
 		return fmt.Errorf("the Task Manager answered %s", resp.Status)
 	}
 	return nil
+}
+
+// notifyClient follows no redirect: a redirected POST would arrive as a bodiless GET, and its
+// 2xx would count an event delivered that never was. A 3xx is a failed delivery.
+var notifyClient = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 }
 
 // redactURLError keeps a transport error's cause without the URL, which may carry a query.

@@ -169,6 +169,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
 		return nil, err
 	}
+	b.notifier.poke() // a notify_url set again delivers what waited
 	resp := &logical.Response{Data: cfg.responseData()}
 	for _, name := range cfg.GlobalRegistries {
 		reg, err := b.getRegistry(ctx, req.Storage, name)

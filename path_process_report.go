@@ -168,7 +168,7 @@ func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *proc
 	if err != nil {
 		return false, "", err
 	}
-	if st != nil && p.Retried[name] == st.Generation {
+	if retried, ok := p.Retried[name]; ok && st != nil && retried == st.Generation {
 		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil
 	}
 	b.cacheLock.RLock()
@@ -208,9 +208,16 @@ func (b *backend) storeHealth(ctx context.Context, s logical.Storage, before, ne
 		}
 		next.TaskID = task.ID
 	}
-	if err := b.putProcess(ctx, s, next); err != nil {
-		return err
+	if next.Health == healthFailed && next.TaskID != "" {
+		// A failed process waits for nobody: its open task is cancelled, and completing it
+		// could never revive the process.
+		if err := b.cancelOpenTask(ctx, s, next); err != nil {
+			return err
+		}
+		next.TaskID = ""
 	}
+	// The outbox first: should the process write fail, the Task Manager hears of a change that
+	// did not happen (at least once allows that), never misses one that did.
 	if next.Health == healthBroken && before.Health != healthBroken {
 		b.Logger().Info("process broken", "process", next.ID, "service", service, "reason", reason)
 		if err := b.announce(ctx, s, notifyEvent{Type: eventProcessBroken, ProcessID: next.ID, TaskID: next.TaskID, Service: service,
@@ -219,9 +226,11 @@ func (b *backend) storeHealth(ctx context.Context, s logical.Storage, before, ne
 		}
 	}
 	if created {
-		return b.announce(ctx, s, taskEvent(eventTaskCreated, task))
+		if err := b.announce(ctx, s, taskEvent(eventTaskCreated, task)); err != nil {
+			return err
+		}
 	}
-	return nil
+	return b.putProcess(ctx, s, next)
 }
 
 // breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
@@ -287,11 +296,11 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	}
 	next := *p
 	next.Health, next.HealthReason, next.Retried, next.UpdatedTime = healthRunning, "", nil, time.Now().UTC()
-	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
-		return nil, err
-	}
 	if err := b.announce(ctx, req.Storage, notifyEvent{Type: eventProcessResumed, ProcessID: id, Owner: p.Owner,
 		OwnerEntityID: p.OwnerEntityID, Reason: "resumed by an operator"}); err != nil {
+		return nil, err
+	}
+	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
 		return nil, err
 	}
 	cur, err := b.getCurrent(ctx, req.Storage, &next)

@@ -148,7 +148,11 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	}
 	data := resolveAnswer(res, q.All)
 	if q.Explain {
-		data["explain"] = map[string]any{"layers": res.Layers, "candidates": res.Candidates, "tried": res.Tried}
+		trace := map[string]any{"layers": res.Layers, "tried": res.Tried}
+		if q.URL != "" {
+			trace["candidates"] = res.Candidates
+		}
+		data["explain"] = trace
 	}
 	return &logical.Response{Data: data}, nil
 }
@@ -338,7 +342,11 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 		return nil, err
 	}
 	data := map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": expiring}
-	if d.Get("open_tasks").(bool) {
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	if d.Get("open_tasks").(bool) && cfg.TaskManager {
 		for _, item := range expiring {
 			if item["type"] == "current" {
 				taskID, err := b.openExpiringTask(ctx, req.Storage, id, item["service"].(string))

@@ -206,10 +206,18 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 	}
 	next := *p
 	next.HasCurrent = next.KeepCredentials != keepNone
+	if next.TaskID == t.ID && next.Health != healthFailed {
+		next.Health, next.HealthReason = healthRunning, ""
+	}
 	if next.TaskID == t.ID {
-		next.Health, next.HealthReason, next.TaskID = healthRunning, "", ""
+		next.TaskID = ""
 	}
 	next.UpdatedTime = time.Now().UTC()
+	closed := closedAs(t, taskCompleted)
+	// The outbox first (see storeHealth), then the credentials, the process and the task.
+	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCompleted, closed)); err != nil {
+		return nil, err
+	}
 	if next.HasCurrent {
 		if err := b.putCurrent(ctx, req.Storage, &next, cred); err != nil {
 			return nil, err
@@ -218,11 +226,7 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
 		return nil, err
 	}
-	closed, err := b.closeTask(ctx, req.Storage, t, taskCompleted)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCompleted, closed)); err != nil {
+	if err := b.putTask(ctx, req.Storage, closed); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: closed.responseData()}, nil
@@ -244,19 +248,19 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
+	closed := closedAs(t, taskCancelled)
+	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCancelled, closed)); err != nil {
+		return nil, err
+	}
 	if p != nil {
 		next := *p
 		next.Health, next.HealthReason, next.TaskID = healthFailed, fmt.Sprintf("task %s was cancelled", t.ID), ""
-		next.UpdatedTime = time.Now().UTC()
+		next.UpdatedTime = closed.ClosedTime
 		if err := b.putProcess(ctx, req.Storage, &next); err != nil {
 			return nil, err
 		}
 	}
-	closed, err := b.closeTask(ctx, req.Storage, t, taskCancelled)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCancelled, closed)); err != nil {
+	if err := b.putTask(ctx, req.Storage, closed); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: closed.responseData()}, nil
@@ -294,11 +298,12 @@ func taskEvent(typ string, t *taskEntry) notifyEvent {
 		OwnerEntityID: t.OwnerEntityID, Reason: t.Reason}
 }
 
-// closeTask marks a task completed or cancelled; it stays readable for closedTaskRetention.
-func (b *backend) closeTask(ctx context.Context, s logical.Storage, t *taskEntry, status string) (*taskEntry, error) {
+// closedAs is the task completed or cancelled now; stored, it stays readable for
+// closedTaskRetention.
+func closedAs(t *taskEntry, status string) *taskEntry {
 	closed := *t
 	closed.Status, closed.ClosedTime = status, time.Now().UTC()
-	return &closed, b.putTask(ctx, s, &closed)
+	return &closed
 }
 
 // cancelOpenTask cancels a process's open task, if any (the process is ending).
@@ -310,11 +315,11 @@ func (b *backend) cancelOpenTask(ctx context.Context, s logical.Storage, p *proc
 	if err != nil || t == nil || t.Status != taskOpen {
 		return err
 	}
-	closed, err := b.closeTask(ctx, s, t, taskCancelled)
-	if err != nil {
+	closed := closedAs(t, taskCancelled)
+	if err := b.announce(ctx, s, taskEvent(eventTaskCancelled, closed)); err != nil {
 		return err
 	}
-	return b.announce(ctx, s, taskEvent(eventTaskCancelled, closed))
+	return b.putTask(ctx, s, closed)
 }
 
 // sweepTasks removes the tasks closed more than closedTaskRetention ago.

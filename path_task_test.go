@@ -115,3 +115,18 @@ func TestHealthFor(t *testing.T) {
 		}
 	}
 }
+
+func TestFailingABrokenProcessCancelsItsTask(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON})
+	taskID := reportAs(t, b, s, "p", "auth_failed")["task_id"].(string)
+	got := reportAs(t, b, s, "p", "forbidden")
+	if got["health"] != "failed" || got["task_id"] != "" {
+		t.Errorf("forbidden on a broken process: %v", got)
+	}
+	if status := mustSucceed(t, b, s, logical.ReadOperation, "task/"+taskID, nil).Data["status"]; status != "cancelled" {
+		t.Errorf("the task of the failed process is %v", status)
+	}
+	mustFail(t, b, s, logical.UpdateOperation, "task/"+taskID+"/complete", map[string]any{"credentials": annJSON}, "cancelled already")
+}

@@ -278,6 +278,11 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	lock.Lock()
 	defer lock.Unlock()
 	b.refresher.unschedule(name)
+	// A refresh in flight finishes first; after the delete it finds no credential and stores
+	// nothing.
+	refresh := locksutil.LockForKey(b.refreshLocks, name)
+	refresh.Lock()
+	defer refresh.Unlock()
 	if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}

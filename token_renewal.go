@@ -3,6 +3,7 @@ package pecreds
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -247,15 +249,23 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 	if force {
 		key += "\x00force"
 	}
+	asked := time.Now()
 	ctx = context.WithoutCancel(ctx)
 	v, err, _ := b.tokenFlights.Do(key, func() (any, error) {
+		// One refresh of a credential at a time (forced and scheduled flights included), so a
+		// slow one never writes back over a newer token; a delete waits for it too.
+		lock := locksutil.LockForKey(b.refreshLocks, e.Name)
+		lock.Lock()
+		defer lock.Unlock()
 		cur, err := b.getTokenState(ctx, s, e.Name)
 		if err != nil {
 			return nil, err
 		}
-		now := time.Now()
-		if cur != nil && !force && !cur.due(now) {
+		switch {
+		case cur != nil && !force && !cur.due(time.Now()):
 			return cur, nil // refreshed meanwhile
+		case cur != nil && force && cur.LastRefresh.After(asked) && cur.valid(time.Now()):
+			return cur, nil // a fresh token came while this one waited
 		}
 		var next tokenState
 		if cur != nil {
@@ -267,7 +277,10 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 		}
 		// The request outlives the caller that started it (others share it); Clean ends it.
 		tok, fetchErr := fetchToken(b.lifetime, b.httpClient, e.Credential)
-		now = time.Now()
+		if b.lifetime.Err() != nil {
+			return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
+		}
+		now := time.Now()
 		if fetchErr != nil {
 			next = next.failed(fetchErr, now)
 			b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
