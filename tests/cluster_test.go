@@ -431,6 +431,13 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 		{"name": "crm", "credentials": []map[string]any{{"type": "current"}}},
 	}})
 	lease := mustWriteOn(t, n.client, "pecreds/process/p", map[string]any{"definition": "orders", "current": userCurrent(t, "rex")})
+	// The Task Manager is down across the restart: two events wait in the outbox.
+	rcv := startReceiver(t, "restart-webhook-key")
+	rememberSecrets("restart-webhook-key")
+	rcv.setFailing(true)
+	mustWriteOn(t, n.client, "pecreds/config", map[string]any{"notify_url": rcv.url, "notify_secret": rcv.secret})
+	mustWriteOn(t, n.client, "pecreds/process/q", map[string]any{"definition": "orders", "current": userCurrent(t, "rex")})
+	mustWriteOn(t, n.client, "pecreds/process/q/report", map[string]any{"service": "crm", "error": "auth_failed"})
 	before, _ := readCredsOn(n.client, "pecreds/technical/idp0/creds")
 	requests := func() int {
 		total := 0
@@ -459,6 +466,10 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 	}
 	if _, err := n.client.Sys().Renew(lease.LeaseID, 3600); err != nil {
 		t.Errorf("renewing after the restart: %v", err)
+	}
+	rcv.setFailing(false)
+	if got := types(distinctInOrder(rcv.waitFor(t, 2, 30*time.Second))); strings.Join(got, " ") != "process-broken@q task-created@q" {
+		t.Errorf("after the restart the Task Manager got %v", got)
 	}
 	// The scheduler resumed: each token is refreshed at its time (~27s after it was issued).
 	time.Sleep(30 * time.Second)
