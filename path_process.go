@@ -283,42 +283,13 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce s
 	if err := b.deleteCurrent(ctx, s, id); err != nil {
 		return err
 	}
-	if err := s.Delete(ctx, processStoragePrefix+id); err != nil {
-		return fmt.Errorf("deleting process %q: %w", id, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.processes[id] = nil
-	b.cacheLock.Unlock()
-	return nil
+	return cachedDelete(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // getProcess returns a process, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
 func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
-	b.cacheLock.RLock()
-	p, cached := b.processes[id]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return p, nil
-	}
-	entry, err := s.Get(ctx, processStoragePrefix+id)
-	if err != nil {
-		return nil, fmt.Errorf("reading process %q: %w", id, err)
-	}
-	if entry != nil {
-		p = &processEntry{}
-		if err := entry.DecodeJSON(p); err != nil {
-			return nil, fmt.Errorf("decoding process %q: %w", id, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.processes[id] = p
-	}
-	b.cacheLock.Unlock()
-	return p, nil
+	return cachedGet(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // liveProcess is getProcess for the paths that act on a process: a missing one is a 404 that
@@ -332,18 +303,7 @@ func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string)
 }
 
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
-	entry, err := logical.StorageEntryJSON(processStoragePrefix+p.ID, p)
-	if err != nil {
-		return fmt.Errorf("encoding process %q: %w", p.ID, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing process %q: %w", p.ID, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.processes[p.ID] = p
-	b.cacheLock.Unlock()
-	return nil
+	return cachedPut(ctx, b, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
 }
 
 // getCurrent returns the current credentials the plugin holds for a process: from storage
@@ -357,29 +317,7 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processE
 		defer b.cacheLock.RUnlock()
 		return b.transientCurrent[p.ID], nil
 	}
-	b.cacheLock.RLock()
-	c, cached := b.currents[p.ID]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return c, nil
-	}
-	entry, err := s.Get(ctx, currentStoragePrefix+p.ID)
-	if err != nil {
-		return nil, fmt.Errorf("reading the current credentials of process %q: %w", p.ID, err)
-	}
-	if entry != nil {
-		c = &Credential{}
-		if err := entry.DecodeJSON(c); err != nil {
-			return nil, fmt.Errorf("decoding the current credentials of process %q: %w", p.ID, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.currents[p.ID] = c
-	}
-	b.cacheLock.Unlock()
-	return c, nil
+	return cachedGet(ctx, b, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID))
 }
 
 // putCurrent keeps a process's current credentials per its mode.
@@ -391,31 +329,16 @@ func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processE
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
 	case keepPersistent:
-		entry, err := logical.StorageEntryJSON(currentStoragePrefix+p.ID, c)
-		if err != nil {
-			return fmt.Errorf("encoding the current credentials of process %q: %w", p.ID, err)
-		}
-		if err := s.Put(ctx, entry); err != nil {
-			return fmt.Errorf("writing the current credentials of process %q: %w", p.ID, err)
-		}
-		b.cacheLock.Lock()
-		b.cacheGen++
-		b.currents[p.ID] = &c
-		b.cacheLock.Unlock()
+		return cachedPut(ctx, b, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID), &c)
 	}
 	return nil
 }
 
 func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id string) error {
-	if err := s.Delete(ctx, currentStoragePrefix+id); err != nil {
-		return fmt.Errorf("deleting the current credentials of process %q: %w", id, err)
-	}
 	b.cacheLock.Lock()
-	b.cacheGen++
 	delete(b.transientCurrent, id)
-	b.currents[id] = nil
 	b.cacheLock.Unlock()
-	return nil
+	return cachedDelete(ctx, b, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
 }
 
 var processFields = map[string]*framework.FieldSchema{

@@ -226,55 +226,15 @@ func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, 
 // getRegistry returns a registry, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
 func (b *backend) getRegistry(ctx context.Context, s logical.Storage, name string) (*registryEntry, error) {
-	b.cacheLock.RLock()
-	reg, cached := b.registries[name]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return reg, nil
-	}
-	entry, err := s.Get(ctx, registryStoragePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading registry %q: %w", name, err)
-	}
-	if entry != nil {
-		reg = &registryEntry{}
-		if err := entry.DecodeJSON(reg); err != nil {
-			return nil, fmt.Errorf("decoding registry %q: %w", name, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.registries[name] = reg
-	}
-	b.cacheLock.Unlock()
-	return reg, nil
+	return cachedGet(ctx, b, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
 }
 
 func (b *backend) putRegistry(ctx context.Context, s logical.Storage, reg *registryEntry) error {
-	entry, err := logical.StorageEntryJSON(registryStoragePrefix+reg.Name, reg)
-	if err != nil {
-		return fmt.Errorf("encoding registry %q: %w", reg.Name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing registry %q: %w", reg.Name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.registries[reg.Name] = reg
-	b.cacheLock.Unlock()
-	return nil
+	return cachedPut(ctx, b, s, b.registries, registryStoragePrefix, reg.Name, fmt.Sprintf("registry %q", reg.Name), reg)
 }
 
 func (b *backend) deleteRegistry(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, registryStoragePrefix+name); err != nil {
-		return fmt.Errorf("deleting registry %q: %w", name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.registries[name] = nil
-	b.cacheLock.Unlock()
-	return nil
+	return cachedDelete(ctx, b, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
 }
 
 var registryFields = map[string]*framework.FieldSchema{

@@ -334,57 +334,20 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 			return err
 		}
 		if t != nil && t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
-			if err := s.Delete(ctx, taskStoragePrefix+id); err != nil {
-				return fmt.Errorf("deleting task %q: %w", id, err)
+			if err := cachedDelete(ctx, b, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id)); err != nil {
+				return err
 			}
-			b.cacheLock.Lock()
-			b.cacheGen++
-			b.tasks[id] = nil
-			b.cacheLock.Unlock()
 		}
 	}
 	return nil
 }
 
 func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
-	b.cacheLock.RLock()
-	t, cached := b.tasks[id]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return t, nil
-	}
-	entry, err := s.Get(ctx, taskStoragePrefix+id)
-	if err != nil {
-		return nil, fmt.Errorf("reading task %q: %w", id, err)
-	}
-	if entry != nil {
-		t = &taskEntry{}
-		if err := entry.DecodeJSON(t); err != nil {
-			return nil, fmt.Errorf("decoding task %q: %w", id, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.tasks[id] = t
-	}
-	b.cacheLock.Unlock()
-	return t, nil
+	return cachedGet(ctx, b, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
 }
 
 func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
-	entry, err := logical.StorageEntryJSON(taskStoragePrefix+t.ID, t)
-	if err != nil {
-		return fmt.Errorf("encoding task %q: %w", t.ID, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing task %q: %w", t.ID, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.tasks[t.ID] = t
-	b.cacheLock.Unlock()
-	return nil
+	return cachedPut(ctx, b, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t)
 }
 
 var taskResponseFields = map[string]*framework.FieldSchema{

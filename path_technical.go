@@ -356,53 +356,13 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 // getTechnical returns a technical credential, or nil when it does not exist. The answer is
 // shared with the cache: callers must not modify it.
 func (b *backend) getTechnical(ctx context.Context, s logical.Storage, name string) (*technicalEntry, error) {
-	b.cacheLock.RLock()
-	e, cached := b.technicals[name]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return e, nil
-	}
-	entry, err := s.Get(ctx, technicalStoragePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading technical credential %q: %w", name, err)
-	}
-	if entry != nil {
-		e = &technicalEntry{}
-		if err := entry.DecodeJSON(e); err != nil {
-			return nil, fmt.Errorf("decoding technical credential %q: %w", name, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.technicals[name] = e
-	}
-	b.cacheLock.Unlock()
-	return e, nil
+	return cachedGet(ctx, b, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
 }
 
 func (b *backend) putTechnical(ctx context.Context, s logical.Storage, e *technicalEntry) error {
-	entry, err := logical.StorageEntryJSON(technicalStoragePrefix+e.Name, e)
-	if err != nil {
-		return fmt.Errorf("encoding technical credential %q: %w", e.Name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing technical credential %q: %w", e.Name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.technicals[e.Name] = e
-	b.cacheLock.Unlock()
-	return nil
+	return cachedPut(ctx, b, s, b.technicals, technicalStoragePrefix, e.Name, fmt.Sprintf("technical credential %q", e.Name), e)
 }
 
 func (b *backend) deleteTechnical(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, technicalStoragePrefix+name); err != nil {
-		return fmt.Errorf("deleting technical credential %q: %w", name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.technicals[name] = nil
-	b.cacheLock.Unlock()
-	return nil
+	return cachedDelete(ctx, b, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
 }

@@ -329,55 +329,15 @@ func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technica
 }
 
 func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
-	b.cacheLock.RLock()
-	st, cached := b.tokenStates[name]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
-		return st, nil
-	}
-	entry, err := s.Get(ctx, technicalStatePrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading the token state of %q: %w", name, err)
-	}
-	if entry != nil {
-		st = &tokenState{}
-		if err := entry.DecodeJSON(st); err != nil {
-			return nil, fmt.Errorf("decoding the token state of %q: %w", name, err)
-		}
-	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		b.tokenStates[name] = st
-	}
-	b.cacheLock.Unlock()
-	return st, nil
+	return cachedGet(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
 func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
-	entry, err := logical.StorageEntryJSON(technicalStatePrefix+name, st)
-	if err != nil {
-		return fmt.Errorf("encoding the token state of %q: %w", name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing the token state of %q: %w", name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.tokenStates[name] = st
-	b.cacheLock.Unlock()
-	return nil
+	return cachedPut(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
 }
 
 func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, technicalStatePrefix+name); err != nil {
-		return fmt.Errorf("deleting the token state of %q: %w", name, err)
-	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	b.tokenStates[name] = nil
-	b.cacheLock.Unlock()
-	return nil
+	return cachedDelete(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
 func newTokenHTTPClient() *http.Client {
