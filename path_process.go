@@ -93,7 +93,7 @@ func pathProcess(b *backend) []*framework.Path {
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "processes"},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathProcessList,
+					Callback: listKeys(processStoragePrefix, "processes"),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"keys": {Type: framework.TypeStringSlice, Description: "The ids of the live processes."},
 					}}}},
@@ -106,7 +106,7 @@ func pathProcess(b *backend) []*framework.Path {
 			Pattern:        "process/" + nameSegment("id") + "$",
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "process"},
 			Fields:         processFields,
-			ExistenceCheck: b.pathProcessExistenceCheck,
+			ExistenceCheck: existsByName(b, "id", "process id", (*backend).getProcess),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:     b.pathProcessCreate,
@@ -128,23 +128,6 @@ func pathProcess(b *backend) []*framework.Path {
 			HelpDescription: processHelpDescription,
 		},
 	}
-}
-
-func (b *backend) pathProcessList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	keys, err := req.Storage.List(ctx, processStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing processes: %w", err)
-	}
-	return logical.ListResponse(keys), nil
-}
-
-func (b *backend) pathProcessExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	id := d.Get("id").(string)
-	if validateName("process id", id) != nil {
-		return false, nil
-	}
-	p, err := b.getProcess(ctx, req.Storage, id)
-	return p != nil, err
 }
 
 func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

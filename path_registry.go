@@ -46,7 +46,7 @@ func pathRegistry(b *backend) []*framework.Path {
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "registries"},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathRegistryList,
+					Callback: listKeys(registryStoragePrefix, "registries"),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"keys": {Type: framework.TypeStringSlice, Description: "The registry names."},
 					}}}},
@@ -60,7 +60,7 @@ func pathRegistry(b *backend) []*framework.Path {
 			Pattern:        "registry/" + framework.MatchAllRegex("name"),
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "registry"},
 			Fields:         registryFields,
-			ExistenceCheck: b.pathRegistryExistenceCheck,
+			ExistenceCheck: existsByName(b, "name", "registry name", (*backend).getRegistry),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:  b.pathRegistryRead,
@@ -88,24 +88,6 @@ func registryWriteOperation(b *backend) *framework.PathOperation {
 			"version": {Type: framework.TypeInt, Description: "The registry's version after this write.", Required: true},
 		}}}},
 	}
-}
-
-func (b *backend) pathRegistryList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	keys, err := req.Storage.List(ctx, registryStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing registries: %w", err)
-	}
-	return logical.ListResponse(keys), nil
-}
-
-// The name is validated before storage is touched; a bad one is reported by the handler.
-func (b *backend) pathRegistryExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	name := d.Get("name").(string)
-	if validateName("registry name", name) != nil {
-		return false, nil
-	}
-	reg, err := b.getRegistry(ctx, req.Storage, name)
-	return reg != nil, err
 }
 
 func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

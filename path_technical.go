@@ -63,7 +63,7 @@ func pathTechnical(b *backend) []*framework.Path {
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credentials"},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathTechnicalList,
+					Callback: listKeys(technicalStoragePrefix, "technical credentials"),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"keys": {Type: framework.TypeStringSlice, Description: "The technical credential names."},
 					}}}},
@@ -122,7 +122,7 @@ func pathTechnical(b *backend) []*framework.Path {
 			Pattern:        "technical/" + framework.MatchAllRegex("name"),
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "technical-credential"},
 			Fields:         technicalFields(),
-			ExistenceCheck: b.pathTechnicalExistenceCheck,
+			ExistenceCheck: existsByName(b, "name", "technical credential name", (*backend).getTechnical),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:  b.pathTechnicalRead,
@@ -153,23 +153,6 @@ func technicalWriteOperation(b *backend) *framework.PathOperation {
 // handler answers 404 for an unknown object instead of Vault refusing a "create".
 func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
 	return true, nil
-}
-
-func (b *backend) pathTechnicalList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	keys, err := req.Storage.List(ctx, technicalStoragePrefix)
-	if err != nil {
-		return nil, fmt.Errorf("listing technical credentials: %w", err)
-	}
-	return logical.ListResponse(keys), nil
-}
-
-func (b *backend) pathTechnicalExistenceCheck(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
-	name := d.Get("name").(string)
-	if validateName("technical credential name", name) != nil {
-		return false, nil
-	}
-	e, err := b.getTechnical(ctx, req.Storage, name)
-	return e != nil, err
 }
 
 func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

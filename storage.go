@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -66,4 +67,29 @@ func cachedDelete[T any](ctx context.Context, b *backend, s logical.Storage, cac
 	cache[name] = nil
 	b.cacheLock.Unlock()
 	return nil
+}
+
+// listKeys is the handler of a LIST path: the names stored under prefix.
+func listKeys(prefix, what string) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+		keys, err := req.Storage.List(ctx, prefix)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s: %w", what, err)
+		}
+		return logical.ListResponse(keys), nil
+	}
+}
+
+// existsByName is the ExistenceCheck of a path whose object is named by field: a bad name
+// does not exist (the handler answers its 400), and the name is checked before storage is
+// touched.
+func existsByName[T any](b *backend, field, what string, get func(*backend, context.Context, logical.Storage, string) (*T, error)) framework.ExistenceFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+		name := d.Get(field).(string)
+		if validateName(what, name) != nil {
+			return false, nil
+		}
+		v, err := get(b, ctx, req.Storage, name)
+		return v != nil, err
+	}
 }
