@@ -83,7 +83,7 @@ func TestProcessRevokeAndDeleteWipe(t *testing.T) {
 			t.Fatalf("%s resolves %v before it ends", p, got)
 		}
 	}
-	mustCLI(t, "lease", "revoke", s.LeaseID)
+	mustCLI(t, "lease", "revoke", "-sync", s.LeaseID)
 	mustCLI(t, "delete", mount+"/process/by-delete")
 	for _, p := range []string{"by-lease", "by-delete"} {
 		if r := read(t, mount+"/process/"+p); r != nil {

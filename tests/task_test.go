@@ -311,7 +311,7 @@ func TestCancelAndRevokeCloseTasks(t *testing.T) {
 	if got := read(t, mount+"/task/"+ta).Data["status"]; got != "cancelled" {
 		t.Errorf("cancelled task: %v", got)
 	}
-	mustCLI(t, "lease", "revoke", lease.LeaseID)
+	mustCLI(t, "lease", "revoke", "-sync", lease.LeaseID)
 	if got := read(t, mount+"/task/"+tb).Data["status"]; got != "cancelled" {
 		t.Errorf("the task of a revoked process: %v", got)
 	}
