@@ -91,7 +91,7 @@ func newBackend() *backend {
 
 		transientCurrent: map[string]*Credential{},
 		reportRefreshes:  map[string]time.Time{},
-		httpClient:       newTokenHTTPClient(),
+		httpClient:       newOutboundClient(tokenRequestTimeout),
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)
@@ -135,28 +135,65 @@ func newBackend() *backend {
 // HandleRequest decodes JSON text given for an object or list field, then hands the request to
 // the framework.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
-	if err := b.decodeObjectFields(req); err != nil {
+	if err := b.prepareFields(req); err != nil {
 		return badRequest(err)
 	}
-	return b.Backend.HandleRequest(ctx, req)
+	resp, err := b.Backend.HandleRequest(ctx, req)
+	var coded logical.HTTPCodedError
+	if errors.As(err, &coded) && req.Operation != logical.RenewOperation && req.Operation != logical.RevokeOperation {
+		return codedAnswer(coded)
+	}
+	return resp, err
+}
+
+// codedAnswer keeps an error an error but lets it read as its message: Vault wraps an error that
+// a plugin returns in "1 error occurred:\n\t* ...", while an error response paired with one of
+// Vault's sentinel errors answers the response's message with the sentinel's status — as Vault's
+// own router answers its 404s. Other codes stay as they are.
+func codedAnswer(coded logical.HTTPCodedError) (*logical.Response, error) {
+	var sentinel error
+	switch coded.Code() {
+	case http.StatusBadRequest:
+		return logical.ErrorResponse(coded.Error()), nil
+	case http.StatusForbidden:
+		sentinel = logical.ErrPermissionDenied
+	case http.StatusNotFound:
+		sentinel = logical.ErrUnsupportedPath
+	case http.StatusBadGateway:
+		sentinel = logical.ErrUpstreamRateLimited // Vault's only sentinel that answers 502
+	default:
+		return nil, coded
+	}
+	return logical.ErrorResponse(coded.Error()), sentinel
 }
 
 // HandleExistenceCheck decodes as HandleRequest does: the framework validates the fields'
 // types in both.
 func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
-	if err := b.decodeObjectFields(req); err != nil {
+	if err := b.prepareFields(req); err != nil {
 		// No verdict here: HandleRequest answers the 400.
 		return false, false, nil
 	}
 	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
-// decodeObjectFields replaces JSON text given for an object or list field of the path by its
-// value. Text that is not JSON is an error naming the field.
-func (b *backend) decodeObjectFields(req *logical.Request) error {
+// prepareFields readies a request's fields for the framework, which converts them (and, for a
+// value of the wrong type, quotes it in its error): a secret field must be a string, checked
+// first so that its value is never echoed; JSON text given for an object or list field is
+// replaced by its value. Errors name the field and the rule.
+func (b *backend) prepareFields(req *logical.Request) error {
 	path := b.Route(req.Path)
 	if path == nil {
 		return nil
+	}
+	for k, schema := range path.Fields {
+		v, given := req.Data[k]
+		if !given || v == nil || schema.DisplayAttrs == nil || !schema.DisplayAttrs.Sensitive {
+			continue
+		}
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%s must be a string, not %s", k, jsonKind(v))
+		}
 	}
 	for _, k := range objectFields {
 		s, ok := req.Data[k].(string)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -51,7 +50,7 @@ const (
 	kindList           // a list of strings (JSON list or comma-separated string)
 	kindTime           // an RFC 3339 time
 	kindPEM            // PEM text, at most maxPEMBytes
-	kindURL            // an absolute http or https URL
+	kindURL            // an outbound URL: https, or http to loopback (outbound.go)
 	kindName           // a name of the technical credentials manager
 )
 
@@ -372,17 +371,9 @@ func checkFieldSyntax(f credentialField, v string) error {
 			return fmt.Errorf("field %q must be PEM text (-----BEGIN ...-----)", f.name)
 		}
 	case kindURL:
-		return checkHTTPURL(f.name, v)
+		return checkOutboundURL(fmt.Sprintf("field %q", f.name), v)
 	case kindName:
 		return validateName(fmt.Sprintf("field %q", f.name), v)
-	}
-	return nil
-}
-
-func checkHTTPURL(name, v string) error {
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("field %q must be an absolute http or https URL", name)
 	}
 	return nil
 }

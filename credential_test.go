@@ -72,7 +72,7 @@ func TestParseCredential(t *testing.T) {
 			wantErr: []string{`field "expires_at" must be an RFC 3339 time`}},
 		{name: "bad token_url", use: useTechnical,
 			raw:     map[string]any{"type": "oauth2", "token_url": "ftp://x/t", "client_id": "c", "client_secret": "cs"},
-			wantErr: []string{`field "token_url" must be an absolute http or https URL`}},
+			wantErr: []string{`field "token_url" must be an absolute https URL`}},
 		{name: "bad technical name", use: useRegistry, raw: map[string]any{"type": "technical", "name": "-x"},
 			wantErr: []string{`field "name" "-x" is invalid`}},
 		{name: "not PEM", use: useRegistry, raw: map[string]any{"type": "certificate", "certificate": "hello", "private_key": key},

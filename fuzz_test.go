@@ -89,11 +89,20 @@ func FuzzMatchURL(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if serviceRealm != "" && serviceRealm != realm {
+		if realm != "" && serviceRealm != "" && serviceRealm != realm {
 			t.Fatalf("a service of realm %q matched a request of realm %q", serviceRealm, realm)
 		}
 		req, _ := parseEndpoint(requestURL)
 		svc, _ := parseEndpoint(s.URL)
+		// Normalized paths hold no dot segment, and normalizing again changes nothing.
+		for _, seg := range strings.Split(req.path, "/") {
+			if seg == "." || seg == ".." {
+				t.Fatalf("%q normalized to %q, which keeps a dot segment", requestURL, req.path)
+			}
+		}
+		if again := normalizePath(req.path); again != req.path && again != req.path+"/" {
+			t.Fatalf("normalizing %q again gives %q", req.path, again)
+		}
 		if req.host != svc.host || req.port != svc.port || req.scheme != svc.scheme || !pathCovers(svc.path, req.path) {
 			t.Fatalf("%q matched %q", requestURL, s.URL)
 		}

@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -86,13 +88,15 @@ type notifier struct {
 	b         *backend
 	deadAfter time.Duration
 	worker    worker
+	// client bounds each call by the request's context (notify_timeout), not by its own timeout.
+	client *http.Client
 
 	mu  sync.Mutex // guards seq
 	seq uint64     // the last sequence number used; 0: not loaded yet
 }
 
 func newNotifier(b *backend) *notifier {
-	n := &notifier{b: b, deadAfter: defaultNotifyDeadAfter, worker: newWorker()}
+	n := &notifier{b: b, deadAfter: defaultNotifyDeadAfter, worker: newWorker(), client: newOutboundClient(0)}
 	if d, err := time.ParseDuration(os.Getenv(notifyDeadAfterEnv)); err == nil && d > 0 {
 		n.deadAfter = d
 	}
@@ -256,7 +260,7 @@ func (n *notifier) deliverOne(ctx context.Context, s logical.Storage, cfg *confi
 	if err != nil {
 		return err
 	}
-	postErr := post(ctx, cfg, ev.ID, body)
+	postErr := n.post(ctx, cfg, ev.ID, body)
 	if ctx.Err() != nil {
 		return nil // stopping: an interrupted delivery is not an attempt
 	}
@@ -290,41 +294,32 @@ func (n *notifier) deliverOne(ctx context.Context, s logical.Storage, cfg *confi
 	return n.putStats(ctx, s, stats)
 }
 
-func post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
+func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.NotifyTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.NotifyURL, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("the notify_url does not make a request: %v", err)
+		return errors.New("the notify_url does not make a request") // the parser's error quotes the URL
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Pecreds-Event-Id", id)
 	req.Header.Set("X-Pecreds-Signature", signature(body, cfg.NotifySecret))
-	resp, err := notifyClient.Do(req)
+	// The outbound client follows no redirect: a redirected POST would arrive elsewhere, or as
+	// a bodiless GET whose 2xx would count an event delivered that never was.
+	resp, err := n.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("the Task Manager could not be reached: %v", redactURLError(err))
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("the Task Manager could not be reached: %s", describeTransportError(err))
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the Task Manager answered %s", resp.Status)
+		return fmt.Errorf("the Task Manager answered %s", describeStatus(resp.StatusCode))
 	}
 	return nil
-}
-
-// notifyClient follows no redirect: a redirected POST would arrive as a bodiless GET, and its
-// 2xx would count an event delivered that never was. A 3xx is a failed delivery.
-var notifyClient = &http.Client{
-	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-}
-
-// redactURLError keeps a transport error's cause without the URL, which may carry a query.
-func redactURLError(err error) error {
-	type unwrapper interface{ Unwrap() error }
-	if u, ok := err.(unwrapper); ok && u.Unwrap() != nil {
-		return u.Unwrap()
-	}
-	return err
 }
 
 // notifyBackoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -48,38 +47,42 @@ func fetchToken(ctx context.Context, client *http.Client, c Credential) (issuedT
 	issued := time.Now()
 	tok, err := conf.Token(ctx)
 	if err != nil {
-		return issuedToken{}, describeTokenError(err, c)
+		return issuedToken{}, describeTokenError(err)
 	}
 	typ := tok.Type()
 	return issuedToken{AccessToken: tok.AccessToken, TokenType: typ, IssuedAt: issued, ExpiresAt: tok.Expiry}, nil
 }
 
-// describeTokenError turns a token request failure into a message fit for reads, errors and logs.
-func describeTokenError(err error, c Credential) error {
+// rfc6749ErrorCodes are the error codes RFC 6749 defines (sections 4.1.2.1 and 5.2): the only
+// text of a token endpoint's answer that reaches a message.
+var rfc6749ErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "access_denied": true,
+	"unsupported_response_type": true, "server_error": true, "temporarily_unavailable": true,
+}
+
+// describeTokenError turns a token request failure into a message fit for reads, errors, logs and
+// events: the HTTP status and a standard error code, never the endpoint's body, description,
+// reason phrase or headers (an endpoint may reflect the Authorization header in any of them).
+func describeTokenError(err error) error {
 	var re *oauth2.RetrieveError
-	var msg string
 	switch {
+	case errors.As(err, &re) && re.Response != nil:
+		msg := "the token endpoint answered " + describeStatus(re.Response.StatusCode)
+		if rfc6749ErrorCodes[re.ErrorCode] {
+			msg += fmt.Sprintf(" (error %s)", re.ErrorCode)
+		}
+		return errors.New(msg)
 	case errors.As(err, &re):
-		msg = "the token endpoint answered"
-		if re.Response != nil {
-			msg += " " + re.Response.Status
-		}
-		if re.ErrorCode != "" {
-			msg += fmt.Sprintf(" (error %q)", re.ErrorCode)
-		}
+		return errors.New("the token endpoint's answer was not a token")
 	case errors.Is(err, context.DeadlineExceeded):
-		msg = fmt.Sprintf("the token endpoint did not answer within %s", tokenRequestTimeout)
-	default:
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			msg = "the token endpoint could not be reached: " + ue.Err.Error()
-		} else {
-			msg = "the token request failed: " + err.Error()
-		}
+		return fmt.Errorf("the token endpoint did not answer within %s", tokenRequestTimeout)
 	}
-	// Belt and braces: whatever the endpoint echoed, the secret never leaves this function.
-	if s := c.Fields["client_secret"]; s != "" {
-		msg = strings.ReplaceAll(msg, s, "<redacted>")
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return errors.New("the token endpoint could not be reached: " + describeTransportError(ue.Err))
 	}
-	return errors.New(msg)
+	// x/oauth2's own errors (an answer without access_token, a body that is not JSON) may quote
+	// the answer: say only that it was not a token.
+	return errors.New("the token endpoint's answer was not a usable token response")
 }

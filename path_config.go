@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -35,10 +34,14 @@ const (
 	defaultRefreshFraction = 0.67
 	defaultNotifyTimeout   = 10 * time.Second
 	minNotifyTimeout       = time.Second
+	maxNotifyTimeout       = time.Minute
+	// refresh_fraction's bounds: below, a refresh storm; above, too little time to retry.
+	minRefreshFraction = 0.5
+	maxRefreshFraction = 0.9
 )
 
-// defaultErrorHealth maps the engine's error classes to a health; a class it does not name maps
-// to failed.
+// defaultErrorHealth maps the built-in error classes to a health. A report's class must be one of
+// these or one the operator named in error_health_mapping: a typo must not fail a process.
 var defaultErrorHealth = map[string]string{
 	"auth_failed":             healthBroken,
 	"credentials_expired":     healthBroken,
@@ -85,15 +88,20 @@ func (c *configEntry) effectiveErrorHealth() map[string]string {
 	return m
 }
 
-// healthFor maps an error class to a health; a class the mapping does not name fails.
-func (c *configEntry) healthFor(class string) string {
-	if h, ok := c.ErrorHealthMapping[class]; ok {
-		return h
+// healthFor maps a known error class to a health; ok is false for a class nobody defined.
+func (c *configEntry) healthFor(class string) (health string, ok bool) {
+	health, ok = c.effectiveErrorHealth()[class]
+	return health, ok
+}
+
+// errorClasses lists the known error classes, sorted, for messages and help.
+func (c *configEntry) errorClasses() []string {
+	classes := make([]string, 0, len(defaultErrorHealth)+len(c.ErrorHealthMapping))
+	for k := range c.effectiveErrorHealth() {
+		classes = append(classes, k)
 	}
-	if h, ok := defaultErrorHealth[class]; ok {
-		return h
-	}
-	return healthFailed
+	sort.Strings(classes)
+	return classes
 }
 
 func (c *configEntry) responseData() map[string]any {
@@ -163,7 +171,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := applyConfigFields(&cfg, d); err != nil {
 		return badRequest(err)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(b.System().MaxLeaseTTL()); err != nil {
 		return badRequest(err)
 	}
 	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
@@ -171,6 +179,13 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.notifier.poke() // a notify_url set again delivers what waited
 	resp := &logical.Response{Data: cfg.responseData()}
+	if _, given := d.GetOk("error_health_mapping"); given {
+		for _, class := range cfg.errorClasses() {
+			if _, builtIn := defaultErrorHealth[class]; !builtIn {
+				resp.AddWarning(fmt.Sprintf("error_health_mapping: %q is not a built-in error class; it is accepted as a new class that reports may name", class))
+			}
+		}
+	}
 	for _, name := range cfg.GlobalRegistries {
 		reg, err := b.getRegistry(ctx, req.Storage, name)
 		if err != nil {
@@ -248,7 +263,8 @@ func isHealth(h string) bool {
 	return h == healthRunning || h == healthBroken || h == healthFailed
 }
 
-func (c *configEntry) validate() error {
+// validate checks the whole configuration; mountMax is the mount's maximum lease TTL.
+func (c *configEntry) validate(mountMax time.Duration) error {
 	switch c.KeepCredentials {
 	case keepPersistent, keepTransient, keepNone:
 	default:
@@ -270,22 +286,28 @@ func (c *configEntry) validate() error {
 	if c.ProcessMaxTTL < 0 {
 		return errors.New("process_max_ttl must not be negative (0 means the mount's maximum)")
 	}
+	if mountMax > 0 && c.ProcessMaxTTL > mountMax {
+		return fmt.Errorf("process_max_ttl (%s) must not exceed the mount's max lease TTL (%s); raise that with vault secrets tune -max-lease-ttl", c.ProcessMaxTTL, mountMax)
+	}
 	if c.ProcessMaxTTL > 0 && c.ProcessTTL > c.ProcessMaxTTL {
 		return fmt.Errorf("process_ttl (%s) must not exceed process_max_ttl (%s)", c.ProcessTTL, c.ProcessMaxTTL)
 	}
-	if !(c.RefreshFraction > 0 && c.RefreshFraction < 1) {
-		return fmt.Errorf("refresh_fraction must be between 0 and 1, both excluded; %v is not", c.RefreshFraction)
+	if c.ProcessMaxTTL == 0 && mountMax > 0 && c.ProcessTTL > mountMax {
+		return fmt.Errorf("process_ttl (%s) must not exceed the mount's max lease TTL (%s); raise that with vault secrets tune -max-lease-ttl", c.ProcessTTL, mountMax)
+	}
+	if !(c.RefreshFraction >= minRefreshFraction && c.RefreshFraction <= maxRefreshFraction) {
+		return fmt.Errorf("refresh_fraction must be between %v and %v; %v is not", minRefreshFraction, maxRefreshFraction, c.RefreshFraction)
 	}
 	if c.NotifyURL != "" {
-		if err := checkHTTPURL("notify_url", c.NotifyURL); err != nil {
-			return errors.New(strings.Replace(err.Error(), "field \"notify_url\"", "notify_url", 1))
+		if err := checkOutboundURL("notify_url", c.NotifyURL); err != nil {
+			return err
 		}
 		if c.NotifySecret == "" {
 			return errors.New("notify_secret is required when notify_url is set: deliveries are signed with it")
 		}
 	}
-	if c.NotifyTimeout < minNotifyTimeout {
-		return fmt.Errorf("notify_timeout must be at least 1s; %s is not", c.NotifyTimeout)
+	if c.NotifyTimeout < minNotifyTimeout || c.NotifyTimeout > maxNotifyTimeout {
+		return fmt.Errorf("notify_timeout must be between %s and %s; %s is not", minNotifyTimeout, maxNotifyTimeout, c.NotifyTimeout)
 	}
 	return nil
 }
@@ -346,12 +368,12 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"process_ttl": {
 		Type:        framework.TypeDurationSecond,
-		Description: "The lease TTL of a new process, in seconds or as a Go duration such as 24h. Defaults to 24h.",
+		Description: "The lease TTL of a new process, in seconds or as a Go duration such as 24h; at most process_max_ttl, or the mount's max lease TTL when that is 0. Defaults to 24h.",
 		Default:     int(defaultProcessTTL.Seconds()),
 	},
 	"process_max_ttl": {
 		Type:        framework.TypeDurationSecond,
-		Description: "The longest a process lease may live, renewals included, in seconds or as a Go duration. Defaults to 0, meaning the mount's maximum lease TTL.",
+		Description: "The longest a process lease may live, renewals included, in seconds or as a Go duration; at most the mount's max lease TTL. Defaults to 0, meaning the mount's maximum lease TTL.",
 		Default:     0,
 	},
 	"task_manager": {
@@ -361,16 +383,16 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"error_health_mapping": {
 		Type:        framework.TypeMap,
-		Description: "Maps the error classes that the engine reports to a health: running (retry), broken (wait for a task) or failed (abort). A given mapping replaces the stored one; classes it leaves out keep their defaults: auth_failed, credentials_expired and credentials_unavailable to broken, forbidden to failed, unavailable to running, and any other class to failed.",
+		Description: "Maps the error classes that the engine reports to a health: running (retry), broken (wait for a task) or failed (abort). A given mapping replaces the stored one; built-in classes it leaves out keep their defaults: auth_failed, credentials_expired and credentials_unavailable to broken, forbidden to failed, unavailable to running. A class that is not built in is accepted with a warning, as a new class that reports may name; a report naming a class that is neither is a 400.",
 	},
 	"refresh_fraction": {
 		Type:        framework.TypeFloat,
-		Description: "The fraction of an OAuth2 token's lifetime after which it is re-created, between 0 and 1. Defaults to 0.67.",
+		Description: "The fraction of an OAuth2 token's lifetime after which it is re-created, between 0.5 and 0.9. Defaults to 0.67.",
 		Default:     defaultRefreshFraction,
 	},
 	"notify_url": {
 		Type:        framework.TypeString,
-		Description: "The absolute http or https URL of the Task Manager's webhook that receives task and process events. Defaults to empty: no notifications.",
+		Description: "The Task Manager's webhook that receives task and process events: an absolute https URL (plain http only to a loopback host) without user info, query or fragment. Defaults to empty: no notifications.",
 	},
 	"notify_secret": {
 		Type:         framework.TypeString,
@@ -379,7 +401,7 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"notify_timeout": {
 		Type:        framework.TypeDurationSecond,
-		Description: "How long one notification delivery may take, at least 1s. Defaults to 10s.",
+		Description: "How long one notification delivery may take, between 1s and 60s. Defaults to 10s.",
 		Default:     int(defaultNotifyTimeout.Seconds()),
 	},
 }

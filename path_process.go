@@ -162,6 +162,8 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	}
 	if p.OwnerEntityID == "" {
 		p.OwnerEntityID = req.EntityID
+	} else if err := b.checkEntity(p.OwnerEntityID); err != nil {
+		return badRequest(err)
 	}
 	resp := &logical.Response{}
 	if p.Definition != "" {
@@ -206,6 +208,21 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	lease.Secret.TTL, lease.Secret.MaxTTL = ttl, maxTTL
 	lease.Warnings = resp.Warnings
 	return lease, nil
+}
+
+// checkEntity: a given owner_entity_id must name an enabled identity entity, or the process's
+// tasks could never be completed by their owner. The system view's lookup is Vault's own.
+func (b *backend) checkEntity(id string) error {
+	ent, err := b.System().EntityInfo(id)
+	switch {
+	case err != nil:
+		return fmt.Errorf("owner_entity_id: the identity entity %q could not be looked up", id)
+	case ent == nil:
+		return fmt.Errorf("owner_entity_id: no identity entity %q exists: give the id of the user's entity (vault read identity/entity/name/<user>)", id)
+	case ent.Disabled:
+		return fmt.Errorf("owner_entity_id: the identity entity %q is disabled", id)
+	}
+	return nil
 }
 
 // processTTL is the lease TTL of a new process: the given ttl, else process_ttl, capped at
@@ -285,7 +302,15 @@ func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string)
 	return p, err
 }
 
+// putProcess stores a process. A failed process is final and keeps no current credentials: they
+// are wiped first, so the secret is gone even if the process write then fails.
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
+	if p.Health == healthFailed && p.HasCurrent {
+		if err := b.deleteCurrent(ctx, s, p.ID); err != nil {
+			return err
+		}
+		p.HasCurrent = false
+	}
 	return cachedPut(ctx, b, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
 }
 
@@ -330,7 +355,7 @@ var processFields = map[string]*framework.FieldSchema{
 	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
 		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
 	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager. Defaults to empty."},
-	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks. Defaults to the entity of the calling token."},
+	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks; it must exist. Defaults to the entity of the calling token (none for a token without one, such as root: then only a Task Manager can complete the tasks, through complete-on-behalf)."},
 	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -42,7 +43,7 @@ func pathProcessReport(b *backend) []*framework.Path {
 				"id":      idField,
 				"service": {Type: framework.TypeString, Description: "The service whose call failed; required."},
 				"error": {Type: framework.TypeString, Description: "The error class: auth_failed, credentials_expired, credentials_unavailable, " +
-					"forbidden, unavailable, or another word; required. config.error_health_mapping maps it to a health."},
+					"forbidden, unavailable, or a class named in config's error_health_mapping; required. Any other word is a 400 that lists the known classes. config.error_health_mapping maps it to a health."},
 				"message": {Type: framework.TypeString, Description: "Free text about the failure, for the engine's own records; it is neither stored nor logged. Defaults to empty."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
@@ -82,14 +83,19 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 			return badRequest(err)
 		}
 	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	health, known := cfg.healthFor(class)
+	if !known {
+		return badRequest(fmt.Errorf("error: %q is not a known error class: use one of %s (an operator adds classes in config's error_health_mapping)",
+			class, strings.Join(cfg.errorClasses(), ", ")))
+	}
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
 	p, err := b.liveProcess(ctx, req.Storage, id)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +112,6 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 
 	next := *p
 	next.UpdatedTime = time.Now().UTC()
-	health := cfg.healthFor(class)
 	var used *tried
 	if len(res.Found) > 0 {
 		used = &res.Tried[res.Found[0].Index]
@@ -263,8 +268,10 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	next.UpdatedTime = time.Now().UTC()
 	next.HealthReason = fmt.Sprintf("the current credentials are %s (service %q)", status, service)
 	if !cfg.TaskManager {
+		// storeHealth also cancels a task opened earlier (preflight's): a failed process waits
+		// for nobody.
 		next.Health = healthFailed
-		if err := b.putProcess(ctx, s, &next); err != nil {
+		if err := b.storeHealth(ctx, s, p, &next, service, status, false); err != nil {
 			return "", err
 		}
 		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
@@ -314,7 +321,9 @@ const reportHelpDescription = `
 The engine reports a failed call with the service and an error class. config.error_health_mapping
 maps the class to a health — running (action retry), broken (wait) or failed (abort); defaults:
 auth_failed, credentials_expired, credentials_unavailable → broken; forbidden → failed;
-unavailable → running; any other class → failed.
+unavailable → running. A class the operator named in error_health_mapping is known too; any
+other word is a 400 that lists the known classes, so a typo never fails a process for good.
+A failed process is final: it resolves nothing, and its current credentials are wiped.
 
   $ vault write pecreds/process/order-42/report service=crm error=auth_failed
 

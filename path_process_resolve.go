@@ -27,8 +27,8 @@ func pathProcessResolve(b *backend) []*framework.Path {
 	}
 	byName := map[string]*framework.FieldSchema{"service": {Type: framework.TypeString, Description: "The service's name."}}
 	byURL := map[string]*framework.FieldSchema{
-		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
-		"realm": {Type: framework.TypeString, Description: "The request's realm: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none."},
+		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. It is normalized first (RFC 3986: percent-encoded unreserved characters decoded, dot segments removed). A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
+		"realm": {Type: framework.TypeString, Description: "The request's realm (RFC 7235), once a challenge named it: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none: services with or without a realm match, one without wins at equal path length, and several with different realms (none without) are a 400 naming the realms."},
 	}
 	for k, v := range queryFields {
 		byName[k], byURL[k] = v, v
@@ -130,7 +130,14 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if err != nil {
 		return nil, err
 	}
+	if p.Health == healthFailed {
+		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
+	}
 	res, rerr := b.resolveProcess(ctx, req.Storage, p, q)
+	var ambiguous ambiguousRealmError
+	if errors.As(rerr, &ambiguous) {
+		return badRequest(fmt.Errorf("process %q: %v", id, ambiguous))
+	}
 	if rerr != nil && !errors.Is(rerr, errNoService) {
 		return nil, rerr
 	}
@@ -227,7 +234,8 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *proc
 		return nil, err
 	}
 	res, err := resolve(layers, q, lk, time.Now())
-	if err != nil && !errors.Is(err, errNoService) {
+	var ambiguous ambiguousRealmError
+	if err != nil && !errors.Is(err, errNoService) && !errors.As(err, &ambiguous) {
 		return nil, err
 	}
 	return res, err
@@ -471,4 +479,10 @@ The answer is flat, so a template reads .Data.username: service, source, index, 
 credential's fields, technical (the name, for a technical entry), and for OAuth2 tokens
 expires_at, ttl and rotation_period. all=true answers credentials: [...]; explain=true adds the
 trace. Nothing usable is a 400 that lists every candidate and why it was skipped.
+
+By URL, the request URL is normalized first (RFC 3986: percent-encoded unreserved characters
+decoded, dot segments removed), so /admin/../public/x matches the /public service. A request
+without a realm matches services with or without one (one without wins at equal path length);
+several with different realms and none without are a 400 that names them: ask again with realm.
+A failed process resolves nothing: a 400 naming its health.
 `

@@ -27,21 +27,23 @@ const closedTaskRetention = 30 * 24 * time.Hour
 
 // taskEntry is a stored task: a process's owner is asked for new credentials.
 type taskEntry struct {
-	ID            string    `json:"id"`
-	ProcessID     string    `json:"process_id"`
-	Service       string    `json:"service"`
-	Reason        string    `json:"reason"`
-	Owner         string    `json:"owner"`
-	OwnerEntityID string    `json:"owner_entity_id"`
-	Status        string    `json:"status"`
-	CreatedTime   time.Time `json:"created_time"`
-	ClosedTime    time.Time `json:"closed_time"`
+	ID            string `json:"id"`
+	ProcessID     string `json:"process_id"`
+	Service       string `json:"service"`
+	Reason        string `json:"reason"`
+	Owner         string `json:"owner"`
+	OwnerEntityID string `json:"owner_entity_id"`
+	Status        string `json:"status"`
+	// CompletedBy is who completed it: the caller's entity id, or its display name without one.
+	CompletedBy string    `json:"completed_by,omitempty"`
+	CreatedTime time.Time `json:"created_time"`
+	ClosedTime  time.Time `json:"closed_time"`
 }
 
 func (t *taskEntry) responseData() map[string]any {
 	return map[string]any{
 		"id": t.ID, "process_id": t.ProcessID, "service": t.Service, "reason": t.Reason,
-		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status,
+		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status, "completed_by": t.CompletedBy,
 		"created_time": t.CreatedTime.Format(time.RFC3339Nano), "closed_time": formatTime(t.ClosedTime),
 	}
 }
@@ -67,28 +69,38 @@ func pathTask(b *backend) []*framework.Path {
 			HelpDescription: "Lists the ids of the open tasks, optionally only those of one owner: LIST pecreds/task?owner_entity_id=<entity>.",
 		},
 		{
-			Pattern:        "task/" + nameSegment("id") + "/complete$",
-			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "complete", OperationSuffix: "task"},
-			ExistenceCheck: actionExists,
-			Fields: map[string]*framework.FieldSchema{
-				"id": idField,
-				"credentials": {Type: framework.TypeMap, Description: "The owner's new credentials: a credential object " +
-					"({type: password|token|api_key|certificate, ...}) or JSON text holding one. Required."},
-			},
+			// Before task/:id, which would take "mine" for a task id.
+			Pattern:      "task/mine/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "my-tasks"},
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback:  b.pathTaskComplete,
-					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathTaskMine,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys":     {Type: framework.TypeStringSlice, Description: "The ids of the caller's open tasks."},
+						"key_info": {Type: framework.TypeMap, Description: "Per task id: process_id, service, reason and created (RFC 3339)."},
+					}}}},
 				},
 			},
-			HelpSynopsis: "Complete a credential-update task with new credentials: the process resumes.",
-			HelpDescription: `Replaces the process's current credentials (kept per the process's keep_credentials),
-sets the process running again and closes the task. Only the task's owner (the identity entity
-the process was started for) may complete it; anyone else gets 403. A process started by a token
-without an entity has tasks any token allowed by policy may complete.
+			HelpSynopsis: "List your own open credential-update tasks.",
+			HelpDescription: `Lists the open tasks whose owner is the calling token's identity entity, with what each is
+about (key_info: process_id, service, reason, created). A token without an entity has none.
 
-  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`,
+  $ vault list -detailed pecreds/task/mine`,
 		},
+		taskCompletePath(b, "complete", b.pathTaskComplete, "Complete your credential-update task with new credentials: the process resumes.",
+			`Replaces the process's current credentials (kept per the process's keep_credentials),
+sets the process running again and closes the task. Only a token of the task's owner (the
+identity entity the process was started for) may complete it: anyone else gets 403, and so does
+everyone when the process has no owner entity (it was started by a token without one, such as
+root). A Task Manager that authenticated the owner itself uses task/:id/complete-on-behalf.
+
+  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`),
+		taskCompletePath(b, "complete-on-behalf", b.pathTaskCompleteOnBehalf, "Complete a credential-update task for its owner (a Task Manager service).",
+			`The same as task/:id/complete, for a Task Manager service that authenticated the owner itself:
+pecreds does not check the caller's entity here, so only the Task Manager's policy may grant this
+path. The task records who completed it (completed_by).
+
+  $ vault write pecreds/task/<id>/complete-on-behalf credentials=@new-password.json`),
 		{
 			Pattern:        "task/" + nameSegment("id") + "/cancel$",
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "cancel", OperationSuffix: "task"},
@@ -169,67 +181,6 @@ func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*
 		return nil, resp, nil
 	}
 	return t, nil, nil
-}
-
-func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	t, resp, err := b.openTask(ctx, req.Storage, id)
-	if t == nil {
-		return resp, err
-	}
-	if t.OwnerEntityID != "" && req.EntityID != t.OwnerEntityID {
-		return nil, logical.ErrPermissionDenied
-	}
-	raw, ok := d.Raw["credentials"]
-	if !ok || raw == nil {
-		return badRequest(fmt.Errorf("credentials is required: the owner's new credentials"))
-	}
-	cred, err := parseCredential(raw, useCurrent)
-	if err != nil {
-		return badRequest(fmt.Errorf("credentials: %v", err))
-	}
-
-	// The task is checked again under its process's lock: two completions, or a completion
-	// and a cancellation, must not both go through.
-	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
-	lock.Lock()
-	defer lock.Unlock()
-	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
-		return resp, err
-	}
-	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil {
-		return badRequest(fmt.Errorf("task %q belongs to process %q, which has ended", t.ID, t.ProcessID))
-	}
-	next := *p
-	next.HasCurrent = next.KeepCredentials != keepNone
-	if next.TaskID == t.ID && next.Health != healthFailed {
-		next.Health, next.HealthReason = healthRunning, ""
-	}
-	if next.TaskID == t.ID {
-		next.TaskID = ""
-	}
-	next.UpdatedTime = time.Now().UTC()
-	closed := closedAs(t, taskCompleted)
-	// The outbox first (see storeHealth), then the credentials, the process and the task.
-	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCompleted, closed)); err != nil {
-		return nil, err
-	}
-	if next.HasCurrent {
-		if err := b.putCurrent(ctx, req.Storage, &next, cred); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
-		return nil, err
-	}
-	if err := b.putTask(ctx, req.Storage, closed); err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: closed.responseData()}, nil
 }
 
 func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -360,4 +311,5 @@ var taskResponseFields = map[string]*framework.FieldSchema{
 	"status":          {Type: framework.TypeString, Description: "open, completed or cancelled.", Required: true},
 	"created_time":    {Type: framework.TypeTime, Description: "When it was opened.", Required: true},
 	"closed_time":     {Type: framework.TypeString, Description: "When it was completed or cancelled; empty while open.", Required: true},
+	"completed_by":    {Type: framework.TypeString, Description: "Who completed it: the caller's identity entity id, or its display name when it has none; empty unless completed.", Required: true},
 }

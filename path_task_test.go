@@ -2,6 +2,7 @@ package pecreds
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,8 +43,11 @@ func TestReportOpensOneTaskAndCompletionResumes(t *testing.T) {
 			Data: map[string]any{"credentials": `{"type": "password", "username": "ann", "password": "new-pw"}`},
 		})
 	}
-	if _, err := complete("ent-bob"); err != logical.ErrPermissionDenied {
-		t.Errorf("bob completing: %v", err)
+	for _, entity := range []string{"ent-bob", ""} {
+		resp, err := complete(entity)
+		if err != logical.ErrPermissionDenied || !resp.IsError() || !strings.Contains(resp.Error().Error(), "only the task's owner may complete") {
+			t.Errorf("%q completing: %v %v", entity, err, resp)
+		}
 	}
 	if resp, err := complete("ent-ann"); err != nil || resp.IsError() || resp.Data["status"] != "completed" {
 		t.Fatalf("ann completing: %v %v", err, resp)
@@ -103,10 +107,11 @@ func TestHealthFor(t *testing.T) {
 	cfg.ErrorHealthMapping = map[string]string{"forbidden": "broken", "quota": "running"}
 	for class, want := range map[string]string{
 		"auth_failed": "broken", "credentials_expired": "broken", "credentials_unavailable": "broken",
-		"forbidden": "broken", "unavailable": "running", "quota": "running", "teapot": "failed",
+		"forbidden": "broken", "unavailable": "running", "quota": "running", "teapot": "unknown",
 	} {
-		if got := cfg.healthFor(class); got != want {
-			t.Errorf("%s → %s, want %s", class, got, want)
+		got, known := cfg.healthFor(class)
+		if want == "unknown" && known || want != "unknown" && got != want {
+			t.Errorf("%s → %s (known %v), want %s", class, got, known, want)
 		}
 	}
 	for health, want := range map[string]string{"running": "retry", "broken": "wait", "failed": "abort"} {
@@ -129,4 +134,27 @@ func TestFailingABrokenProcessCancelsItsTask(t *testing.T) {
 		t.Errorf("the task of the failed process is %v", status)
 	}
 	mustFail(t, b, s, logical.UpdateOperation, "task/"+taskID+"/complete", map[string]any{"credentials": annJSON}, "cancelled already")
+}
+
+// A process that fails without a Task Manager loses the task preflight opened early, and a task of
+// a failed process cannot be completed: new credentials would be stored for a process that
+// resolves nothing.
+func TestFailedWithoutTaskManagerCancelsTheEarlyTask(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/solo", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]}]`})
+	expired := `{"type": "token", "token": "old-token", "expires_at": "2020-01-01T00:00:00Z"}`
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "solo", "current": expired, "owner_entity_id": "ent-ann"})
+	taskID := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "1h", "open_tasks": true}).Data["task_id"].(string)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"task_manager": false})
+	mustFail(t, b, s, logical.ReadOperation, "process/p/resolve/crm", nil, "no Task Manager is configured")
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "task/"+taskID, nil).Data["status"]; got != "cancelled" {
+		t.Errorf("the early task of the failed process is %v", got)
+	}
+	resp, err := b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.UpdateOperation, Path: "task/" + taskID + "/complete-on-behalf", Storage: s,
+		Data: map[string]any{"credentials": annJSON},
+	})
+	if err != nil || !resp.IsError() || !strings.Contains(resp.Error().Error(), "cancelled already") {
+		t.Errorf("completing the task of a failed process: %v %v", resp, err)
+	}
 }

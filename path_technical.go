@@ -184,6 +184,9 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	if err != nil {
 		return nil, err
 	}
+	if err := secretFollowsEndpoint(d, current); err != nil {
+		return badRequest(err)
+	}
 	cred, err := parseCredential(technicalInput(d, current), useTechnical)
 	if err != nil {
 		return badRequest(err)
@@ -226,6 +229,28 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	}
 	resp.Data = next.responseData(st)
 	return resp, nil
+}
+
+// secretFollowsEndpoint: an update that sends an oauth2 credential's stored client secret
+// somewhere new — another token_url, or another client_id — must give the secret itself. Else
+// whoever may write (but not read) technical credentials could have the secret posted to an
+// endpoint of theirs.
+func secretFollowsEndpoint(d *framework.FieldData, current *technicalEntry) error {
+	if current == nil || current.Credential.Type != "oauth2" {
+		return nil
+	}
+	if t, ok := d.Raw["type"]; ok && t != "oauth2" {
+		return nil // a new type starts afresh: every required field must be given
+	}
+	if _, ok := d.Raw["client_secret"]; ok {
+		return nil
+	}
+	for _, field := range []string{"token_url", "client_id"} {
+		if v, ok := d.Raw[field]; ok && v != current.Credential.Fields[field] {
+			return fmt.Errorf("client_secret is required when %s changes: the stored secret is never sent to a new endpoint or for another client", field)
+		}
+	}
+	return nil
 }
 
 // technicalInput gathers the credential's API form from the request. An update that keeps the

@@ -46,8 +46,8 @@ var technicalFieldHelp = map[string]string{
 	"certificate":   "certificate: the client certificate, PEM (at most 64 KiB). Required for that type.",
 	"private_key":   "certificate: the certificate's private key, PEM; it must match the certificate. Secret: never read back. Required for that type.",
 	"ca_chain":      "certificate: the CA chain, PEM. Defaults to empty.",
-	"token_url":     "oauth2: the token endpoint, an absolute http or https URL. Required for that type.",
-	"client_id":     "oauth2: the client id. Required for that type.",
+	"token_url":     "oauth2: the token endpoint, an absolute https URL (plain http only to a loopback host) without user info, query or fragment. An update that changes it must give client_secret too. Required for that type.",
+	"client_id":     "oauth2: the client id. An update that changes it must give client_secret too. Required for that type.",
 	"client_secret": "oauth2: the client secret. Secret: never read back. Required for that type.",
 	"scopes":        "oauth2: the scopes to request, a list or a comma-separated string. Defaults to none.",
 	"audience":      "oauth2: the audience parameter of the token request, for endpoints that want one. Defaults to none.",
@@ -116,7 +116,11 @@ never served. A create whose first token request fails is stored all the same, w
 a warning, so the endpoint can be fixed later.
 
 An update that gives no type (or the same one) changes only the fields it gives: writing
-client_secret alone rotates the secret, which the next refresh uses. Reads never show a secret:
+client_secret alone rotates the secret, which the next refresh uses. An update that changes
+token_url or client_id must give client_secret in the same write: the stored secret is never sent
+to a new endpoint. Token requests follow no redirect, and never go to link-local, unspecified or
+multicast addresses; their failures read as the HTTP status and a standard OAuth2 error code,
+never the endpoint's own text. Reads never show a secret:
 not the password, token, key, private key, client secret, nor the current access token; they show
 version, and for oauth2 expires_at, last_refresh, next_refresh, last_error and failures.
 `

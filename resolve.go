@@ -3,9 +3,6 @@ package pecreds
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"time"
 )
 
@@ -218,90 +215,4 @@ func effectiveServices(layers []layer) []sourcedService {
 		}
 	}
 	return out
-}
-
-// defaultPorts are the ports a URL without one means, per scheme.
-var defaultPorts = map[string]string{
-	"http": "80", "https": "443", "ws": "80", "wss": "443", "ftp": "21", "sftp": "22", "ssh": "22",
-	"ldap": "389", "ldaps": "636", "smtp": "25", "smtps": "465", "imap": "143", "imaps": "993",
-	"postgres": "5432", "postgresql": "5432", "mysql": "3306", "mongodb": "27017", "redis": "6379",
-	"amqp": "5672", "amqps": "5671",
-}
-
-// endpoint is the part of a URL that matching compares.
-type endpoint struct {
-	scheme, host, port, path string
-}
-
-func parseEndpoint(raw string) (endpoint, error) {
-	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return endpoint{}, fmt.Errorf("url must be an absolute URL with a scheme and a host")
-	}
-	e := endpoint{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
-	if e.port == "" {
-		e.port = defaultPorts[e.scheme]
-	}
-	e.host = strings.TrimSuffix(e.host, ".")
-	if ip := net.ParseIP(e.host); ip != nil {
-		e.host = ip.String()
-	}
-	e.path = strings.TrimRight(u.EscapedPath(), "/")
-	return e, nil
-}
-
-// pathCovers says whether a service path is a whole-segment prefix of a request path.
-func pathCovers(servicePath, requestPath string) bool {
-	return servicePath == "" || requestPath == servicePath || strings.HasPrefix(requestPath, servicePath+"/")
-}
-
-// matchURL picks the service whose URL covers the request: same scheme, host and port, the
-// longest whole-segment path prefix, a realm equal to the request's before none; a service with
-// another realm never matches. The candidates say why each service was or was not taken.
-func matchURL(services []sourcedService, rawURL, realm string) (*Service, string, []map[string]any, error) {
-	req, err := parseEndpoint(rawURL)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	var best *sourcedService
-	bestLen, bestRealm := -1, false
-	var candidates []map[string]any
-	for i := range services {
-		s := services[i]
-		c := map[string]any{"service": s.Service.Name, "source": s.Source}
-		candidates = append(candidates, c)
-		if s.Service.URL == "" {
-			c["matched"], c["reason"] = false, "has no url"
-			continue
-		}
-		se, err := parseEndpoint(s.Service.URL)
-		switch {
-		case err != nil:
-			c["matched"], c["reason"] = false, "its url does not parse"
-			continue
-		case se.scheme != req.scheme || se.host != req.host || se.port != req.port:
-			c["matched"], c["reason"] = false, "scheme, host or port differ"
-			continue
-		case !pathCovers(se.path, req.path):
-			c["matched"], c["reason"] = false, fmt.Sprintf("path %q does not cover the request's", se.path)
-			continue
-		case s.Service.Realm != "" && s.Service.Realm != realm:
-			c["matched"], c["reason"] = false, fmt.Sprintf("realm %q differs from the request's", s.Service.Realm)
-			continue
-		}
-		c["matched"], c["path_length"] = true, len(se.path)
-		realmMatch := s.Service.Realm != ""
-		if len(se.path) > bestLen || (len(se.path) == bestLen && realmMatch && !bestRealm) {
-			best, bestLen, bestRealm = &services[i], len(se.path), realmMatch
-		}
-	}
-	if best == nil {
-		return nil, "", candidates, errNoService
-	}
-	for _, c := range candidates {
-		if c["service"] == best.Service.Name {
-			c["chosen"] = true
-		}
-	}
-	return best.Service, best.Source, candidates, nil
 }

@@ -165,6 +165,17 @@ func TestMatchURL(t *testing.T) {
 		{"longest wins in any order", services(svc("long", "https://h/api/v2", "", c), svc("short", "https://h/api", "", c)), "https://h/api/v1", "", "short"},
 		{"realm beats none at equal length", services(svc("plain", "https://h/api", "", c), svc("eu", "https://h/api", "EU", c)), "https://h/api/x", "EU", "eu"},
 		{"no realm when the request has none", services(svc("plain", "https://h/api", "", c), svc("eu", "https://h/api", "EU", c)), "https://h/api/x", "", "plain"},
+		{"no realm when the request has none, in any order", services(svc("eu", "https://h/api", "EU", c), svc("plain", "https://h/api", "", c)), "https://h/api/x", "", "plain"},
+		{"a realm service matches a request without a realm", services(svc("eu", "https://h/api", "EU", c)), "https://h/api/x", "", "eu"},
+		{"one realm twice is no ambiguity", services(svc("eu1", "https://h/api", "EU", c), svc("eu2", "https://h/api", "EU", c)), "https://h/api/x", "", "eu1"},
+		{"longer realm path beats shorter plain", services(svc("plain", "https://h/api", "", c), svc("eu", "https://h/api/v2", "EU", c)), "https://h/api/v2/x", "", "eu"},
+		{"dot segments removed", services(svc("admin", "https://h/admin", "", c), svc("public", "https://h/public", "", c)), "https://h/admin/../public/x", "", "public"},
+		{"dot segments cannot climb above the root", services(svc("public", "https://h/public", "", c)), "https://h/../../public/./x", "", "public"},
+		{"encoded dot segments removed", services(svc("admin", "https://h/admin", "", c), svc("public", "https://h/public", "", c)), "https://h/admin/%2E%2E/public", "", "public"},
+		{"encoded unreserved decoded", services(svc("admin", "https://h/admin", "", c)), "https://h/%61dmin/x", "", "admin"},
+		{"encoded slash stays a character", services(svc("a", "https://h/a/b", "", c)), "https://h/a%2Fb", "", ""},
+		{"service dot segments removed too", services(svc("a", "https://h/x/../api", "", c)), "https://h/api/v1", "", "a"},
+		{"a service with a backslash never matches", services(svc("a", `https://h/a\b`, "", c)), "https://h/a/b", "", ""},
 		{"other realm never matches", services(svc("eu", "https://h/api", "EU", c)), "https://h/api", "US", ""},
 		{"longer path beats realm", services(svc("eu", "https://h/api", "EU", c), svc("deep", "https://h/api/v2", "", c)), "https://h/api/v2/x", "EU", "deep"},
 		{"no url", services(svc("a", "", "", c)), "https://h/api", "", ""},
@@ -187,6 +198,40 @@ func TestMatchURL(t *testing.T) {
 	}
 	if _, _, _, err := matchURL(nil, "/relative", ""); err == nil || errors.Is(err, errNoService) {
 		t.Errorf("a relative request URL: %v", err)
+	}
+	// Several realms at the longest path and none without: ambiguous, naming the realms.
+	_, _, _, err := matchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "")
+	var amb ambiguousRealmError
+	if !errors.As(err, &amb) || !strings.Contains(err.Error(), `"EU", "US"`) {
+		t.Errorf("two realms, no realm asked: %v", err)
+	}
+	if s, _, _, err := matchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "US"); err != nil || s.Name != "us" {
+		t.Errorf("two realms, US asked: %v %v", s, err)
+	}
+}
+
+func TestAmbiguousPathsRefused(t *testing.T) {
+	for _, u := range []string{`https://h/admin\..\public`, "https://h/admin/%5C../public", "https://h/admin/..;/public/x", "https://h/admin/.;/x", "https://h/admin/%2E%2E;x/public", "https://h/a/%2e;jsessionid=1/b"} {
+		if _, err := parseEndpoint(u); err == nil || !strings.Contains(err.Error(), "servers read in different ways") {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, u := range []string{"https://h/a;b/c", "https://h/a/..x/b", "https://h/a/b;v=1"} {
+		if _, err := parseEndpoint(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+func TestNormalizePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "", "/": "/", "/a/b/../c": "/a/c", "/a/./b": "/a/b", "/a/b/..": "/a/", "/a/.": "/a/",
+		"/../a": "/a", "/a/%2e%2E/b": "/b", "/%7Euser": "/~user", "/%2f": "/%2F", "/a%20b": "/a%20b",
+		"/a//b": "/a//b", "/%41%42": "/AB", "/x/%zz": "/x/%zz",
+	} {
+		if got := normalizePath(in); got != want {
+			t.Errorf("normalizePath(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

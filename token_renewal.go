@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -338,12 +337,6 @@ func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name str
 
 func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
 	return cachedDelete(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
-}
-
-func newTokenHTTPClient() *http.Client {
-	c := cleanhttp.DefaultPooledClient()
-	c.Timeout = tokenRequestTimeout
-	return c
 }
 
 // refreshItem is one credential in the refresh queue.

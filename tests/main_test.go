@@ -245,6 +245,12 @@ func newMount(t testing.TB) string {
 	if len(mount) > 60 {
 		mount = mount[:60]
 	}
+	return newMountNamed(t, mount)
+}
+
+// newMountNamed enables the plugin at mount, removed when the test ends.
+func newMountNamed(t testing.TB, mount string) string {
+	t.Helper()
 	err := env.client.Sys().Mount(mount, &api.MountInput{
 		Type:   pluginName,
 		Config: api.MountConfigInput{PluginVersion: pecreds.Version},
@@ -258,6 +264,19 @@ func newMount(t testing.TB) string {
 		}
 	})
 	return mount
+}
+
+// waitFor polls cond until it holds, failing the test after within: tests wait by polling with
+// a deadline, never by a fixed sleep.
+func waitFor(t testing.TB, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the condition did not hold within %s", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // cliResult is what the vault CLI printed and how it exited.

@@ -139,7 +139,7 @@ func TestNotifyEveryEventTypeSigned(t *testing.T) {
 	createOAuth2(t, mount, "idp", srv, "notify")
 
 	t1 := breakProcess(t, mount, "p1")
-	write(t, mount+"/task/"+t1+"/complete", map[string]any{"credentials": userCurrent(t, "nia")})
+	write(t, mount+"/task/"+t1+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "nia")})
 	t2 := breakProcess(t, mount, "p2")
 	write(t, mount+"/task/"+t2+"/cancel", nil)
 	// A process broken by a technical credential, resumed by an operator.
@@ -196,7 +196,7 @@ func TestNotifyReceiverDownThenBackLosesNothing(t *testing.T) {
 	for _, id := range []string{"a", "b", "c"} {
 		tasks[id] = breakProcess(t, mount, id)
 	}
-	write(t, mount+"/task/"+tasks["a"]+"/complete", map[string]any{"credentials": userCurrent(t, "nia")})
+	write(t, mount+"/task/"+tasks["a"]+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "nia")})
 	time.Sleep(4 * time.Second)
 	status := read(t, mount+"/notify/status").Data
 	if status["pending"] != json.Number("7") || !strings.Contains(status["last_error"].(string), "503") {
@@ -282,5 +282,5 @@ func TestNotifyDeadEventsAndRetry(t *testing.T) {
 	}
 
 	_, err := env.client.Logical().Write(mount+"/config", map[string]any{"notify_url": "not a url"})
-	badRequest(t, err, "notify_url must be an absolute http or https URL")
+	badRequest(t, err, "notify_url must be an absolute https URL")
 }

@@ -114,7 +114,7 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 	_, err = env.client.Logical().Write(mount+"/config", map[string]any{"error_health_mapping": map[string]any{"x": "asleep"}})
 	badRequest(t, err, "error_health_mapping", "running, broken or failed")
 	_, err = env.client.Logical().Write(mount+"/config", map[string]any{"refresh_fraction": 1.5})
-	badRequest(t, err, "refresh_fraction", "between 0 and 1")
+	badRequest(t, err, "refresh_fraction", "between 0.5 and 0.9")
 	_, err = env.client.Logical().Write(mount+"/config", map[string]any{"global_registries": []string{"ok", "not ok"}})
 	badRequest(t, err, "global_registries[1]", "is invalid")
 }

@@ -16,6 +16,7 @@ import (
 type people struct {
 	mount                string
 	engine, admin        *api.Client
+	taskManager          *api.Client
 	ann, bob             *api.Client
 	annEntity, bobEntity string
 	annToken             string
@@ -36,12 +37,13 @@ func setupPeople(t *testing.T) *people {
 	t.Helper()
 	mount := newMount(t)
 	p := &people{mount: mount}
-	for _, name := range []string{"admin", "engine-host", "user"} {
+	for _, name := range []string{"admin", "engine-host", "user", "task-manager"} {
 		text, err := os.ReadFile("../examples/policies/" + name + ".hcl")
 		if err != nil {
 			t.Fatal(err)
 		}
-		policy := strings.ReplaceAll(string(text), `"pecreds/`, `"`+mount+`/`)
+		// The mount in paths ("pecreds/task", "sys/leases/revoke/pecreds/process/*").
+		policy := strings.ReplaceAll(string(text), `pecreds/`, mount+`/`)
 		if err := env.client.Sys().PutPolicy(mount+"-"+name, policy); err != nil {
 			t.Fatalf("policy %s: %v", name, err)
 		}
@@ -55,6 +57,7 @@ func setupPeople(t *testing.T) *people {
 		return s.Auth.ClientToken
 	}
 	p.engine, p.admin = clientWith(t, token("engine-host")), clientWith(t, token("admin"))
+	p.taskManager = clientWith(t, token("task-manager"))
 
 	auth := "up-" + strings.TrimPrefix(mount, "pecreds-")
 	if len(auth) > 40 {
@@ -132,21 +135,28 @@ func TestBrokenProcessWholeFlow(t *testing.T) {
 	if task["status"] != "open" || task["process_id"] != "order-42" || task["owner_entity_id"] != p.annEntity || task["reason"] != "auth_failed" {
 		t.Errorf("task %v", task)
 	}
-	open, err := p.ann.Logical().ListWithContext(t.Context(), m+"/task")
+	open, err := p.ann.Logical().ListWithContext(t.Context(), m+"/task/mine")
 	if err != nil || open == nil {
-		t.Fatalf("ann lists tasks: %v", err)
+		t.Fatalf("ann lists her tasks: %v", err)
 	}
 	if keys, _ := open.Data["keys"].([]any); len(keys) != 1 || keys[0] != taskID {
-		t.Errorf("open tasks %v", open.Data)
+		t.Errorf("ann's open tasks %v", open.Data)
+	}
+	info, _ := open.Data["key_info"].(map[string]any)
+	if about, _ := info[taskID].(map[string]any); about["process_id"] != "order-42" || about["service"] != "crm" || about["reason"] != "auth_failed" || about["created"] == "" {
+		t.Errorf("what ann's task is about: %v", open.Data["key_info"])
+	}
+	if none, err := p.bob.Logical().ListWithContext(t.Context(), m+"/task/mine"); err != nil || none != nil {
+		t.Errorf("bob's own tasks: %v %v", none, err)
 	}
 	mine, err := env.client.Logical().ListWithContext(t.Context(), m+"/task?owner_entity_id="+p.bobEntity)
 	if err != nil || mine != nil {
 		t.Errorf("bob's open tasks: %v %v", mine, err)
 	}
 
-	// Bob may not complete ann's task.
+	// Bob may not complete ann's task, and the 403 says why (not a bare policy denial).
 	_, err = p.bob.Logical().Write(m+"/task/"+taskID+"/complete", map[string]any{"credentials": userCurrent(t, "bob")})
-	if statusOf(err) != http.StatusForbidden {
+	if statusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "only the task's owner may complete") || strings.Contains(err.Error(), "1 error occurred") {
 		t.Errorf("bob completing ann's task: %v", err)
 	}
 
@@ -167,8 +177,8 @@ func TestBrokenProcessWholeFlow(t *testing.T) {
 	if got := read(t, m+"/process/order-42/resolve/crm").Data["password"]; got != "ann-new-password" {
 		t.Errorf("resolve after completion: %v", got)
 	}
-	if got := read(t, m+"/task/"+taskID).Data["status"]; got != "completed" {
-		t.Errorf("task status %v", got)
+	if got := read(t, m+"/task/"+taskID).Data; got["status"] != "completed" || got["completed_by"] != p.annEntity {
+		t.Errorf("task after completion %v", got)
 	}
 	_, err = p.ann.Logical().Write(m+"/task/"+taskID+"/complete", map[string]any{"credentials": userCurrent(t, "ann")})
 	badRequest(t, err, "completed already")
@@ -234,8 +244,10 @@ func TestMappingOverridesAndTaskManagerOff(t *testing.T) {
 		t.Errorf("unavailable mapped to failed: %v", got)
 	}
 	newProcess("other")
-	if got := report("other", "teapot"); got["health"] != "failed" {
-		t.Errorf("an unmapped class: %v", got)
+	_, err := env.client.Logical().Write(mount+"/process/other/report", map[string]any{"service": "crm", "error": "teapot"})
+	badRequest(t, err, `"teapot" is not a known error class`)
+	if got := read(t, mount+"/process/other").Data["health"]; got != "running" {
+		t.Errorf("an unknown class changed the health: %v", got)
 	}
 	newProcess("default")
 	if got := report("default", "credentials_expired"); got["health"] != "broken" {
@@ -247,7 +259,7 @@ func TestMappingOverridesAndTaskManagerOff(t *testing.T) {
 	if got := report("no-tm", "auth_failed"); got["health"] != "failed" || got["task_id"] != "" {
 		t.Errorf("without a Task Manager: %v", got)
 	}
-	_, err := env.client.Logical().Write(mount+"/process/no-tm/report", map[string]any{"service": "crm", "error": "bad class!"})
+	_, err = env.client.Logical().Write(mount+"/process/no-tm/report", map[string]any{"service": "crm", "error": "bad class!"})
 	badRequest(t, err, `error "bad class!" is invalid`)
 	_, err = env.client.Logical().Write(mount+"/process/no-tm/report", map[string]any{"service": "nope", "error": "auth_failed"})
 	badRequest(t, err, `no service "nope"`)
@@ -368,9 +380,11 @@ func TestExamplePolicies(t *testing.T) {
 	denied("engine writes config", write(p.engine, "config", map[string]any{"task_manager": false}))
 	denied("engine reads a registry", readAs(p.engine, "registry/orders"))
 
-	// user: list and complete tasks; read nothing else.
-	_, err := p.ann.Logical().List(m + "/task")
-	allowed("user lists tasks", err)
+	// user: her own tasks, and completing them; nothing else, not even everyone's task ids.
+	_, err := p.ann.Logical().List(m + "/task/mine")
+	allowed("user lists her tasks", err)
+	_, err = p.ann.Logical().List(m + "/task")
+	denied("user lists every task", err)
 	for _, path := range []string{"process/e1", "process/e1/resolve/crm", "registry/orders", "technical/idp/creds", "config"} {
 		denied("user reads "+path, readAs(p.ann, path))
 	}
@@ -379,5 +393,20 @@ func TestExamplePolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed("user completes her task", write(p.ann, "task/"+s.Data["task_id"].(string)+"/complete", map[string]any{"credentials": userCurrent(t, "ann")}))
+	taskID := s.Data["task_id"].(string)
+	denied("user completes on behalf", write(p.ann, "task/"+taskID+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "ann")}))
+	denied("engine completes on behalf", write(p.engine, "task/"+taskID+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "ann")}))
+	denied("admin completes on behalf", write(p.admin, "task/"+taskID+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "ann")}))
+	allowed("user completes her task", write(p.ann, "task/"+taskID+"/complete", map[string]any{"credentials": userCurrent(t, "ann")}))
+
+	// task-manager: lists and reads tasks, completes on behalf, reads the outbox; nothing else.
+	_, err = p.taskManager.Logical().List(m + "/task")
+	allowed("task manager lists tasks", err)
+	allowed("task manager reads a task", readAs(p.taskManager, "task/"+taskID))
+	allowed("task manager reads the outbox", readAs(p.taskManager, "notify/status"))
+	for _, path := range []string{"process/e1", "process/e1/resolve/crm", "technical/idp/creds", "config"} {
+		denied("task manager reads "+path, readAs(p.taskManager, path))
+	}
+	denied("task manager cancels", write(p.taskManager, "task/"+taskID+"/cancel", nil))
+	denied("task manager completes as owner", write(p.taskManager, "task/"+taskID+"/complete", map[string]any{"credentials": userCurrent(t, "ann")}))
 }

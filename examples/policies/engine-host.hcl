@@ -32,10 +32,13 @@ path "pecreds/technical/+/creds" {
 path "pecreds/config" {
   capabilities = ["read"]
 }
-# The process leases: renew and revoke.
+# The process leases. Renewing (vault lease renew, api.LifetimeWatcher) uses the body form.
 path "sys/leases/renew" {
   capabilities = ["update"]
 }
-path "sys/leases/revoke" {
+# Revoking: only the URL form, and only pecreds' process leases. Never the body form
+# "sys/leases/revoke": it would let the engine revoke any lease in the namespace. The engine ends a
+# process with DELETE pecreds/process/:id, or vault write -f sys/leases/revoke/<lease_id>.
+path "sys/leases/revoke/pecreds/process/*" {
   capabilities = ["update"]
 }

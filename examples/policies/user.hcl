@@ -1,7 +1,8 @@
-# user: an end user completes their own credential-update tasks. pecreds itself checks that the
-# completing token's identity entity owns the task (403 otherwise); the policy only lets users
-# find and complete tasks, and read nothing else.
-path "pecreds/task" {
+# user: an end user sees and completes their own credential-update tasks, and nothing else.
+# pecreds itself checks that the completing token's identity entity owns the task (403
+# otherwise, and always for a task whose process has no owner entity); task/mine lists only the
+# caller's own open tasks. The user cannot list everyone's tasks nor read a process.
+path "pecreds/task/mine" {
   capabilities = ["list"]
 }
 path "pecreds/task/+/complete" {

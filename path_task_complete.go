@@ -1,0 +1,156 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Completing a task, the boundary between a process and the people who fix its credentials: the
+// owner's complete fails closed, a Task Manager's complete-on-behalf is granted by policy alone,
+// and task/mine shows a user their own tasks.
+
+func taskCompletePath(b *backend, verb string, callback framework.OperationFunc, synopsis, description string) *framework.Path {
+	return &framework.Path{
+		Pattern:        "task/" + nameSegment("id") + "/" + verb + "$",
+		DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: verb, OperationSuffix: "task"},
+		ExistenceCheck: actionExists,
+		Fields: map[string]*framework.FieldSchema{
+			"id": {Type: framework.TypeString, Description: "The task id."},
+			"credentials": {Type: framework.TypeMap, Description: "The owner's new credentials: a credential object " +
+				"({type: password|token|api_key|certificate, ...}) or JSON text holding one. Required."},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:  callback,
+				Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
+			},
+		},
+		HelpSynopsis:    synopsis,
+		HelpDescription: description,
+	}
+}
+
+func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	if req.EntityID == "" {
+		return logical.ListResponse([]string{}), nil
+	}
+	ids, err := req.Storage.List(ctx, taskStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing tasks: %w", err)
+	}
+	keys, info := []string{}, map[string]any{}
+	for _, id := range ids {
+		t, err := b.getTask(ctx, req.Storage, id)
+		if err != nil {
+			return nil, err
+		}
+		if t != nil && t.Status == taskOpen && t.OwnerEntityID == req.EntityID {
+			keys = append(keys, id)
+			info[id] = map[string]any{"process_id": t.ProcessID, "service": t.Service, "reason": t.Reason, "created": formatTime(t.CreatedTime)}
+		}
+	}
+	sort.Strings(keys)
+	return logical.ListResponseWithInfo(keys, info), nil
+}
+
+// pathTaskComplete is the owner's completion: it fails closed, so only a token of the task's
+// owner entity gets through, and nobody when the task has none.
+func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.completeTask(ctx, req, d, func(t *taskEntry) error {
+		switch {
+		case t.OwnerEntityID == "":
+			return logical.CodedError(http.StatusForbidden, fmt.Sprintf("task %q has no owner entity (its process was started by a token without one), so no one may complete it here: a Task Manager completes it through task/%s/complete-on-behalf", t.ID, t.ID))
+		case req.EntityID != t.OwnerEntityID:
+			return logical.CodedError(http.StatusForbidden, fmt.Sprintf("only the task's owner may complete task %q: the calling token is not of the owner's identity entity", t.ID))
+		}
+		return nil
+	})
+}
+
+// pathTaskCompleteOnBehalf is a Task Manager's completion: its policy is the check.
+func (b *backend) pathTaskCompleteOnBehalf(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	return b.completeTask(ctx, req, d, func(*taskEntry) error { return nil })
+}
+
+// completeTask replaces the process's current credentials with the new ones, sets it running and
+// closes the task, when allowed says the caller may.
+func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*taskEntry) error) (*logical.Response, error) {
+	id := d.Get("id").(string)
+	t, resp, err := b.openTask(ctx, req.Storage, id)
+	if t == nil {
+		return resp, err
+	}
+	if err := allowed(t); err != nil {
+		return nil, err
+	}
+	raw, ok := d.Raw["credentials"]
+	if !ok || raw == nil {
+		return badRequest(fmt.Errorf("credentials is required: the owner's new credentials"))
+	}
+	cred, err := parseCredential(raw, useCurrent)
+	if err != nil {
+		return badRequest(fmt.Errorf("credentials: %v", err))
+	}
+
+	// The task is checked again under its process's lock: two completions, or a completion
+	// and a cancellation, must not both go through.
+	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
+	lock.Lock()
+	defer lock.Unlock()
+	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
+		return resp, err
+	}
+	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil {
+		return badRequest(fmt.Errorf("task %q belongs to process %q, which has ended", t.ID, t.ProcessID))
+	}
+	if p.Health == healthFailed {
+		// Final: new credentials would only be wiped again, and nothing resumes.
+		return badRequest(fmt.Errorf("task %q belongs to process %q, which has failed", t.ID, t.ProcessID))
+	}
+	closed := closedAs(t, taskCompleted)
+	closed.CompletedBy = req.EntityID
+	if closed.CompletedBy == "" {
+		closed.CompletedBy = req.DisplayName
+	}
+	if err := b.resumeWith(ctx, req.Storage, p, closed, cred); err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: closed.responseData()}, nil
+}
+
+// resumeWith stores a completed task's outcome: the new current credentials, the process running
+// again (if this task held it), and the closed task. The outbox first (see storeHealth).
+func (b *backend) resumeWith(ctx context.Context, s logical.Storage, p *processEntry, closed *taskEntry, cred Credential) error {
+	next := *p
+	next.HasCurrent = next.KeepCredentials != keepNone
+	if next.TaskID == closed.ID && next.Health != healthFailed {
+		next.Health, next.HealthReason = healthRunning, ""
+	}
+	if next.TaskID == closed.ID {
+		next.TaskID = ""
+	}
+	next.UpdatedTime = time.Now().UTC()
+	if err := b.announce(ctx, s, taskEvent(eventTaskCompleted, closed)); err != nil {
+		return err
+	}
+	if next.HasCurrent {
+		if err := b.putCurrent(ctx, s, &next, cred); err != nil {
+			return err
+		}
+	}
+	if err := b.putProcess(ctx, s, &next); err != nil {
+		return err
+	}
+	return b.putTask(ctx, s, closed)
+}
