@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
 # Runs every test: go vet, the unit tests, and the integration tests in tests/, which start their
-# own `vault server -dev` on a free loopback port with the freshly built plugin.
+# own `vault server -dev` on a free loopback port with the freshly built plugin. Each stage prints
+# its wall time.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+start=$(date +%s)
+stage_start=$start
+stage() { # prints the time the previous stage took, then names the next
+  local now; now=$(date +%s)
+  [ -n "${stage_name:-}" ] && echo "test.sh: ${stage_name} took $((now - stage_start))s"
+  stage_name=$1 stage_start=$now
+  [ -n "$1" ] && echo "test.sh: $1"
+  return 0
+}
+
+stage "finding or building the Vault server"
 VAULT_BIN=$(scripts/vault.sh)
 export VAULT_BIN
 echo "test.sh: Vault server: $VAULT_BIN ($("$VAULT_BIN" version))"
 
-echo "test.sh: go vet"
+stage "go vet"
 go vet ./...
 
-echo "test.sh: unit and integration tests"
-go test -count=1 -timeout 40m "$@" ./...
+stage "unit tests"
+go test -count=1 -timeout 10m "$@" $(go list ./... | grep -v /tests$)
+
+stage "integration tests (real Vault servers)"
+go test -count=1 -timeout 40m "$@" ./tests
 
 # Fuzzing, bounded: each target for PECREDS_FUZZTIME (default 10s). Set it to 0 to skip.
 fuzztime=${PECREDS_FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
   for target in FuzzParseCredential FuzzParseServices FuzzMatchURL; do
-    echo "test.sh: fuzzing $target for $fuzztime"
+    stage "fuzzing $target for $fuzztime"
     go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" .
   done
 fi
+stage ""
+echo "test.sh: all stages passed in $(( $(date +%s) - start ))s"
