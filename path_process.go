@@ -263,27 +263,26 @@ func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d
 	return nil, b.endProcess(ctx, req.Storage, id, "")
 }
 
-// endProcess wipes a process and its current credentials, and cancels its open task. Idempotent: revoking the lease of a
-// deleted process is not an error.
-// With a nonce (a lease's revocation), only the process that lease was issued for is ended.
+// endProcess ends a process: its current credentials wiped, its open task cancelled.
+// Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
+// revocation), only the process that lease was issued for is ended.
 func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, s, id)
+	st, err := b.loadLife(ctx, s, id)
 	if err != nil {
 		return err
 	}
-	if p != nil && nonce != "" && p.Nonce != nonce {
+	if st.Process == nil {
+		// Nothing to end; whatever a crash left of its credentials goes.
+		return b.deleteCurrent(ctx, s, id)
+	}
+	if nonce != "" && st.Process.Nonce != nonce {
 		return nil // a newer process of the same id: not this lease's
 	}
-	if err := b.cancelOpenTask(ctx, s, p); err != nil {
-		return err
-	}
-	if err := b.deleteCurrent(ctx, s, id); err != nil {
-		return err
-	}
-	return cachedDelete(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
+	_, err = b.change(ctx, s, st, lifeEvent{Kind: lifeEnd})
+	return err
 }
 
 // getProcess returns a process, or nil when it does not exist. The answer is shared with the
@@ -302,16 +301,13 @@ func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string)
 	return p, err
 }
 
-// putProcess stores a process. A failed process is final and keeps no current credentials: they
-// are wiped first, so the secret is gone even if the process write then fails.
+// putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
-	if p.Health == healthFailed && p.HasCurrent {
-		if err := b.deleteCurrent(ctx, s, p.ID); err != nil {
-			return err
-		}
-		p.HasCurrent = false
-	}
 	return cachedPut(ctx, b, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
+}
+
+func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
+	return cachedDelete(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // getCurrent returns the current credentials the plugin holds for a process: from storage

@@ -95,63 +95,75 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.liveProcess(ctx, req.Storage, id)
+	st, err := b.loadLife(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
-	res, err := b.resolveProcess(ctx, req.Storage, p, resolveQuery{Service: service})
+	if st.Process == nil {
+		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
+	}
+	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolveQuery{Service: service})
 	if errors.Is(err, errNoService) {
 		return badRequest(fmt.Errorf("service: process %q has no service %q in any layer", id, service))
 	}
 	if err != nil {
 		return nil, err
 	}
-	if p.Health == healthFailed {
-		return reportAnswer(p), nil
+	if st.Process.Health == healthFailed {
+		return reportAnswer(st.Process), nil
 	}
+	ev, err := b.reportVerdict(ctx, req.Storage, cfg, st.Process, res, service, class, health)
+	if err != nil {
+		return nil, err
+	}
+	next, err := b.change(ctx, req.Storage, st, ev)
+	if err != nil {
+		return nil, err
+	}
+	return reportAnswer(next.Process), nil
+}
 
-	next := *p
-	next.UpdatedTime = time.Now().UTC()
+// reportVerdict decides what a reported failure means for the process, as a lifecycle event:
+// the health the mapping gives, unless a failing technical token is worth one retry with a fresh
+// one; a failure of the user's own credentials asks the owner (or, without a Task Manager, fails).
+func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *processEntry, res *resolution, service, class, health string) (lifeEvent, error) {
+	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: class}
 	var used *tried
 	if len(res.Found) > 0 {
 		used = &res.Tried[res.Found[0].Index]
 	}
+	current := (used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != "")
 	switch {
 	case used != nil && used.Type == "technical" && (class == "auth_failed" || class == "credentials_expired"):
-		retry, reason, err := b.retryTechnical(ctx, req.Storage, &next, used.Name)
+		retry, reason, retried, err := b.retryTechnical(ctx, s, p, used.Name)
 		if err != nil {
-			return nil, err
+			return ev, err
 		}
+		ev.Retried, ev.HealthReason = retried, reason
 		if retry {
 			health = healthRunning
-		} else if health != healthRunning {
-			next.HealthReason = reason
 		}
-	case (used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != ""):
+	case current:
 		if health == healthBroken && (!cfg.TaskManager || p.KeepCredentials == keepNone) {
 			health = healthFailed // without a Task Manager the engine aborts, as it always did
 		}
-		next.HealthReason = fmt.Sprintf("the current credentials failed for service %q (%s)", service, class)
+		ev.HealthReason = fmt.Sprintf("the current credentials failed for service %q (%s)", service, class)
 	default:
 		what := fmt.Sprintf("service %q", service)
 		if used != nil && used.Name != "" {
 			what = fmt.Sprintf("technical credential %q", used.Name)
 		}
-		next.HealthReason = fmt.Sprintf("%s failed (%s)", what, class)
+		ev.HealthReason = fmt.Sprintf("%s failed (%s)", what, class)
 	}
-	if health == healthRunning {
-		next.HealthReason = p.HealthReason
-		if p.Health == healthBroken {
-			// Only the owner's task or an operator's resume un-breaks a process.
-			health = healthBroken
+	ev.Health, ev.CurrentFailed = health, current && health == healthBroken
+	if ev.CurrentFailed {
+		id, err := newTaskID()
+		if err != nil {
+			return ev, err
 		}
+		ev.NewTaskID = id
 	}
-	next.Health = health
-	currentFailed := health == healthBroken && ((used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != ""))
-	if err := b.storeHealth(ctx, req.Storage, p, &next, service, class, currentFailed); err != nil {
-		return nil, err
-	}
-	return reportAnswer(&next), nil
+	return ev, nil
 }
 
 func reportAnswer(p *processEntry) *logical.Response {
@@ -160,28 +172,28 @@ func reportAnswer(p *processEntry) *logical.Response {
 
 // retryTechnical decides a technical token's failure: once per token generation a process is
 // told to retry with a fresh token; the same generation failing again, or a refresh that fails,
-// falls to the mapping (false, with the reason).
-func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *processEntry, name string) (bool, string, error) {
+// falls to the mapping (false, with the reason). The process's new bookkeeping comes back.
+func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *processEntry, name string) (bool, string, map[string]int, error) {
 	e, err := b.getTechnical(ctx, s, name)
 	if err != nil {
-		return false, "", err
+		return false, "", nil, err
 	}
 	if e == nil || !e.rotates() {
-		return false, fmt.Sprintf("technical credential %q failed", name), nil
+		return false, fmt.Sprintf("technical credential %q failed", name), nil, nil
 	}
 	st, err := b.getTokenState(ctx, s, name)
 	if err != nil {
-		return false, "", err
+		return false, "", nil, err
 	}
 	if retried, ok := p.Retried[name]; ok && st != nil && retried == st.Generation {
-		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil
+		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil, nil
 	}
 	b.cacheLock.RLock()
 	last := b.reportRefreshes[name]
 	b.cacheLock.RUnlock()
 	if st == nil || time.Since(last) > forcedRefreshReuse {
 		if st, err = b.refreshToken(ctx, s, e, true); err != nil {
-			return false, "", err
+			return false, "", nil, err
 		}
 		b.refresher.schedule(name, st)
 		b.cacheLock.Lock()
@@ -190,52 +202,14 @@ func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *proc
 		b.cacheLock.Unlock()
 	}
 	if !st.valid(time.Now()) || (st.LastError != "" && st.Failures > 0) {
-		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, st.LastError), nil
+		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, st.LastError), nil, nil
 	}
 	retried := map[string]int{}
 	for k, v := range p.Retried {
 		retried[k] = v
 	}
 	retried[name] = st.Generation
-	p.Retried = retried
-	return true, "", nil
-}
-
-// storeHealth stores a process's new health; a break of the current credentials opens the
-// owner's task. Events tell of the changes.
-func (b *backend) storeHealth(ctx context.Context, s logical.Storage, before, next *processEntry, service, reason string, currentFailed bool) error {
-	var task *taskEntry
-	created := false
-	if currentFailed {
-		var err error
-		if task, created, err = b.openTaskFor(ctx, s, next, service, reason); err != nil {
-			return err
-		}
-		next.TaskID = task.ID
-	}
-	if next.Health == healthFailed && next.TaskID != "" {
-		// A failed process waits for nobody: its open task is cancelled, and completing it
-		// could never revive the process.
-		if err := b.cancelOpenTask(ctx, s, next); err != nil {
-			return err
-		}
-		next.TaskID = ""
-	}
-	// The outbox first: should the process write fail, the Task Manager hears of a change that
-	// did not happen (at least once allows that), never misses one that did.
-	if next.Health == healthBroken && before.Health != healthBroken {
-		b.Logger().Info("process broken", "process", next.ID, "service", service, "reason", reason)
-		if err := b.announce(ctx, s, notifyEvent{Type: eventProcessBroken, ProcessID: next.ID, TaskID: next.TaskID, Service: service,
-			Owner: next.Owner, OwnerEntityID: next.OwnerEntityID, Reason: reason}); err != nil {
-			return err
-		}
-	}
-	if created {
-		if err := b.announce(ctx, s, taskEvent(eventTaskCreated, task)); err != nil {
-			return err
-		}
-	}
-	return b.putProcess(ctx, s, next)
+	return true, "", retried, nil
 }
 
 // breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
@@ -245,10 +219,11 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, s, id)
-	if err != nil || p == nil {
+	st, err := b.loadLife(ctx, s, id)
+	if err != nil || st.Process == nil {
 		return fmt.Sprintf("process %q has ended", id), err
 	}
+	p := st.Process
 	// Decided again under the lock: a task may have been completed since the resolve looked.
 	cur, err := b.getCurrent(ctx, s, p)
 	if err != nil {
@@ -264,23 +239,22 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	if err != nil {
 		return "", err
 	}
-	next := *p
-	next.UpdatedTime = time.Now().UTC()
-	next.HealthReason = fmt.Sprintf("the current credentials are %s (service %q)", status, service)
-	if !cfg.TaskManager {
-		// storeHealth also cancels a task opened earlier (preflight's): a failed process waits
-		// for nobody.
-		next.Health = healthFailed
-		if err := b.storeHealth(ctx, s, p, &next, service, status, false); err != nil {
+	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: status, Health: healthFailed,
+		HealthReason: fmt.Sprintf("the current credentials are %s (service %q)", status, service)}
+	if cfg.TaskManager {
+		if ev.NewTaskID, err = newTaskID(); err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
+		ev.Health, ev.CurrentFailed = healthBroken, true
 	}
-	next.Health = healthBroken
-	if err := b.storeHealth(ctx, s, p, &next, service, status, true); err != nil {
+	next, err := b.change(ctx, s, st, ev)
+	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.TaskID), nil
+	if !cfg.TaskManager {
+		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
+	}
+	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.Process.TaskID), nil
 }
 
 func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -295,26 +269,15 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case p.Health != healthBroken:
-		return badRequest(fmt.Errorf("process %q is %s, not broken", id, p.Health))
-	case p.TaskID != "":
-		return badRequest(fmt.Errorf("process %q waits for its owner: it resumes when task %s is completed", id, p.TaskID))
+	next, err := b.change(ctx, req.Storage, lifeState{Process: p}, lifeEvent{Kind: lifeResume})
+	if err != nil {
+		return asRefusal(err)
 	}
-	next := *p
-	next.Health, next.HealthReason, next.Retried, next.UpdatedTime = healthRunning, "", nil, time.Now().UTC()
-	if err := b.announce(ctx, req.Storage, notifyEvent{Type: eventProcessResumed, ProcessID: id, Owner: p.Owner,
-		OwnerEntityID: p.OwnerEntityID, Reason: "resumed by an operator"}); err != nil {
-		return nil, err
-	}
-	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
-		return nil, err
-	}
-	cur, err := b.getCurrent(ctx, req.Storage, &next)
+	cur, err := b.getCurrent(ctx, req.Storage, next.Process)
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: next.responseData(next.currentStatus(cur, time.Now()))}, nil
+	return &logical.Response{Data: next.Process.responseData(next.Process.currentStatus(cur, time.Now()))}, nil
 }
 
 const reportHelpDescription = `

@@ -374,25 +374,19 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, s, id)
-	if err != nil || p == nil {
+	st, err := b.loadLife(ctx, s, id)
+	if err != nil || st.Process == nil {
 		return "", err
 	}
-	task, created, err := b.openTaskFor(ctx, s, p, service, "expiring")
+	taskID, err := newTaskID()
 	if err != nil {
 		return "", err
 	}
-	if created {
-		next := *p
-		next.TaskID, next.UpdatedTime = task.ID, time.Now().UTC()
-		if err := b.putProcess(ctx, s, &next); err != nil {
-			return "", err
-		}
-		if err := b.announce(ctx, s, taskEvent(eventTaskCreated, task)); err != nil {
-			return "", err
-		}
+	next, err := b.change(ctx, s, st, lifeEvent{Kind: lifeExpiring, Service: service, Reason: "expiring", NewTaskID: taskID})
+	if err != nil || next.Task == nil {
+		return "", err
 	}
-	return task.ID, nil
+	return next.Task.ID, nil
 }
 
 // expiringBefore lists what the process can resolve that expires before the horizon and will not

@@ -189,6 +189,8 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 	if t == nil {
 		return resp, err
 	}
+	// Checked again under its process's lock: a completion and a cancellation must not both go
+	// through.
 	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
@@ -199,48 +201,11 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	closed := closedAs(t, taskCancelled)
-	if err := b.announce(ctx, req.Storage, taskEvent(eventTaskCancelled, closed)); err != nil {
-		return nil, err
-	}
-	if p != nil {
-		next := *p
-		next.Health, next.HealthReason, next.TaskID = healthFailed, fmt.Sprintf("task %s was cancelled", t.ID), ""
-		next.UpdatedTime = closed.ClosedTime
-		if err := b.putProcess(ctx, req.Storage, &next); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.putTask(ctx, req.Storage, closed); err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: closed.responseData()}, nil
-}
-
-// openTaskFor opens a task for a process's owner, unless one is open: never two for a process.
-// The caller holds the process's lock and stores the process with the returned task id.
-func (b *backend) openTaskFor(ctx context.Context, s logical.Storage, p *processEntry, service, reason string) (*taskEntry, bool, error) {
-	if p.TaskID != "" {
-		t, err := b.getTask(ctx, s, p.TaskID)
-		if err != nil {
-			return nil, false, err
-		}
-		if t != nil && t.Status == taskOpen {
-			return t, false, nil
-		}
-	}
-	id, err := uuid.GenerateUUID()
+	next, err := b.change(ctx, req.Storage, lifeState{Process: p, Task: t}, lifeEvent{Kind: lifeCancel})
 	if err != nil {
-		return nil, false, fmt.Errorf("making a task id: %w", err)
+		return asRefusal(err)
 	}
-	t := &taskEntry{
-		ID: id, ProcessID: p.ID, Service: service, Reason: reason, Owner: p.Owner,
-		OwnerEntityID: p.OwnerEntityID, Status: taskOpen, CreatedTime: time.Now().UTC(),
-	}
-	if err := b.putTask(ctx, s, t); err != nil {
-		return nil, false, err
-	}
-	return t, true, nil
+	return &logical.Response{Data: next.Task.responseData()}, nil
 }
 
 // taskEvent is the event that tells of a task.
@@ -249,31 +214,25 @@ func taskEvent(typ string, t *taskEntry) notifyEvent {
 		OwnerEntityID: t.OwnerEntityID, Reason: t.Reason}
 }
 
-// closedAs is the task completed or cancelled now; stored, it stays readable for
+// closedAs is the task completed or cancelled at now; stored, it stays readable for
 // closedTaskRetention.
-func closedAs(t *taskEntry, status string) *taskEntry {
+func closedAs(t *taskEntry, status string, now time.Time) *taskEntry {
 	closed := *t
-	closed.Status, closed.ClosedTime = status, time.Now().UTC()
+	closed.Status, closed.ClosedTime = status, now
 	return &closed
 }
 
-// cancelOpenTask cancels a process's open task, if any (the process is ending).
-func (b *backend) cancelOpenTask(ctx context.Context, s logical.Storage, p *processEntry) error {
-	if p == nil || p.TaskID == "" {
-		return nil
+// newTaskID makes the id of a task a transition may open.
+func newTaskID() (string, error) {
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return "", fmt.Errorf("making a task id: %w", err)
 	}
-	t, err := b.getTask(ctx, s, p.TaskID)
-	if err != nil || t == nil || t.Status != taskOpen {
-		return err
-	}
-	closed := closedAs(t, taskCancelled)
-	if err := b.announce(ctx, s, taskEvent(eventTaskCancelled, closed)); err != nil {
-		return err
-	}
-	return b.putTask(ctx, s, closed)
+	return id, nil
 }
 
-// sweepTasks removes the tasks closed more than closedTaskRetention ago.
+// sweepTasks finishes what a crash cut short (reconcileTask) and removes the tasks closed more
+// than closedTaskRetention ago.
 func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Time) error {
 	ids, err := s.List(ctx, taskStoragePrefix)
 	if err != nil {
@@ -284,13 +243,45 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 		if err != nil {
 			return err
 		}
-		if t != nil && t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
+		if t == nil {
+			continue
+		}
+		if t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
 			if err := cachedDelete(ctx, b, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id)); err != nil {
 				return err
 			}
+			continue
+		}
+		if err := b.reconcileTask(ctx, s, t, now); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// reconcileTask holds a task and its process together after a crash between the writes of one
+// change: an open task its process does not wait for is cancelled; a process still pointing at a
+// closed task gets what the closing meant.
+func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *taskEntry, now time.Time) error {
+	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
+	lock.Lock()
+	defer lock.Unlock()
+	t, err := b.getTask(ctx, s, t.ID) // again, under the lock
+	if err != nil || t == nil {
+		return err
+	}
+	p, err := b.getProcess(ctx, s, t.ProcessID)
+	if err != nil {
+		return err
+	}
+	kind := lifeRepair
+	if t.Status == taskOpen {
+		kind = lifeOrphan
+	} else if p == nil {
+		return nil
+	}
+	_, err = b.change(ctx, s, lifeState{Process: p, Task: t}, lifeEvent{Kind: kind, Now: now})
+	return err
 }
 
 func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -111,46 +110,13 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	if p == nil {
-		return badRequest(fmt.Errorf("task %q belongs to process %q, which has ended", t.ID, t.ProcessID))
+	by := req.EntityID
+	if by == "" {
+		by = req.DisplayName
 	}
-	if p.Health == healthFailed {
-		// Final: new credentials would only be wiped again, and nothing resumes.
-		return badRequest(fmt.Errorf("task %q belongs to process %q, which has failed", t.ID, t.ProcessID))
+	next, err := b.change(ctx, req.Storage, lifeState{Process: p, Task: t}, lifeEvent{Kind: lifeComplete, Credential: &cred, CompletedBy: by})
+	if err != nil {
+		return asRefusal(err)
 	}
-	closed := closedAs(t, taskCompleted)
-	closed.CompletedBy = req.EntityID
-	if closed.CompletedBy == "" {
-		closed.CompletedBy = req.DisplayName
-	}
-	if err := b.resumeWith(ctx, req.Storage, p, closed, cred); err != nil {
-		return nil, err
-	}
-	return &logical.Response{Data: closed.responseData()}, nil
-}
-
-// resumeWith stores a completed task's outcome: the new current credentials, the process running
-// again (if this task held it), and the closed task. The outbox first (see storeHealth).
-func (b *backend) resumeWith(ctx context.Context, s logical.Storage, p *processEntry, closed *taskEntry, cred Credential) error {
-	next := *p
-	next.HasCurrent = next.KeepCredentials != keepNone
-	if next.TaskID == closed.ID && next.Health != healthFailed {
-		next.Health, next.HealthReason = healthRunning, ""
-	}
-	if next.TaskID == closed.ID {
-		next.TaskID = ""
-	}
-	next.UpdatedTime = time.Now().UTC()
-	if err := b.announce(ctx, s, taskEvent(eventTaskCompleted, closed)); err != nil {
-		return err
-	}
-	if next.HasCurrent {
-		if err := b.putCurrent(ctx, s, &next, cred); err != nil {
-			return err
-		}
-	}
-	if err := b.putProcess(ctx, s, &next); err != nil {
-		return err
-	}
-	return b.putTask(ctx, s, closed)
+	return &logical.Response{Data: next.Task.responseData()}, nil
 }

@@ -1,0 +1,381 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// describeEffects renders effects as "announce:process-broken put-task put-process".
+func describeEffects(list []effect) string {
+	var out []string
+	for _, e := range list {
+		switch e.Kind {
+		case effAnnounce:
+			out = append(out, "announce:"+e.Event.Type)
+		case effPutCurrent:
+			out = append(out, "put-current")
+		case effDeleteCurrent:
+			out = append(out, "delete-current")
+		case effPutTask:
+			out = append(out, "put-task:"+e.Task.Status)
+		case effPutProcess:
+			out = append(out, "put-process")
+		case effDeleteProcess:
+			out = append(out, "delete-process")
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// Every process state against every event: the next health, the task it waits for, and the
+// effects in the order apply runs them.
+func TestTransitionTable(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	task := func(status string) *taskEntry {
+		return &taskEntry{ID: "T", ProcessID: "p", Status: status, CreatedTime: now.Add(-time.Hour)}
+	}
+	states := map[string]func() lifeState{
+		"running": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning, HasCurrent: true, KeepCredentials: keepPersistent}}
+		},
+		"running+task": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning, HasCurrent: true, KeepCredentials: keepPersistent, TaskID: "T"}, Task: task(taskOpen)}
+		},
+		"broken+task": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthBroken, HasCurrent: true, KeepCredentials: keepPersistent, TaskID: "T"}, Task: task(taskOpen)}
+		},
+		"broken (technical)": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthBroken, HasCurrent: true, KeepCredentials: keepPersistent}}
+		},
+		"failed": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthFailed, KeepCredentials: keepPersistent}}
+		},
+		"gone, task open": func() lifeState { return lifeState{Task: task(taskOpen)} },
+		"running, task stale": func() lifeState {
+			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning}, Task: task(taskOpen)}
+		},
+	}
+	cred := &Credential{Type: "password", Fields: map[string]string{"username": "ann", "password": "pw"}}
+	events := map[string]lifeEvent{
+		"failure→running":         {Kind: lifeFailure, Health: healthRunning, Service: "crm", Reason: "unavailable"},
+		"failure→broken(current)": {Kind: lifeFailure, Health: healthBroken, CurrentFailed: true, NewTaskID: "N", Service: "crm", Reason: "auth_failed", HealthReason: "the current credentials failed"},
+		"failure→broken(tech)":    {Kind: lifeFailure, Health: healthBroken, Service: "crm", Reason: "auth_failed", HealthReason: "technical credential failed"},
+		"failure→failed":          {Kind: lifeFailure, Health: healthFailed, Service: "crm", Reason: "forbidden", HealthReason: "forbidden"},
+		"expiring":                {Kind: lifeExpiring, NewTaskID: "N", Service: "crm", Reason: "expiring"},
+		"complete":                {Kind: lifeComplete, Credential: cred, CompletedBy: "ent-ann"},
+		"cancel":                  {Kind: lifeCancel},
+		"resume":                  {Kind: lifeResume},
+		"end":                     {Kind: lifeEnd},
+		"orphan":                  {Kind: lifeOrphan},
+	}
+	// want: "health task effects" or "refused: ..." ; task is the process's TaskID ("-" for none).
+	want := map[string]map[string]string{
+		"running": {
+			"failure→running":         "running - put-process",
+			"failure→broken(current)": "broken N announce:process-broken announce:task-created put-task:open put-process",
+			"failure→broken(tech)":    "broken - announce:process-broken put-process",
+			"failure→failed":          "failed - delete-current put-process",
+			"expiring":                "running N announce:task-created put-task:open put-process",
+			"complete":                "refused: the task is not open",
+			"cancel":                  "refused: the task is not open",
+			"resume":                  `refused: process "p" is running, not broken`,
+			"end":                     "gone - delete-current delete-process",
+			"orphan":                  "running - ",
+		},
+		"running+task": {
+			"failure→running":         "running T put-process",
+			"failure→broken(current)": "broken T announce:process-broken put-process",
+			"failure→broken(tech)":    "broken T announce:process-broken put-process",
+			"failure→failed":          "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
+			"expiring":                "running T ",
+			"complete":                "running - announce:task-completed put-current put-task:completed put-process",
+			"cancel":                  "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
+			"resume":                  `refused: process "p" is running, not broken`,
+			"end":                     "gone - announce:task-cancelled delete-current delete-process put-task:cancelled",
+			"orphan":                  "running T ",
+		},
+		"broken+task": {
+			"failure→running":         "broken T put-process",
+			"failure→broken(current)": "broken T put-process",
+			"failure→broken(tech)":    "broken T put-process",
+			"failure→failed":          "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
+			"expiring":                "broken T ",
+			"complete":                "running - announce:task-completed put-current put-task:completed put-process",
+			"cancel":                  "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
+			"resume":                  `refused: process "p" waits for its owner: it resumes when task T is completed`,
+			"end":                     "gone - announce:task-cancelled delete-current delete-process put-task:cancelled",
+			"orphan":                  "broken T ",
+		},
+		"broken (technical)": {
+			"failure→running":         "broken - put-process",
+			"failure→broken(current)": "broken N announce:task-created put-task:open put-process",
+			"failure→broken(tech)":    "broken - put-process",
+			"failure→failed":          "failed - delete-current put-process",
+			"expiring":                "broken N announce:task-created put-task:open put-process",
+			"complete":                "refused: the task is not open",
+			"cancel":                  "refused: the task is not open",
+			"resume":                  "running - announce:process-resumed put-process",
+			"end":                     "gone - delete-current delete-process",
+			"orphan":                  "broken - ",
+		},
+		"failed": {
+			"failure→running":         "failed - ",
+			"failure→broken(current)": "failed - ",
+			"failure→broken(tech)":    "failed - ",
+			"failure→failed":          "failed - ",
+			"expiring":                "failed - ",
+			"complete":                "refused: the task is not open",
+			"cancel":                  "refused: the task is not open",
+			"resume":                  `refused: process "p" is failed, not broken`,
+			"end":                     "gone - delete-current delete-process",
+			"orphan":                  "failed - ",
+		},
+		"gone, task open": {
+			"failure→running":         "gone - ",
+			"failure→broken(current)": "gone - ",
+			"failure→broken(tech)":    "gone - ",
+			"failure→failed":          "gone - ",
+			"expiring":                "gone - ",
+			"complete":                `refused: task "T" belongs to process "p", which has ended`,
+			"cancel":                  "gone - announce:task-cancelled put-task:cancelled",
+			"resume":                  "gone - ",
+			"end":                     "gone - ",
+			"orphan":                  "gone - announce:task-cancelled put-task:cancelled",
+		},
+		"running, task stale": {
+			"orphan": "running - announce:task-cancelled put-task:cancelled",
+		},
+	}
+	for stateName, cells := range want {
+		for eventName, expect := range cells {
+			t.Run(stateName+"/"+eventName, func(t *testing.T) {
+				st := states[stateName]()
+				before := fmt.Sprintf("%+v %+v", st.Process, st.Task)
+				ev := events[eventName]
+				ev.Now = now
+				next, list, err := transition(st, ev)
+				var got string
+				var r refusal
+				switch {
+				case errors.As(err, &r):
+					got = "refused: " + r.msg
+				case err != nil:
+					t.Fatal(err)
+				default:
+					health, taskID := "gone", "-"
+					if next.Process != nil {
+						health = next.Process.Health
+						if next.Process.TaskID != "" {
+							taskID = next.Process.TaskID
+						}
+					}
+					got = health + " " + taskID + " " + describeEffects(list)
+				}
+				if got != expect {
+					t.Errorf("got  %q\nwant %q", got, expect)
+				}
+				if after := fmt.Sprintf("%+v %+v", st.Process, st.Task); after != before {
+					t.Errorf("the transition changed its input:\n%s\n%s", before, after)
+				}
+			})
+		}
+	}
+}
+
+func TestTransitionRepair(t *testing.T) {
+	now := time.Now().UTC()
+	for status, want := range map[string]string{
+		taskCompleted: "running - put-process",
+		taskCancelled: "failed - delete-current put-process",
+	} {
+		st := lifeState{
+			Process: &processEntry{ID: "p", Health: healthBroken, TaskID: "T", HasCurrent: true},
+			Task:    &taskEntry{ID: "T", ProcessID: "p", Status: status},
+		}
+		next, list, err := transition(st, lifeEvent{Kind: lifeRepair, Now: now})
+		taskID := next.Process.TaskID
+		if taskID == "" {
+			taskID = "-"
+		}
+		if got := next.Process.Health + " " + taskID + " " + describeEffects(list); err != nil || got != want {
+			t.Errorf("%s: %q (%v), want %q", status, got, err, want)
+		}
+	}
+	// A process that no longer points at the closed task is left alone.
+	st := lifeState{Process: &processEntry{ID: "p", Health: healthRunning}, Task: &taskEntry{ID: "T", ProcessID: "p", Status: taskCompleted}}
+	if _, list, _ := transition(st, lifeEvent{Kind: lifeRepair, Now: now}); len(list) != 0 {
+		t.Errorf("repaired a process that was fine: %s", describeEffects(list))
+	}
+}
+
+// failingStorage fails the n-th write (Put or Delete) it sees, and every one after it: the
+// plugin lost its Vault in the middle of a change.
+type failingStorage struct {
+	logical.Storage
+	mu     sync.Mutex
+	writes int
+	failAt int // 0: never
+}
+
+var errInjected = errors.New("injected storage failure")
+
+func (f *failingStorage) write() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if f.failAt > 0 && f.writes >= f.failAt {
+		return errInjected
+	}
+	return nil
+}
+
+func (f *failingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if err := f.write(); err != nil {
+		return err
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+func (f *failingStorage) Delete(ctx context.Context, key string) error {
+	if err := f.write(); err != nil {
+		return err
+	}
+	return f.Storage.Delete(ctx, key)
+}
+
+// newBackendOver starts a backend over existing storage, as a restart does.
+func newBackendOver(t *testing.T, s logical.Storage) *backend {
+	t.Helper()
+	conf := logical.TestBackendConfig()
+	conf.StorageView = s
+	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 8760 * time.Hour}}
+	raw, err := Factory(context.Background(), conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := raw.(*backend)
+	t.Cleanup(func() { b.Cleanup(context.Background()) })
+	return b
+}
+
+// checkLifeInvariants: an open task's process waits for it; a process waits only for an open task
+// of its own; a failed process keeps no current credentials.
+func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
+	t.Helper()
+	ctx := context.Background()
+	taskIDs, _ := s.List(ctx, taskStoragePrefix)
+	for _, id := range taskIDs {
+		task, err := b.getTask(ctx, s, id)
+		if err != nil || task == nil || task.Status != taskOpen {
+			continue
+		}
+		p, _ := b.getProcess(ctx, s, task.ProcessID)
+		if p == nil || p.TaskID != task.ID {
+			t.Errorf("open task %s: its process %v does not wait for it", id, p)
+		}
+	}
+	processIDs, _ := s.List(ctx, processStoragePrefix)
+	for _, id := range processIDs {
+		p, _ := b.getProcess(ctx, s, id)
+		if p == nil {
+			continue
+		}
+		if p.TaskID != "" {
+			if task, _ := b.getTask(ctx, s, p.TaskID); task == nil || task.Status != taskOpen || task.ProcessID != p.ID {
+				t.Errorf("process %s waits for task %s, which is %v", id, p.TaskID, task)
+			}
+		}
+		if p.Health == healthFailed {
+			if e, _ := s.Get(ctx, currentStoragePrefix+id); e != nil || p.HasCurrent {
+				t.Errorf("failed process %s keeps its current credentials", id)
+			}
+		}
+	}
+}
+
+// A storage failure after each write of each change, then a restart over the same storage and
+// the periodic sweep: the invariants hold.
+func TestLifecycleCrashAfterEachWrite(t *testing.T) {
+	ann := `{"type": "password", "username": "ann", "password": "ann-pw"}`
+	type step struct {
+		op   logical.Operation
+		path string
+		data map[string]any
+	}
+	report := func(class string) step {
+		return step{logical.UpdateOperation, "process/p/report", map[string]any{"service": "crm", "error": class}}
+	}
+	taskOf := func(b *backend, s logical.Storage) string {
+		p, _ := b.getProcess(context.Background(), s, "p")
+		return p.TaskID
+	}
+	scenarios := []struct {
+		name  string
+		setup []step
+		last  func(b *backend, s logical.Storage) step
+	}{
+		{"report opens a task", nil, func(*backend, logical.Storage) step { return report("auth_failed") }},
+		{"report fails a broken process", []step{report("auth_failed")}, func(*backend, logical.Storage) step { return report("forbidden") }},
+		{"complete", []step{report("auth_failed")}, func(b *backend, s logical.Storage) step {
+			return step{logical.UpdateOperation, "task/" + taskOf(b, s) + "/complete-on-behalf", map[string]any{"credentials": ann}}
+		}},
+		{"cancel", []step{report("auth_failed")}, func(b *backend, s logical.Storage) step {
+			return step{logical.UpdateOperation, "task/" + taskOf(b, s) + "/cancel", nil}
+		}},
+		{"end", []step{report("auth_failed")}, func(*backend, logical.Storage) step { return step{logical.DeleteOperation, "process/p", nil} }},
+		{"preflight opens a task", nil, func(*backend, logical.Storage) step {
+			return step{logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "8760h", "open_tasks": true}}
+		}},
+	}
+	expiring := `{"type": "token", "token": "t", "expires_at": "` + time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339) + `"}`
+	for _, sc := range scenarios {
+		for failAt := 1; ; failAt++ {
+			inmem := &logical.InmemStorage{}
+			b := newBackendOver(t, inmem)
+			run := func(s logical.Storage, st step) (*logical.Response, error) {
+				return b.HandleRequest(context.Background(), &logical.Request{Operation: st.op, Path: st.path, Storage: s, Data: st.data})
+			}
+			current := ann
+			if strings.HasPrefix(sc.name, "preflight") {
+				current = expiring
+			}
+			for _, st := range append([]step{
+				{logical.UpdateOperation, "config", map[string]any{"notify_url": "http://127.0.0.1:1/hook", "notify_secret": "k"}},
+				{logical.CreateOperation, "registry/orders", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]}]`}},
+				{logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": current, "owner_entity_id": "ent-ann"}},
+			}, sc.setup...) {
+				if resp, err := run(inmem, st); err != nil || resp.IsError() {
+					t.Fatalf("%s: setup %s: %v %v", sc.name, st.path, resp, err)
+				}
+			}
+			failing := &failingStorage{Storage: inmem, failAt: failAt}
+			last := sc.last(b, inmem)
+			resp, err := run(failing, last)
+			if failing.writes < failAt {
+				if err != nil || resp.IsError() {
+					t.Fatalf("%s: %v %v", sc.name, resp, err)
+				}
+				if failAt == 1 {
+					t.Fatalf("%s: the change made no write", sc.name)
+				}
+				break // every write has had its failure
+			}
+			if err == nil && !resp.IsError() {
+				t.Errorf("%s, write %d failed: the request answered success", sc.name, failAt)
+			}
+			b.Cleanup(context.Background())
+			restarted := newBackendOver(t, inmem)
+			if err := restarted.periodic(context.Background(), &logical.Request{Storage: inmem}); err != nil {
+				t.Fatalf("%s: the sweep after write %d failed: %v", sc.name, failAt, err)
+			}
+			checkLifeInvariants(t, restarted, inmem)
+		}
+	}
+}
