@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -53,7 +54,7 @@ type backend struct {
 	config      *configEntry
 	registries  map[string]*registryEntry
 	technicals  map[string]*technicalEntry
-	tokenStates map[string]*tokenState
+	tokenStates map[string]*oauth.State
 	processes   map[string]*processEntry
 	tasks       map[string]*taskEntry
 	currents    map[string]*Credential // persistent current credentials, as stored
@@ -84,14 +85,14 @@ func newBackend() *backend {
 		refreshLocks:   locksutil.CreateLocks(),
 		registries:     map[string]*registryEntry{},
 		technicals:     map[string]*technicalEntry{},
-		tokenStates:    map[string]*tokenState{},
+		tokenStates:    map[string]*oauth.State{},
 		processes:      map[string]*processEntry{},
 		tasks:          map[string]*taskEntry{},
 		currents:       map[string]*Credential{},
 
 		transientCurrent: map[string]*Credential{},
 		reportRefreshes:  map[string]time.Time{},
-		httpClient:       newOutboundClient(tokenRequestTimeout),
+		httpClient:       newOutboundClient(oauth.RequestTimeout),
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)

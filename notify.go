@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
 // The Task Manager outbox: every task and process event is written to storage in the request
@@ -323,7 +324,7 @@ func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body [
 }
 
 // notifyBackoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
-func notifyBackoff(n int) time.Duration { return doubling(notifyMinBackoff, notifyMaxBackoff, n) }
+func notifyBackoff(n int) time.Duration { return oauth.Doubling(notifyMinBackoff, notifyMaxBackoff, n) }
 
 func (n *notifier) getStats(ctx context.Context, s logical.Storage) (*notifyStats, error) {
 	entry, err := s.Get(ctx, notifyStatsKey)

@@ -201,7 +201,7 @@ func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *proc
 		b.reportRefreshes[name] = time.Now()
 		b.cacheLock.Unlock()
 	}
-	if !st.valid(time.Now()) || (st.LastError != "" && st.Failures > 0) {
+	if !st.Valid(time.Now()) || (st.LastError != "" && st.Failures > 0) {
 		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, st.LastError), nil, nil
 	}
 	retried := map[string]int{}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
 const technicalStoragePrefix = "technical/"
@@ -27,7 +28,7 @@ func (e *technicalEntry) rotates() bool { return e.Credential.Type == "oauth2" }
 
 // responseData is the read view: configuration without secrets, and for oauth2 the token's
 // bookkeeping (never the token).
-func (e *technicalEntry) responseData(st *tokenState) map[string]any {
+func (e *technicalEntry) responseData(st *oauth.State) map[string]any {
 	data := e.Credential.Redacted()
 	data["name"] = e.Name
 	data["version"] = e.Version
@@ -35,7 +36,7 @@ func (e *technicalEntry) responseData(st *tokenState) map[string]any {
 	data["updated_time"] = e.UpdatedTime.Format(time.RFC3339Nano)
 	if e.rotates() {
 		if st == nil {
-			st = &tokenState{}
+			st = &oauth.State{}
 		}
 		data["expires_at"] = formatTime(st.ExpiresAt)
 		data["last_refresh"] = formatTime(st.LastRefresh)
@@ -46,12 +47,8 @@ func (e *technicalEntry) responseData(st *tokenState) map[string]any {
 	return data
 }
 
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
-}
+// formatTime is RFC 3339 in UTC, empty for the zero time.
+var formatTime = oauth.FormatTime
 
 func pathTechnical(b *backend) []*framework.Path {
 	nameField := &framework.FieldSchema{Type: framework.TypeString, Description: "The technical credential's name."}
@@ -207,7 +204,7 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 			return nil, err
 		}
 	}
-	var st *tokenState
+	var st *oauth.State
 	if next.rotates() {
 		// A new oauth2 credential fetches its token now; a changed one keeps serving its token
 		// and uses the new settings at the next refresh.
@@ -216,7 +213,7 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 		}
 		// A new credential, or one without a valid token (being fixed), fetches now; a
 		// working one keeps its token and uses the new settings at the next refresh.
-		if current == nil || !current.rotates() || !st.valid(time.Now()) {
+		if current == nil || !current.rotates() || !st.Valid(time.Now()) {
 			st, err = b.refreshToken(ctx, req.Storage, next, true)
 			if err != nil {
 				return nil, err
@@ -329,7 +326,7 @@ func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *t
 	if err != nil {
 		return nil, err
 	}
-	return st.material(e.Name, time.Now()), nil
+	return st.Material(e.Name, time.Now()), nil
 }
 
 func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/tokenserver"
 )
 
@@ -195,4 +196,48 @@ func mustFailCode(t *testing.T, b *backend, s logical.Storage, op logical.Operat
 		t.Fatalf("%s %s: status %d (%v), want %d", op, path, code, cerr, status)
 	}
 	return cerr.Error()
+}
+
+// Concurrent demands for a token that is not valid share one request to the token endpoint, and
+// a failing endpoint never makes an expired token served.
+func TestTokenSingleFlightAndNeverExpired(t *testing.T) {
+	srv := startTokenServer(t)
+	srv.SetClient("app", "app-secret")
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/idp", map[string]any{"type": "oauth2", "token_url": srv.TokenURL(), "client_id": "app", "client_secret": "app-secret"})
+	if n := srv.Requests("app"); n != 1 {
+		t.Fatalf("%d requests at creation", n)
+	}
+	expired := &oauth.State{AccessToken: "old", IssuedAt: time.Now().Add(-2 * time.Hour), ExpiresAt: time.Now().Add(-time.Hour), Generation: 1}
+	if err := b.putTokenState(t.Context(), s, "idp", expired); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetDelay(300 * time.Millisecond)
+	var wg sync.WaitGroup
+	tokens := make([]any, 10)
+	for i := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tokens[i] = request(t, b, s, logical.ReadOperation, "technical/idp/creds", nil).Data["access_token"]
+		}()
+	}
+	wg.Wait()
+	if n := srv.Requests("app"); n != 2 {
+		t.Errorf("%d token requests for 10 concurrent demands, want 1 more", n)
+	}
+	for _, tok := range tokens {
+		if tok == "old" || tok != tokens[0] {
+			t.Errorf("served %v (first %v)", tok, tokens[0])
+		}
+	}
+
+	// The endpoint fails and the token expires: no creds, never the expired token.
+	srv.FailWith(503)
+	if err := b.putTokenState(t.Context(), s, "idp", expired); err != nil {
+		t.Fatal(err)
+	}
+	if msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/idp/creds", 502); !strings.Contains(msg, "HTTP 503") {
+		t.Errorf("creds with a failing endpoint: %s", msg)
+	}
 }

@@ -1,17 +1,17 @@
 package pecreds
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
 // This file holds the process lease (Renew, Revoke), and re-creates oauth2 technical tokens
@@ -83,18 +83,16 @@ const technicalStatePrefix = "technical-state/"
 // maxConcurrentRefreshes bounds the token requests the scheduler has in flight at once.
 const maxConcurrentRefreshes = 16
 
-// refresher schedules token refreshes: one timer for the earliest due refresh of a min-heap.
+// refresher re-creates tokens on time: oauth.Queue says which credential is due next; one loop
+// on the active node waits for it and refreshes, a bounded number at once.
 type refresher struct {
 	b      *backend
 	worker worker
-
-	mu    sync.Mutex // guards queue and index
-	queue refreshQueue
-	index map[string]*refreshItem
+	queue  *oauth.Queue
 }
 
 func newRefresher(b *backend) *refresher {
-	return &refresher{b: b, worker: newWorker(), index: map[string]*refreshItem{}}
+	return &refresher{b: b, worker: newWorker(), queue: oauth.NewQueue()}
 }
 
 // start rebuilds the schedule from storage and runs the scheduler until stop.
@@ -135,13 +133,13 @@ func (r *refresher) rebuild(ctx context.Context, s logical.Storage) error {
 
 // schedule (re)places a credential in the queue at its next refresh (or retry, after a failure);
 // now, when it has no token yet; nowhere, when its token never expires.
-func (r *refresher) schedule(name string, st *tokenState) {
+func (r *refresher) schedule(name string, st *oauth.State) {
 	at := time.Now()
 	switch {
 	case st == nil:
 	case !st.NextRefresh.IsZero():
 		at = st.NextRefresh
-	case st.valid(at):
+	case st.Valid(at):
 		r.unschedule(name)
 		return
 	}
@@ -149,43 +147,13 @@ func (r *refresher) schedule(name string, st *tokenState) {
 }
 
 func (r *refresher) scheduleAt(name string, at time.Time) {
-	r.mu.Lock()
-	if it, ok := r.index[name]; ok {
-		it.at = at
-		heap.Fix(&r.queue, it.pos)
-	} else {
-		it := &refreshItem{name: name, at: at}
-		heap.Push(&r.queue, it)
-		r.index[name] = it
-	}
-	r.mu.Unlock()
+	r.queue.Schedule(name, at)
 	r.worker.poke()
 }
 
 func (r *refresher) unschedule(name string) {
-	r.mu.Lock()
-	if it, ok := r.index[name]; ok {
-		heap.Remove(&r.queue, it.pos)
-		delete(r.index, name)
-	}
-	r.mu.Unlock()
+	r.queue.Unschedule(name)
 	r.worker.poke()
-}
-
-// popDue takes the earliest item if it is due, else says how long until it is.
-func (r *refresher) popDue(now time.Time) (name string, wait time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.queue) == 0 {
-		return "", time.Hour
-	}
-	it := r.queue[0]
-	if wait := it.at.Sub(now); wait > 0 {
-		return "", wait
-	}
-	heap.Pop(&r.queue)
-	delete(r.index, it.name)
-	return it.name, 0
 }
 
 func (r *refresher) loop(ctx context.Context, s logical.Storage) {
@@ -193,7 +161,7 @@ func (r *refresher) loop(ctx context.Context, s logical.Storage) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		name, wait := r.popDue(time.Now())
+		name, wait := r.queue.PopDue(time.Now())
 		if name == "" {
 			timer.Reset(wait)
 			select {
@@ -223,7 +191,7 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 	if err == nil && (e == nil || !e.rotates()) {
 		return // deleted, or no longer oauth2
 	}
-	var st *tokenState
+	var st *oauth.State
 	if err == nil {
 		st, err = r.b.refreshToken(ctx, s, e, false)
 	}
@@ -232,7 +200,7 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 		// stopped
 	case err != nil:
 		r.b.Logger().Error("scheduled token refresh failed", "technical", name, "error", err)
-		r.scheduleAt(name, time.Now().Add(minBackoff))
+		r.scheduleAt(name, time.Now().Add(oauth.MinBackoff))
 	default:
 		r.schedule(name, st)
 	}
@@ -241,7 +209,7 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 // refreshToken re-creates a credential's token when it is due (always when force), sharing one
 // token request among concurrent callers. A failed request is recorded in the state, not
 // returned: the error is for storage failures.
-func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *technicalEntry, force bool) (*tokenState, error) {
+func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *technicalEntry, force bool) (*oauth.State, error) {
 	// A forced refresh never joins a flight that may answer "not due"; and the work outlives
 	// the request that started it, since others wait on it.
 	key := e.Name
@@ -261,12 +229,12 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 			return nil, err
 		}
 		switch {
-		case cur != nil && !force && !cur.due(time.Now()):
+		case cur != nil && !force && !cur.Due(time.Now()):
 			return cur, nil // refreshed meanwhile
-		case cur != nil && force && cur.LastRefresh.After(asked) && cur.valid(time.Now()):
+		case cur != nil && force && cur.LastRefresh.After(asked) && cur.Valid(time.Now()):
 			return cur, nil // a fresh token came while this one waited
 		}
-		var next tokenState
+		var next oauth.State
 		if cur != nil {
 			next = *cur
 		}
@@ -281,10 +249,10 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 		}
 		now := time.Now()
 		if fetchErr != nil {
-			next = next.failed(fetchErr, now)
+			next = next.Failed(fetchErr, now)
 			b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
 		} else {
-			next = next.succeeded(tok, cfg.RefreshFraction, now)
+			next = next.Succeeded(tok, cfg.RefreshFraction, rand.Float64(), now)
 			b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
 		}
 		// A credential deleted meanwhile keeps no token in storage.
@@ -304,22 +272,22 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 	if err != nil {
 		return nil, err
 	}
-	return v.(*tokenState), nil
+	return v.(*oauth.State), nil
 }
 
 // validToken returns a token that may be served now, fetching one when none is valid.
-func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*tokenState, error) {
+func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*oauth.State, error) {
 	st, err := b.getTokenState(ctx, s, e.Name)
 	if err != nil {
 		return nil, err
 	}
-	if st.valid(time.Now()) {
+	if st.Valid(time.Now()) {
 		return st, nil
 	}
 	if st, err = b.refreshToken(ctx, s, e, false); err != nil {
 		return nil, err
 	}
-	if !st.valid(time.Now()) {
+	if !st.Valid(time.Now()) {
 		return nil, logical.CodedError(http.StatusBadGateway,
 			fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError))
 	}
@@ -327,11 +295,11 @@ func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technica
 	return st, nil
 }
 
-func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
+func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*oauth.State, error) {
 	return cachedGet(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
-func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
+func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) error {
 	return cachedPut(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
 }
 
@@ -339,30 +307,13 @@ func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name 
 	return cachedDelete(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
-// refreshItem is one credential in the refresh queue.
-type refreshItem struct {
-	name string
-	at   time.Time
-	pos  int
-}
+// outboundWording words an outbound call's failure in our own words (outbound.go).
+var outboundWording = oauth.DescribeHTTP{Status: describeStatus, Transport: describeTransportError}
 
-// refreshQueue is a min-heap of refresh times (container/heap).
-type refreshQueue []*refreshItem
-
-func (q refreshQueue) Len() int           { return len(q) }
-func (q refreshQueue) Less(i, j int) bool { return q[i].at.Before(q[j].at) }
-func (q refreshQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].pos, q[j].pos = i, j
-}
-func (q *refreshQueue) Push(x any) {
-	it, _ := x.(*refreshItem)
-	it.pos = len(*q)
-	*q = append(*q, it)
-}
-func (q *refreshQueue) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return it
+// fetchToken asks an oauth2 credential's token endpoint for a new token.
+func fetchToken(ctx context.Context, client *http.Client, c Credential) (oauth.Token, error) {
+	return oauth.Fetch(ctx, client, outboundWording, oauth.Config{
+		TokenURL: c.Fields["token_url"], ClientID: c.Fields["client_id"], ClientSecret: c.Fields["client_secret"],
+		Audience: c.Fields["audience"], Scopes: c.Lists["scopes"],
+	}, time.Now)
 }

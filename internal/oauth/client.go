@@ -1,4 +1,4 @@
-package pecreds
+package oauth
 
 import (
 	"context"
@@ -12,45 +12,56 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// This file fetches OAuth2 tokens by the client-credentials grant. It has no storage access.
+// RequestTimeout bounds one request to a token endpoint.
+const RequestTimeout = 30 * time.Second
 
-// tokenRequestTimeout bounds one request to a token endpoint.
-const tokenRequestTimeout = 30 * time.Second
+// Config is what a token request needs of an oauth2 technical credential.
+type Config struct {
+	TokenURL, ClientID, ClientSecret, Audience string
+	Scopes                                     []string
+}
 
-// issuedToken is what a token endpoint handed out.
-type issuedToken struct {
+// Token is what a token endpoint handed out.
+type Token struct {
 	AccessToken string
 	TokenType   string
 	IssuedAt    time.Time
 	ExpiresAt   time.Time // zero when the endpoint gave no lifetime
 }
 
-// fetchToken asks the credential's token endpoint for a new token. Its error never carries the
-// client secret or a token: it says what the endpoint answered (status, RFC 6749 error code).
-func fetchToken(ctx context.Context, client *http.Client, c Credential) (issuedToken, error) {
+// DescribeHTTP words an HTTP call's failure without the peer's text: the caller's outbound
+// boundary supplies it (status in words of our own, transport errors classified).
+type DescribeHTTP struct {
+	Status    func(code int) string
+	Transport func(err error) string
+}
+
+// Fetch asks the token endpoint for a new token by the client-credentials grant, through client.
+// Its error never carries the client secret, a token, or anything the endpoint said but its
+// status and a standard error code.
+func Fetch(ctx context.Context, client *http.Client, describe DescribeHTTP, c Config, now func() time.Time) (Token, error) {
 	conf := clientcredentials.Config{
-		ClientID:     c.Fields["client_id"],
-		ClientSecret: c.Fields["client_secret"],
-		TokenURL:     c.Fields["token_url"],
-		Scopes:       c.Lists["scopes"],
+		ClientID:     c.ClientID,
+		ClientSecret: c.ClientSecret,
+		TokenURL:     c.TokenURL,
+		Scopes:       c.Scopes,
 		// HTTP Basic, the method RFC 6749 requires endpoints to support: one request a token,
 		// where auto-detection would send a second after every 401.
 		AuthStyle: oauth2.AuthStyleInHeader,
 	}
-	if aud := c.Fields["audience"]; aud != "" {
-		conf.EndpointParams = url.Values{"audience": {aud}}
+	if c.Audience != "" {
+		conf.EndpointParams = url.Values{"audience": {c.Audience}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, tokenRequestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 
-	issued := time.Now()
+	issued := now()
 	tok, err := conf.Token(ctx)
 	if err != nil {
-		return issuedToken{}, describeTokenError(err)
+		return Token{}, describeTokenError(err, describe)
 	}
-	typ := tok.Type()
-	return issuedToken{AccessToken: tok.AccessToken, TokenType: typ, IssuedAt: issued, ExpiresAt: tok.Expiry}, nil
+	return Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), IssuedAt: issued, ExpiresAt: tok.Expiry}, nil
 }
 
 // rfc6749ErrorCodes are the error codes RFC 6749 defines (sections 4.1.2.1 and 5.2): the only
@@ -64,11 +75,11 @@ var rfc6749ErrorCodes = map[string]bool{
 // describeTokenError turns a token request failure into a message fit for reads, errors, logs and
 // events: the HTTP status and a standard error code, never the endpoint's body, description,
 // reason phrase or headers (an endpoint may reflect the Authorization header in any of them).
-func describeTokenError(err error) error {
+func describeTokenError(err error, describe DescribeHTTP) error {
 	var re *oauth2.RetrieveError
 	switch {
 	case errors.As(err, &re) && re.Response != nil:
-		msg := "the token endpoint answered " + describeStatus(re.Response.StatusCode)
+		msg := "the token endpoint answered " + describe.Status(re.Response.StatusCode)
 		if rfc6749ErrorCodes[re.ErrorCode] {
 			msg += fmt.Sprintf(" (error %s)", re.ErrorCode)
 		}
@@ -76,11 +87,11 @@ func describeTokenError(err error) error {
 	case errors.As(err, &re):
 		return errors.New("the token endpoint's answer was not a token")
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("the token endpoint did not answer within %s", tokenRequestTimeout)
+		return fmt.Errorf("the token endpoint did not answer within %s", RequestTimeout)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return errors.New("the token endpoint could not be reached: " + describeTransportError(ue.Err))
+		return errors.New("the token endpoint could not be reached: " + describe.Transport(ue.Err))
 	}
 	// x/oauth2's own errors (an answer without access_token, a body that is not JSON) may quote
 	// the answer: say only that it was not a token.
