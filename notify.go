@@ -3,10 +3,6 @@ package pecreds
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
 // The Task Manager outbox: every task and process event is written to storage in the request
@@ -31,50 +27,14 @@ const (
 	outboxStoragePrefix = "outbox/"
 	notifyStatsKey      = "notify-stats"
 
-	notifyMinBackoff = time.Second
-	notifyMaxBackoff = 10 * time.Minute
 	// defaultNotifyDeadAfter: an event still undelivered this long after it was made is dead.
-	defaultNotifyDeadAfter = 24 * time.Hour
+	defaultNotifyDeadAfter = outbox.DeadAfter
 	// notifyDeadAfterEnv shortens that, for tests only (set in the plugin's registration).
 	notifyDeadAfterEnv = "PECREDS_NOTIFY_DEAD_AFTER"
 )
 
-// notifyEvent is one event, as stored in the outbox. The delivered body is its public part.
-type notifyEvent struct {
-	Seq           uint64    `json:"seq"`
-	ID            string    `json:"id"`
-	Type          string    `json:"type"`
-	Time          time.Time `json:"time"`
-	ProcessID     string    `json:"process_id"`
-	TaskID        string    `json:"task_id"`
-	Service       string    `json:"service"`
-	Owner         string    `json:"owner"`
-	OwnerEntityID string    `json:"owner_entity_id"`
-	Reason        string    `json:"reason"`
-
-	Attempts    int       `json:"attempts"`
-	NextAttempt time.Time `json:"next_attempt"`
-	LastError   string    `json:"last_error"`
-	Dead        bool      `json:"dead"`
-	// Since is when delivery started (again, after notify/retry): the dead limit counts from it.
-	Since time.Time `json:"since"`
-}
-
-// body is what the Task Manager receives: never a credential.
-func (e *notifyEvent) body() ([]byte, error) {
-	return json.Marshal(map[string]any{
-		"id": e.ID, "type": e.Type, "time": e.Time.UTC().Format(time.RFC3339Nano),
-		"process_id": e.ProcessID, "task_id": e.TaskID, "service": e.Service,
-		"owner": e.Owner, "owner_entity_id": e.OwnerEntityID, "reason": e.Reason,
-	})
-}
-
-// signature is the X-Pecreds-Signature header: sha256=<hex HMAC-SHA256 of the body>.
-func signature(body []byte, secret string) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
+// notifyEvent is one event, as the outbox keeps it (internal/outbox).
+type notifyEvent = outbox.Event
 
 // notifyStats are the counters notify/status shows that the outbox itself cannot tell.
 type notifyStats struct {
@@ -82,7 +42,7 @@ type notifyStats struct {
 	LastError string `json:"last_error"`
 }
 
-func outboxKey(seq uint64) string { return fmt.Sprintf("%s%020d", outboxStoragePrefix, seq) }
+func outboxKey(seq uint64) string { return outbox.Key(outboxStoragePrefix, seq) }
 
 // notifier delivers the outbox: one loop on the active node, woken by new events.
 type notifier struct {
@@ -168,7 +128,7 @@ func (n *notifier) loop(ctx context.Context, s logical.Storage) {
 		next, err := n.deliverDue(ctx, s)
 		if err != nil && ctx.Err() == nil {
 			n.b.Logger().Error("delivering notifications", "error", err)
-			next = time.Now().Add(notifyMinBackoff)
+			next = time.Now().Add(outbox.MinBackoff)
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -203,96 +163,70 @@ func loadOutbox(ctx context.Context, s logical.Storage) ([]*notifyEvent, error) 
 	return out, nil
 }
 
-// deliverDue delivers what is due, in order per process: a process's later events wait while an
-// earlier one is pending. It answers when to look again (zero: nothing pending).
+// deliverDue delivers what is due (internal/outbox decides), through this node's storage and the
+// webhook. It answers when to look again (zero: nothing pending).
 func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time, error) {
 	if !n.b.WriteSafeReplicationState() {
 		return time.Time{}, nil
 	}
 	cfg, err := n.b.getConfig(ctx, s)
-	if err != nil {
-		return time.Time{}, err
+	if err != nil || cfg.NotifyURL == "" {
+		return time.Time{}, err // switched off: events wait, kept, until a notify_url is set again
 	}
-	events, err := loadOutbox(ctx, s)
-	if err != nil {
-		return time.Time{}, err
+	d := outbox.Deliverer{
+		Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, cfg: cfg}, Now: time.Now, DeadAfter: n.deadAfter,
+		Dying: func(ev *notifyEvent, err error) {
+			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
+		},
 	}
-	var next time.Time
-	later := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
-		}
-	}
-	blocked := map[string]bool{}
-	for _, ev := range events {
-		if ev.Dead {
-			blocked[ev.ProcessID] = true // its later events wait for notify/retry, in order
-			continue
-		}
-		if blocked[ev.ProcessID] {
-			continue
-		}
-		if cfg.NotifyURL == "" {
-			break // switched off: events wait, kept, until a notify_url is set again
-		}
-		if now := time.Now(); ev.NextAttempt.After(now) {
-			blocked[ev.ProcessID] = true
-			later(ev.NextAttempt)
-			continue
-		}
-		if ctx.Err() != nil {
-			return time.Time{}, nil
-		}
-		if err := n.deliverOne(ctx, s, cfg, ev); err != nil {
-			return time.Time{}, err
-		}
-		if !ev.Dead && ev.NextAttempt.After(time.Now()) {
-			blocked[ev.ProcessID] = true
-			later(ev.NextAttempt)
-		}
-	}
-	return next, nil
+	return d.DeliverDue(ctx)
 }
 
-// deliverOne posts one event; on success it leaves the outbox, on failure it backs off, and past
-// the dead limit it is kept as dead.
-func (n *notifier) deliverOne(ctx context.Context, s logical.Storage, cfg *configEntry, ev *notifyEvent) error {
-	body, err := ev.body()
-	if err != nil {
+// outboxStore is the outbox in Vault storage, with the counters notify/status shows.
+type outboxStore struct {
+	n *notifier
+	s logical.Storage
+}
+
+func (o outboxStore) Events(ctx context.Context) ([]*notifyEvent, error) { return loadOutbox(ctx, o.s) }
+
+func (o outboxStore) Delivered(ctx context.Context, ev *notifyEvent) error {
+	if err := o.s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
+		return fmt.Errorf("deleting a delivered event: %w", err)
+	}
+	return o.n.updateStats(ctx, o.s, func(st *notifyStats) { st.Delivered++ })
+}
+
+func (o outboxStore) Failed(ctx context.Context, ev *notifyEvent) error {
+	if err := putOutboxEvent(ctx, o.s, ev); err != nil {
 		return err
 	}
-	postErr := n.post(ctx, cfg, ev.ID, body)
-	if ctx.Err() != nil {
-		return nil // stopping: an interrupted delivery is not an attempt
-	}
-	stats, err := n.getStats(ctx, s)
-	if err != nil {
-		return err
-	}
-	if postErr == nil {
-		if err := s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
-			return fmt.Errorf("deleting a delivered event: %w", err)
-		}
-		stats.Delivered++
-		return n.putStats(ctx, s, stats)
-	}
-	now := time.Now().UTC()
-	ev.Attempts++
-	ev.LastError = postErr.Error()
-	ev.NextAttempt = now.Add(notifyBackoff(ev.Attempts))
-	if now.Sub(ev.Since) >= n.deadAfter {
-		ev.Dead = true
-		n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", postErr)
-	}
+	return o.n.updateStats(ctx, o.s, func(st *notifyStats) { st.LastError = ev.LastError })
+}
+
+func putOutboxEvent(ctx context.Context, s logical.Storage, ev *notifyEvent) error {
 	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding an outbox event: %w", err)
 	}
 	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("updating an outbox event: %w", err)
+		return fmt.Errorf("writing an outbox event: %w", err)
 	}
-	stats.LastError = ev.LastError
-	return n.putStats(ctx, s, stats)
+	return nil
+}
+
+// webhookPoster posts to config's notify_url, signed.
+type webhookPoster struct {
+	n   *notifier
+	cfg *configEntry
+}
+
+func (w webhookPoster) Post(ctx context.Context, ev *notifyEvent) error {
+	body, err := ev.Body()
+	if err != nil {
+		return err
+	}
+	return w.n.post(ctx, w.cfg, ev.ID, body)
 }
 
 func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
@@ -304,7 +238,7 @@ func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body [
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Pecreds-Event-Id", id)
-	req.Header.Set("X-Pecreds-Signature", signature(body, cfg.NotifySecret))
+	req.Header.Set("X-Pecreds-Signature", outbox.Sign(body, cfg.NotifySecret))
 	// The outbound client follows no redirect: a redirected POST would arrive elsewhere, or as
 	// a bodiless GET whose 2xx would count an event delivered that never was.
 	resp, err := n.client.Do(req)
@@ -323,9 +257,6 @@ func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body [
 	return nil
 }
 
-// notifyBackoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
-func notifyBackoff(n int) time.Duration { return oauth.Doubling(notifyMinBackoff, notifyMaxBackoff, n) }
-
 func (n *notifier) getStats(ctx context.Context, s logical.Storage) (*notifyStats, error) {
 	entry, err := s.Get(ctx, notifyStatsKey)
 	if err != nil {
@@ -340,7 +271,12 @@ func (n *notifier) getStats(ctx context.Context, s logical.Storage) (*notifyStat
 	return st, nil
 }
 
-func (n *notifier) putStats(ctx context.Context, s logical.Storage, st *notifyStats) error {
+func (n *notifier) updateStats(ctx context.Context, s logical.Storage, change func(*notifyStats)) error {
+	st, err := n.getStats(ctx, s)
+	if err != nil {
+		return err
+	}
+	change(st)
 	entry, err := logical.StorageEntryJSON(notifyStatsKey, st)
 	if err != nil {
 		return err

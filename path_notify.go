@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
 func pathNotify(b *backend) []*framework.Path {
@@ -61,22 +62,12 @@ func (b *backend) pathNotifyStatus(ctx context.Context, req *logical.Request, _ 
 	if err != nil {
 		return nil, err
 	}
-	pending, dead := 0, 0
-	var oldest time.Time
-	for _, ev := range events {
-		if ev.Dead {
-			dead++
-			continue
-		}
-		pending++
-		if oldest.IsZero() || ev.Time.Before(oldest) {
-			oldest = ev.Time
-		}
-	}
+	c := outbox.Count(events)
 	age := int64(0)
-	if !oldest.IsZero() {
-		age = int64(time.Since(oldest).Seconds())
+	if !c.OldestPending.IsZero() {
+		age = int64(time.Since(c.OldestPending).Seconds())
 	}
+	pending, dead := c.Pending, c.Dead
 	return &logical.Response{Data: map[string]any{
 		"pending": pending, "delivered": stats.Delivered, "dead": dead,
 		"oldest_pending_age": age, "last_error": stats.LastError, "notify_url": cfg.NotifyURL,
@@ -88,24 +79,14 @@ func (b *backend) pathNotifyRetry(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	requeued := 0
-	now := time.Now().UTC()
-	for _, ev := range events {
-		if !ev.Dead {
-			continue
-		}
-		ev.Dead, ev.Attempts, ev.NextAttempt, ev.Since = false, 0, now, now
-		entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
-		if err != nil {
+	requeued := outbox.Retry(events, time.Now().UTC())
+	for _, ev := range requeued {
+		if err := putOutboxEvent(ctx, req.Storage, ev); err != nil {
 			return nil, err
 		}
-		if err := req.Storage.Put(ctx, entry); err != nil {
-			return nil, err
-		}
-		requeued++
 	}
 	b.notifier.poke()
-	return &logical.Response{Data: map[string]any{"requeued": requeued}}, nil
+	return &logical.Response{Data: map[string]any{"requeued": len(requeued)}}, nil
 }
 
 const notifyHelpDescription = `
