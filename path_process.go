@@ -139,11 +139,10 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	lock.Lock()
 	defer lock.Unlock()
 
-	existing, err := b.getProcess(ctx, req.Storage, id)
-	if err != nil {
-		return nil, err
-	}
-	if existing != nil {
+	if existing, err := b.getProcess(ctx, req.Storage, id); err != nil || existing != nil {
+		if err != nil {
+			return nil, err
+		}
 		return badRequest(fmt.Errorf("process %q exists: a process id is used once; revoke its lease or delete it first", id))
 	}
 	cfg, err := b.getConfig(ctx, req.Storage)
@@ -155,40 +154,22 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 		return nil, fmt.Errorf("making a process nonce: %w", err)
 	}
 	now := time.Now().UTC()
-	p := &processEntry{
-		ID: id, Nonce: nonce, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
-		OwnerEntityID: d.Get("owner_entity_id").(string), KeepCredentials: cfg.KeepCredentials,
-		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
-	}
-	if p.OwnerEntityID == "" {
-		p.OwnerEntityID = req.EntityID
-	} else if err := b.checkEntity(p.OwnerEntityID); err != nil {
+	owner, err := b.ownerEntity(req, d.Get("owner_entity_id").(string))
+	if err != nil {
 		return badRequest(err)
 	}
-	resp := &logical.Response{}
-	if p.Definition != "" {
-		if err := validateName("definition", p.Definition); err != nil {
-			return badRequest(err)
-		}
-		reg, err := b.getRegistry(ctx, req.Storage, p.Definition)
-		if err != nil {
-			return nil, err
-		}
-		if reg == nil {
-			return badRequest(fmt.Errorf("definition: registry %q does not exist; write registry/%s first", p.Definition, p.Definition))
-		}
+	p := &processEntry{
+		ID: id, Nonce: nonce, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
+		OwnerEntityID: owner, KeepCredentials: cfg.KeepCredentials,
+		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
 	}
-	var cur *Credential
-	if raw, ok := d.Raw["current"]; ok && raw != nil {
-		c, err := parseCredential(raw, useCurrent)
-		if err != nil {
-			return badRequest(fmt.Errorf("current: %v", err))
-		}
-		if p.KeepCredentials == keepNone {
-			resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")
-		} else {
-			cur, p.HasCurrent = &c, true
-		}
+	resp := &logical.Response{}
+	if err := b.checkDefinition(ctx, req.Storage, p.Definition); err != nil {
+		return asRefusal(err)
+	}
+	cur, err := parseCurrent(d, p, resp)
+	if err != nil {
+		return badRequest(err)
 	}
 	ttl, maxTTL, warning := processTTL(d, cfg)
 	if warning != "" {
@@ -210,19 +191,58 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	return lease, nil
 }
 
-// checkEntity: a given owner_entity_id must name an enabled identity entity, or the process's
-// tasks could never be completed by their owner. The system view's lookup is Vault's own.
-func (b *backend) checkEntity(id string) error {
+// checkDefinition: a process's definition, when given, is a registry that exists (a refusal
+// otherwise; any other error is storage's).
+func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := validateName("definition", name); err != nil {
+		return refusal{err.Error()}
+	}
+	reg, err := b.getRegistry(ctx, s, name)
+	if err != nil || reg != nil {
+		return err
+	}
+	return refusal{fmt.Sprintf("definition: registry %q does not exist; write registry/%s first", name, name)}
+}
+
+// parseCurrent reads the current credentials given at instantiation: kept per the process's mode
+// (nil when not given, or when the mode keeps none, which resp warns of).
+func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Response) (*Credential, error) {
+	raw, ok := d.Raw["current"]
+	if !ok || raw == nil {
+		return nil, nil
+	}
+	c, err := parseCredential(raw, useCurrent)
+	if err != nil {
+		return nil, fmt.Errorf("current: %v", err)
+	}
+	if p.KeepCredentials == keepNone {
+		resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")
+		return nil, nil
+	}
+	p.HasCurrent = true
+	return &c, nil
+}
+
+// ownerEntity is a new process's owner: the given owner_entity_id, which must name an enabled
+// identity entity (else the process's tasks could never be completed by their owner; the system
+// view's lookup is Vault's own), or the calling token's entity.
+func (b *backend) ownerEntity(req *logical.Request, id string) (string, error) {
+	if id == "" {
+		return req.EntityID, nil
+	}
 	ent, err := b.System().EntityInfo(id)
 	switch {
 	case err != nil:
-		return fmt.Errorf("owner_entity_id: the identity entity %q could not be looked up", id)
+		return "", fmt.Errorf("owner_entity_id: the identity entity %q could not be looked up", id)
 	case ent == nil:
-		return fmt.Errorf("owner_entity_id: no identity entity %q exists: give the id of the user's entity (vault read identity/entity/name/<user>)", id)
+		return "", fmt.Errorf("owner_entity_id: no identity entity %q exists: give the id of the user's entity (vault read identity/entity/name/<user>)", id)
 	case ent.Disabled:
-		return fmt.Errorf("owner_entity_id: the identity entity %q is disabled", id)
+		return "", fmt.Errorf("owner_entity_id: the identity entity %q is disabled", id)
 	}
-	return nil
+	return id, nil
 }
 
 // processTTL is the lease TTL of a new process: the given ttl, else process_ttl, capped at
@@ -344,49 +364,3 @@ func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id strin
 	b.cacheLock.Unlock()
 	return cachedDelete(ctx, b, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
 }
-
-var processFields = map[string]*framework.FieldSchema{
-	"id":         {Type: framework.TypeString, Description: "The process id: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Used once."},
-	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist. Defaults to none: the process resolves through its runtime layer and the global registries only."},
-	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
-		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
-	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager. Defaults to empty."},
-	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks; it must exist. Defaults to the entity of the calling token (none for a token without one, such as root: then only a Task Manager can complete the tasks, through complete-on-behalf)."},
-	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
-}
-
-var processResponseFields = map[string]*framework.FieldSchema{
-	"id":                  {Type: framework.TypeString, Description: "The process id.", Required: true},
-	"definition":          {Type: framework.TypeString, Description: "Its definition registry.", Required: true},
-	"owner":               {Type: framework.TypeString, Description: "Its owner's name.", Required: true},
-	"owner_entity_id":     {Type: framework.TypeString, Description: "Its owner's identity entity.", Required: true},
-	"keep_credentials":    {Type: framework.TypeString, Description: "How it keeps its current credentials, fixed at instantiation.", Required: true},
-	"current_credentials": {Type: framework.TypeString, Description: "kept, lost (transient and the plugin restarted), expired, or none.", Required: true},
-	"health":              {Type: framework.TypeString, Description: "running, broken or failed.", Required: true},
-	"health_reason":       {Type: framework.TypeString, Description: "Why it is not running.", Required: true},
-	"task_id":             {Type: framework.TypeString, Description: "Its open credential-update task, if any.", Required: true},
-	"runtime_services":    {Type: framework.TypeStringSlice, Description: "The services of its runtime layer.", Required: true},
-	"created_time":        {Type: framework.TypeTime, Description: "When it was instantiated.", Required: true},
-	"updated_time":        {Type: framework.TypeTime, Description: "When it last changed.", Required: true},
-}
-
-const processHelpSynopsis = "Instantiate a process (a Vault lease), read its status, or end it."
-
-const processHelpDescription = `
-A process is one running process instance, held as a renewable Vault lease of secret type
-"process". Instantiating it records its definition registry, its owner and the current
-credentials of the user who started it, kept per config's keep_credentials (persistent,
-transient or none; fixed for the process's life):
-
-  $ vault write pecreds/process/order-42 definition=orders owner=ann current=@ann.json
-  $ vault read pecreds/process/order-42
-  $ vault lease renew <lease_id>
-  $ vault lease revoke <lease_id>       # or: vault delete pecreds/process/order-42
-
-Renewals stay within process_ttl, process_max_ttl and the mount's max lease TTL (raise it for
-long processes: vault secrets tune -max-lease-ttl=8760h pecreds). Revoking the lease or deleting
-the process wipes it and its current credentials. Creating an id that exists is a 400.
-
-A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, none) and
-the runtime layer's service names; never a credential.
-`

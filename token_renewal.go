@@ -234,45 +234,51 @@ func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *techni
 		case cur != nil && force && cur.LastRefresh.After(asked) && cur.Valid(time.Now()):
 			return cur, nil // a fresh token came while this one waited
 		}
-		var next oauth.State
-		if cur != nil {
-			next = *cur
-		}
-		cfg, err := b.getConfig(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		// The request outlives the caller that started it (others share it); Clean ends it.
-		tok, fetchErr := fetchToken(b.lifetime, b.httpClient, e.Credential)
-		if b.lifetime.Err() != nil {
-			return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
-		}
-		now := time.Now()
-		if fetchErr != nil {
-			next = next.Failed(fetchErr, now)
-			b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
-		} else {
-			next = next.Succeeded(tok, cfg.RefreshFraction, rand.Float64(), now)
-			b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
-		}
-		// A credential deleted meanwhile keeps no token in storage.
-		if still, err := b.getTechnical(ctx, s, e.Name); err != nil || still == nil {
-			return &next, err
-		}
-		if err := b.putTokenState(ctx, s, e.Name, &next); err != nil {
-			return nil, err
-		}
-		if fetchErr != nil {
-			b.emit(ctx, eventTechnicalRefreshFailed, "technical", e.Name, "error", next.LastError)
-		} else {
-			b.emit(ctx, eventTechnicalRefreshed, "technical", e.Name, "expires_at", formatTime(next.ExpiresAt))
-		}
-		return &next, nil
+		return b.fetchAndStore(ctx, s, e, cur)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return v.(*oauth.State), nil
+}
+
+// fetchAndStore requests a token and stores the outcome over cur: the new token, or the failure
+// with its backoff (the old token kept while valid). The caller holds the refresh lock.
+func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
+	var next oauth.State
+	if cur != nil {
+		next = *cur
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	// The request outlives the caller that started it (others share it); Clean ends it.
+	tok, fetchErr := fetchToken(b.lifetime, b.httpClient, e.Credential)
+	if b.lifetime.Err() != nil {
+		return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
+	}
+	now := time.Now()
+	if fetchErr != nil {
+		next = next.Failed(fetchErr, now)
+		b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
+	} else {
+		next = next.Succeeded(tok, cfg.RefreshFraction, rand.Float64(), now)
+		b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
+	}
+	// A credential deleted meanwhile keeps no token in storage.
+	if still, err := b.getTechnical(ctx, s, e.Name); err != nil || still == nil {
+		return &next, err
+	}
+	if err := b.putTokenState(ctx, s, e.Name, &next); err != nil {
+		return nil, err
+	}
+	if fetchErr != nil {
+		b.emit(ctx, eventTechnicalRefreshFailed, "technical", e.Name, "error", next.LastError)
+	} else {
+		b.emit(ctx, eventTechnicalRefreshed, "technical", e.Name, "expires_at", formatTime(next.ExpiresAt))
+	}
+	return &next, nil
 }
 
 // validToken returns a token that may be served now, fetching one when none is valid.

@@ -1,0 +1,76 @@
+package pecreds
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The syntax checks of credential fields, and the certificate type's own check. No storage.
+
+func checkFieldSyntax(f credentialField, v string) error {
+	switch f.kind {
+	case kindTime:
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z", f.name)
+		}
+	case kindPEM:
+		if len(v) > maxPEMBytes {
+			return fmt.Errorf("field %q is %d bytes long; the limit for PEM text is %d bytes (64 KiB)", f.name, len(v), maxPEMBytes)
+		}
+		if block, _ := pem.Decode([]byte(v)); block == nil {
+			return fmt.Errorf("field %q must be PEM text (-----BEGIN ...-----)", f.name)
+		}
+	case kindURL:
+		return checkOutboundURL(fmt.Sprintf("field %q", f.name), v)
+	case kindName:
+		return validateName(fmt.Sprintf("field %q", f.name), v)
+	}
+	return nil
+}
+
+// checkCertificate parses the certificate, the CA chain and the key, and checks that the key
+// belongs to the certificate. tls errors carry no key material.
+func checkCertificate(c Credential) error {
+	certPEM := c.Fields["certificate"]
+	if _, err := parseCertificates(certPEM); err != nil {
+		return fmt.Errorf("field \"certificate\": %v", err)
+	}
+	if chain := c.Fields["ca_chain"]; chain != "" {
+		if _, err := parseCertificates(chain); err != nil {
+			return fmt.Errorf("field \"ca_chain\": %v", err)
+		}
+	}
+	if _, err := tls.X509KeyPair([]byte(certPEM), []byte(c.Fields["private_key"])); err != nil {
+		return fmt.Errorf("field \"private_key\" does not fit field \"certificate\": %s",
+			strings.TrimPrefix(err.Error(), "tls: "))
+	}
+	return nil
+}
+
+func parseCertificates(text string) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := []byte(text)
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("holds a PEM block of type %q where a CERTIFICATE was expected", block.Type)
+		}
+		cert, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("is not a valid X.509 certificate: %v", err)
+		}
+		certs = append(certs, cert)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("holds no PEM certificate")
+	}
+	return certs, nil
+}

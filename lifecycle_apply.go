@@ -1,0 +1,78 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Applying the state machine's effects (lifecycle.go): the one writer of processes and tasks
+// after their creation.
+
+// apply carries a transition's effects out, in order. It is the only writer of processes and
+// tasks after their creation.
+func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) error {
+	for _, e := range list {
+		var err error
+		switch e.Kind {
+		case effAnnounce:
+			if e.Event.Type == eventProcessBroken {
+				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
+			}
+			err = b.announce(ctx, s, e.Event)
+		case effPutCurrent:
+			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
+		case effDeleteCurrent:
+			err = b.deleteCurrent(ctx, s, e.Process.ID)
+		case effPutTask:
+			err = b.putTask(ctx, s, e.Task)
+		case effPutProcess:
+			err = b.putProcess(ctx, s, e.Process)
+		case effDeleteProcess:
+			err = b.deleteProcess(ctx, s, e.Process.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// change runs one event on a loaded state — the caller holds the process's lock — and answers
+// the next state. A refusal comes back as it is, for the handler's 400.
+func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, ev lifeEvent) (lifeState, error) {
+	if ev.Now.IsZero() {
+		ev.Now = time.Now().UTC()
+	}
+	next, list, err := transition(st, ev)
+	if err != nil {
+		return st, err
+	}
+	return next, b.apply(ctx, s, list)
+}
+
+// loadLife loads a process and its open task (nil, nil when the process does not exist).
+func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (lifeState, error) {
+	p, err := b.getProcess(ctx, s, id)
+	if err != nil || p == nil {
+		return lifeState{}, err
+	}
+	st := lifeState{Process: p}
+	if p.TaskID != "" {
+		if st.Task, err = b.getTask(ctx, s, p.TaskID); err != nil {
+			return lifeState{}, err
+		}
+	}
+	return st, nil
+}
+
+// asRefusal answers a refusal as a 400; any other error as it is.
+func asRefusal(err error) (*logical.Response, error) {
+	var r refusal
+	if errors.As(err, &r) {
+		return badRequest(r)
+	}
+	return nil, err
+}

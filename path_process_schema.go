@@ -1,0 +1,52 @@
+package pecreds
+
+import "github.com/hashicorp/vault/sdk/framework"
+
+// The process path's field schemas, response schema and help: the manual that
+// "vault path-help pecreds/process/..." shows.
+
+var processFields = map[string]*framework.FieldSchema{
+	"id":         {Type: framework.TypeString, Description: "The process id: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Used once."},
+	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist. Defaults to none: the process resolves through its runtime layer and the global registries only."},
+	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
+		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
+	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager. Defaults to empty."},
+	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks; it must exist. Defaults to the entity of the calling token (none for a token without one, such as root: then only a Task Manager can complete the tasks, through complete-on-behalf)."},
+	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
+}
+
+var processResponseFields = map[string]*framework.FieldSchema{
+	"id":                  {Type: framework.TypeString, Description: "The process id.", Required: true},
+	"definition":          {Type: framework.TypeString, Description: "Its definition registry.", Required: true},
+	"owner":               {Type: framework.TypeString, Description: "Its owner's name.", Required: true},
+	"owner_entity_id":     {Type: framework.TypeString, Description: "Its owner's identity entity.", Required: true},
+	"keep_credentials":    {Type: framework.TypeString, Description: "How it keeps its current credentials, fixed at instantiation.", Required: true},
+	"current_credentials": {Type: framework.TypeString, Description: "kept, lost (transient and the plugin restarted), expired, or none.", Required: true},
+	"health":              {Type: framework.TypeString, Description: "running, broken or failed.", Required: true},
+	"health_reason":       {Type: framework.TypeString, Description: "Why it is not running.", Required: true},
+	"task_id":             {Type: framework.TypeString, Description: "Its open credential-update task, if any.", Required: true},
+	"runtime_services":    {Type: framework.TypeStringSlice, Description: "The services of its runtime layer.", Required: true},
+	"created_time":        {Type: framework.TypeTime, Description: "When it was instantiated.", Required: true},
+	"updated_time":        {Type: framework.TypeTime, Description: "When it last changed.", Required: true},
+}
+
+const processHelpSynopsis = "Instantiate a process (a Vault lease), read its status, or end it."
+
+const processHelpDescription = `
+A process is one running process instance, held as a renewable Vault lease of secret type
+"process". Instantiating it records its definition registry, its owner and the current
+credentials of the user who started it, kept per config's keep_credentials (persistent,
+transient or none; fixed for the process's life):
+
+  $ vault write pecreds/process/order-42 definition=orders owner=ann current=@ann.json
+  $ vault read pecreds/process/order-42
+  $ vault lease renew <lease_id>
+  $ vault lease revoke <lease_id>       # or: vault delete pecreds/process/order-42
+
+Renewals stay within process_ttl, process_max_ttl and the mount's max lease TTL (raise it for
+long processes: vault secrets tune -max-lease-ttl=8760h pecreds). Revoking the lease or deleting
+the process wipes it and its current credentials. Creating an id that exists is a 400.
+
+A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, none) and
+the runtime layer's service names; never a credential.
+`
