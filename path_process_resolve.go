@@ -317,11 +317,11 @@ func (l *processLookup) technicalMaterial(name string) (map[string]any, error) {
 		return nil, unusable(fmt.Sprintf("technical credential %q does not exist", name))
 	}
 	m, err := l.b.technicalMaterial(l.ctx, l.s, e)
+	var none noMaterial
+	if errors.As(err, &none) {
+		return nil, unusable(none.reason) // expired, or no valid token to be had
+	}
 	if err != nil {
-		var coded logical.HTTPCodedError
-		if errors.As(err, &coded) {
-			return nil, unusable(coded.Error()) // expired, or no valid token to be had
-		}
 		return nil, err
 	}
 	delete(m, "name")

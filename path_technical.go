@@ -2,6 +2,7 @@ package pecreds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -304,19 +305,37 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	m, err := b.technicalMaterial(ctx, req.Storage, e)
+	var none noMaterial
+	if errors.As(err, &none) {
+		code := http.StatusBadRequest // the credential itself is out of date: the operator writes it
+		if none.upstream {
+			code = http.StatusBadGateway // the token endpoint gives none
+		}
+		return nil, logical.CodedError(code, none.reason)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: m}, nil
 }
 
+// noMaterial says why a technical credential has no usable material now: a reason, not a
+// failure. Callers choose their answer (creds: 400 or 502; resolve: a skipped entry).
+type noMaterial struct {
+	reason   string
+	upstream bool // the token endpoint gave none (else the stored credential expired)
+}
+
+func (n noMaterial) Error() string { return n.reason }
+
 // technicalMaterial is a technical credential's current material: the static fields, or a valid
-// token (fetched on demand when none is) with its ttl and rotation_period.
+// token (fetched on demand when none is) with its ttl and rotation_period; a noMaterial when
+// there is none.
 func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *technicalEntry) (map[string]any, error) {
 	if !e.rotates() {
 		if credentialExpired(e.Credential, time.Now()) {
-			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
-				e.Name, e.Credential.Fields["expires_at"], e.Name))
+			return nil, noMaterial{reason: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
+				e.Name, e.Credential.Fields["expires_at"], e.Name)}
 		}
 		m := e.Credential.Material()
 		m["name"] = e.Name

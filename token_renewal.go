@@ -281,7 +281,8 @@ func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *techn
 	return &next, nil
 }
 
-// validToken returns a token that may be served now, fetching one when none is valid.
+// validToken returns a token that may be served now, fetching one when none is valid; a
+// noMaterial when none is to be had.
 func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*oauth.State, error) {
 	st, err := b.getTokenState(ctx, s, e.Name)
 	if err != nil {
@@ -294,8 +295,7 @@ func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technica
 		return nil, err
 	}
 	if !st.Valid(time.Now()) {
-		return nil, logical.CodedError(http.StatusBadGateway,
-			fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError))
+		return nil, noMaterial{reason: fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError), upstream: true}
 	}
 	b.refresher.schedule(e.Name, st)
 	return st, nil
