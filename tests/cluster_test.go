@@ -338,7 +338,8 @@ func TestRaftHAFailover(t *testing.T) {
 	rcv.setFailing(true)
 	mustWriteOn(t, cl, "pecreds/config", map[string]any{"notify_url": rcv.url, "notify_secret": rcv.secret})
 	mustWriteOn(t, cl, "pecreds/process/persistent/report", map[string]any{"service": "self", "error": "auth_failed"})
-	time.Sleep(10 * time.Second) // at least one scheduled refresh on the first active node
+	issued := srv.Requests("ha")
+	waitFor(t, 30*time.Second, func() bool { return srv.Requests("ha") > issued }) // a scheduled refresh on the first active node
 
 	killedAt := time.Now()
 	leader.signal(syscall.SIGKILL)
@@ -453,7 +454,11 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 	c.waitAPI(n)
 	c.unseal(n)
 	c.waitActive(n)
-	time.Sleep(3 * time.Second)
+	// The plugin serves (its scheduler rebuilt); a burst would start at once.
+	if _, err := readCredsOn(n.client, "pecreds/technical/idp0/creds"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
 	if got := requests() - countBefore; got != 0 {
 		t.Errorf("%d token requests right after the restart, for tokens that are still valid", got)
 	}
@@ -472,7 +477,7 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 		t.Errorf("after the restart the Task Manager got %v", got)
 	}
 	// The scheduler resumed: each token is refreshed at its time (~27s after it was issued).
-	time.Sleep(30 * time.Second)
+	waitFor(t, 45*time.Second, func() bool { return requests()-countBefore >= 5 })
 	if got := requests() - countBefore; got < 5 || got > 6 {
 		t.Errorf("%d token requests by 30s after the restart, want one refresh a credential", got)
 	}
@@ -529,8 +534,5 @@ func TestPluginKilledIsRestartedAndRebuilds(t *testing.T) {
 	}
 	// The scheduler was rebuilt: the token keeps being refreshed.
 	count := srv.Requests("killed")
-	time.Sleep(12 * time.Second)
-	if srv.Requests("killed") <= count {
-		t.Errorf("no refresh in 12s after the plugin restarted (10s lifetimes)")
-	}
+	waitFor(t, 20*time.Second, func() bool { return srv.Requests("killed") > count }) // 10s lifetimes
 }

@@ -3,6 +3,7 @@ package tests
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -135,7 +136,10 @@ func TestTechnicalNoDuplicateRequestsUnderConcurrentReads(t *testing.T) {
 
 	// Let the token expire behind a failing endpoint, then heal it slowly and read 20 at once.
 	srv.FailWith(http.StatusServiceUnavailable)
-	time.Sleep(5 * time.Second)
+	waitFor(t, 20*time.Second, func() bool { // the read fetches nothing; creds would
+		exp, _ := time.Parse(time.RFC3339, fmt.Sprint(read(t, mount+"/technical/crm").Data["expires_at"]))
+		return !exp.IsZero() && time.Now().After(exp)
+	})
 	srv.FailWith(0)
 	srv.SetDelay(time.Second)
 	before := srv.Requests("flight")
@@ -184,7 +188,10 @@ func TestTechnicalOutageServesOldTokenThenFailsClearlyThenRecovers(t *testing.T)
 	srv.FailWith(http.StatusServiceUnavailable)
 
 	// Past the refresh point, before expiry: the old token, and last_error says why.
-	time.Sleep(8 * time.Second)
+	waitFor(t, 9*time.Second, func() bool {
+		le, _ := read(t, mount+"/technical/crm").Data["last_error"].(string)
+		return le != ""
+	})
 	r, err := readCreds(t, mount+"/technical/crm/creds")
 	if err != nil || r.token != first.token {
 		t.Fatalf("during the outage, before expiry: %v (same token: %v)", err, r.token == first.token)
