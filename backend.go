@@ -257,7 +257,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.refresher.rebuild(ctx, req.Storage); err != nil {
 		return err
 	}
-	return b.sweepTasks(ctx, req.Storage, time.Now())
+	return b.sweepTasks(ctx, req.Storage, time.Now().UTC())
 }
 
 // clean stops all background work: Vault is unloading the backend.

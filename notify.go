@@ -204,6 +204,10 @@ func (o outboxStore) Failed(ctx context.Context, ev *notifyEvent) error {
 	return o.n.updateStats(ctx, o.s, func(st *notifyStats) { st.LastError = ev.LastError })
 }
 
+func (o outboxStore) Held(ctx context.Context, ev *notifyEvent) error {
+	return putOutboxEvent(ctx, o.s, ev)
+}
+
 func putOutboxEvent(ctx context.Context, s logical.Storage, ev *notifyEvent) error {
 	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
 	if err != nil {

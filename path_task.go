@@ -184,28 +184,38 @@ func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*
 }
 
 func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	t, resp, err := b.openTask(ctx, req.Storage, id)
-	if t == nil {
+	st, unlock, resp, err := b.lockedTask(ctx, req.Storage, d.Get("id").(string))
+	if unlock == nil {
 		return resp, err
 	}
-	// Checked again under its process's lock: a completion and a cancellation must not both go
-	// through.
-	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
-	lock.Lock()
-	defer lock.Unlock()
-	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
-		return resp, err
-	}
-	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
-	if err != nil {
-		return nil, err
-	}
-	next, err := b.change(ctx, req.Storage, lifeState{Process: p, Task: t}, lifeEvent{Kind: lifeCancel})
+	defer unlock()
+	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeCancel})
 	if err != nil {
 		return asRefusal(err)
 	}
 	return &logical.Response{Data: next.Task.responseData()}, nil
+}
+
+// lockedTask is the prelude of complete and cancel: an open task and its process, loaded under
+// the process's lock and the task checked again there, so that two completions, or a completion
+// and a cancellation, never both go through. unlock is nil when resp or err is the answer.
+func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), resp *logical.Response, err error) {
+	t, resp, err := b.openTask(ctx, s, id)
+	if t == nil {
+		return st, nil, resp, err
+	}
+	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
+	lock.Lock()
+	if t, resp, err = b.openTask(ctx, s, id); t == nil {
+		lock.Unlock()
+		return st, nil, resp, err
+	}
+	p, err := b.getProcess(ctx, s, t.ProcessID)
+	if err != nil {
+		lock.Unlock()
+		return st, nil, nil, err
+	}
+	return lifeState{Process: p, Task: t}, lock.Unlock, nil, nil
 }
 
 // taskEvent is the event that tells of a task.

@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -81,12 +80,12 @@ func (b *backend) pathTaskCompleteOnBehalf(ctx context.Context, req *logical.Req
 // completeTask replaces the process's current credentials with the new ones, sets it running and
 // closes the task, when allowed says the caller may.
 func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*taskEntry) error) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	t, resp, err := b.openTask(ctx, req.Storage, id)
-	if t == nil {
+	st, unlock, resp, err := b.lockedTask(ctx, req.Storage, d.Get("id").(string))
+	if unlock == nil {
 		return resp, err
 	}
-	if err := allowed(t); err != nil {
+	defer unlock()
+	if err := allowed(st.Task); err != nil {
 		return nil, err
 	}
 	raw, ok := d.Raw["credentials"]
@@ -97,24 +96,11 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return badRequest(fmt.Errorf("credentials: %v", err))
 	}
-
-	// The task is checked again under its process's lock: two completions, or a completion
-	// and a cancellation, must not both go through.
-	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
-	lock.Lock()
-	defer lock.Unlock()
-	if t, resp, err = b.openTask(ctx, req.Storage, id); t == nil {
-		return resp, err
-	}
-	p, err := b.getProcess(ctx, req.Storage, t.ProcessID)
-	if err != nil {
-		return nil, err
-	}
 	by := req.EntityID
 	if by == "" {
 		by = req.DisplayName
 	}
-	next, err := b.change(ctx, req.Storage, lifeState{Process: p, Task: t}, lifeEvent{Kind: lifeComplete, Credential: &cred, CompletedBy: by})
+	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeComplete, Credential: &cred, CompletedBy: by})
 	if err != nil {
 		return asRefusal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -78,6 +77,8 @@ type Store interface {
 	Delivered(ctx context.Context, ev *Event) error
 	// Failed stores an event after a failed attempt, with its new schedule.
 	Failed(ctx context.Context, ev *Event) error
+	// Held stores an event that changed without an attempt (dead behind a dead one).
+	Held(ctx context.Context, ev *Event) error
 }
 
 // Poster delivers one event. Its error says why in words fit for notify/status: never what the
@@ -119,7 +120,11 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (time.Time, error) {
 			continue
 		case blocked[ev.ProcessID] && deadBefore[ev.ProcessID] && d.Now().Sub(ev.Since) >= d.DeadAfter:
 			// Held behind a dead event past its own limit: dead too, never tried out of order.
-			if err := d.die(ctx, ev, errors.New("an earlier event of its process is dead")); err != nil {
+			ev.Dead = true
+			if ev.LastError == "" {
+				ev.LastError = "an earlier event of its process is dead"
+			}
+			if err := d.Store.Held(ctx, ev); err != nil {
 				return time.Time{}, err
 			}
 			continue
@@ -163,21 +168,12 @@ func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) (bool, error) {
 	ev.LastError = postErr.Error()
 	ev.NextAttempt = now.Add(Backoff(ev.Attempts))
 	if now.Sub(ev.Since) >= d.DeadAfter {
-		return false, d.die(ctx, ev, postErr)
+		ev.Dead = true
+		if d.Dying != nil {
+			d.Dying(ev, postErr)
+		}
 	}
 	return false, d.Store.Failed(ctx, ev)
-}
-
-// die keeps an event as dead until a retry.
-func (d *Deliverer) die(ctx context.Context, ev *Event, why error) error {
-	ev.Dead = true
-	if ev.LastError == "" {
-		ev.LastError = why.Error()
-	}
-	if d.Dying != nil {
-		d.Dying(ev, why)
-	}
-	return d.Store.Failed(ctx, ev)
 }
 
 // Retry queues every dead event again, with its id, in its place in its process's order; its
