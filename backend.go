@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"golang.org/x/sync/singleflight"
 )
@@ -193,7 +194,7 @@ func (b *backend) prepareFields(req *logical.Request) error {
 			continue
 		}
 		if _, ok := v.(string); !ok {
-			return fmt.Errorf("%s must be a string, not %s", k, jsonKind(v))
+			return fmt.Errorf("%s must be a string, not %s", k, credential.JSONKind(v))
 		}
 	}
 	for _, k := range objectFields {

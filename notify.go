@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-uuid"
@@ -47,7 +48,7 @@ func outboxKey(seq uint64) string { return outbox.Key(outboxStoragePrefix, seq) 
 // notifier delivers the outbox: one loop on the active node, woken by new events.
 type notifier struct {
 	b         *backend
-	deadAfter time.Duration
+	deadAfter atomic.Int64 // nanoseconds; a test shortens it (PECREDS_NOTIFY_DEAD_AFTER, or directly)
 	worker    worker
 	// client bounds each call by the request's context (notify_timeout), not by its own timeout.
 	client *http.Client
@@ -57,9 +58,10 @@ type notifier struct {
 }
 
 func newNotifier(b *backend) *notifier {
-	n := &notifier{b: b, deadAfter: defaultNotifyDeadAfter, worker: newWorker(), client: newOutboundClient(0)}
+	n := &notifier{b: b, worker: newWorker(), client: newOutboundClient(0)}
+	n.deadAfter.Store(int64(defaultNotifyDeadAfter))
 	if d, err := time.ParseDuration(os.Getenv(notifyDeadAfterEnv)); err == nil && d > 0 {
-		n.deadAfter = d
+		n.deadAfter.Store(int64(d))
 	}
 	return n
 }
@@ -174,7 +176,7 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 		return time.Time{}, err // switched off: events wait, kept, until a notify_url is set again
 	}
 	d := outbox.Deliverer{
-		Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, cfg: cfg}, Now: time.Now, DeadAfter: n.deadAfter,
+		Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, cfg: cfg}, Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()),
 		Dying: func(ev *notifyEvent, err error) {
 			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
 		},

@@ -9,10 +9,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Outbound calls (DESIGN.md "Outbound calls"): the plugin calls only the token endpoints and the
@@ -24,41 +25,6 @@ import (
 
 // maxAnswerBytes bounds what is read of an endpoint's answer.
 const maxAnswerBytes = 1 << 20
-
-// checkOutboundURL is the rule for token_url and notify_url. Its error names the field and the
-// rule, never the URL, which may carry a secret.
-func checkOutboundURL(field, raw string) error {
-	u, err := url.Parse(raw)
-	switch {
-	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
-		return fmt.Errorf("%s must be an absolute https URL", field)
-	case u.User != nil:
-		return fmt.Errorf("%s must not carry user info (user:password@): give the credentials in their own fields", field)
-	case u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "?"):
-		return fmt.Errorf("%s must not carry a query", field)
-	case u.Fragment != "" || strings.Contains(raw, "#"):
-		return fmt.Errorf("%s must not carry a fragment", field)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "https":
-		return nil
-	case "http":
-		if isLoopbackHost(u.Hostname()) {
-			return nil
-		}
-		return fmt.Errorf("%s must be an https URL; plain http is allowed only to a loopback host (127.0.0.0/8, ::1, localhost)", field)
-	}
-	return fmt.Errorf("%s must be an absolute https URL", field)
-}
-
-// isLoopbackHost says whether a URL's host names this machine: localhost, or a loopback address.
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // outboundRefusal is a call the guard refused before anything was sent; its text is ours.
 type outboundRefusal struct{ reason string }
@@ -98,7 +64,7 @@ func guardedDial(timeout time.Duration) func(ctx context.Context, network, addr 
 type guardedTransport struct{ next http.RoundTripper }
 
 func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := checkOutboundURL("the URL", req.URL.String()); err != nil {
+	if err := credential.CheckOutboundURL("the URL", req.URL.String()); err != nil {
 		return nil, outboundRefusal{err.Error()}
 	}
 	if strings.EqualFold(req.URL.Scheme, "http") {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 const configStorageKey = "config"
@@ -237,7 +238,7 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData) error {
 	return nil
 }
 
-var errorClassRegexp = nameRegexp
+var errorClassRegexp = credential.NameRegexp
 
 func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
 	out := make(map[string]string, len(raw))
@@ -247,7 +248,7 @@ func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
 	}
 	sort.Strings(keys)
 	for _, class := range keys {
-		if !errorClassRegexp.MatchString(class) || len(class) > maxNameLength {
+		if !errorClassRegexp.MatchString(class) || len(class) > credential.MaxNameLength {
 			return nil, fmt.Errorf("error_health_mapping: error class %q is invalid: use letters, digits, '.', '_' and '-'", class)
 		}
 		health, ok := raw[class].(string)
@@ -272,7 +273,7 @@ func (c *configEntry) validate(mountMax time.Duration) error {
 	}
 	seen := map[string]bool{}
 	for i, name := range c.GlobalRegistries {
-		if err := validateName(fmt.Sprintf("global_registries[%d]", i), name); err != nil {
+		if err := credential.ValidateName(fmt.Sprintf("global_registries[%d]", i), name); err != nil {
 			return err
 		}
 		if seen[name] {
@@ -299,7 +300,7 @@ func (c *configEntry) validate(mountMax time.Duration) error {
 		return fmt.Errorf("refresh_fraction must be between %v and %v; %v is not", minRefreshFraction, maxRefreshFraction, c.RefreshFraction)
 	}
 	if c.NotifyURL != "" {
-		if err := checkOutboundURL("notify_url", c.NotifyURL); err != nil {
+		if err := credential.CheckOutboundURL("notify_url", c.NotifyURL); err != nil {
 			return err
 		}
 		if c.NotifySecret == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 const (
@@ -132,7 +133,7 @@ func pathProcess(b *backend) []*framework.Path {
 
 func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.processLocks, id)
@@ -197,7 +198,7 @@ func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name s
 	if name == "" {
 		return nil
 	}
-	if err := validateName("definition", name); err != nil {
+	if err := credential.ValidateName("definition", name); err != nil {
 		return refusal{err.Error()}
 	}
 	reg, err := b.getRegistry(ctx, s, name)
@@ -214,7 +215,7 @@ func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Respons
 	if !ok || raw == nil {
 		return nil, nil
 	}
-	c, err := parseCredential(raw, useCurrent)
+	c, err := credential.Parse(raw, credential.UseCurrent)
 	if err != nil {
 		return nil, fmt.Errorf("current: %v", err)
 	}
@@ -261,7 +262,7 @@ func processTTL(d *framework.FieldData, cfg *configEntry) (ttl, maxTTL time.Dura
 
 func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	p, err := b.getProcess(ctx, req.Storage, id)
@@ -277,7 +278,7 @@ func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *
 
 func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	return nil, b.endProcess(ctx, req.Storage, id, "")

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // The runtime layer: services a process adds while it runs (the engine's credentials activity).
@@ -68,14 +69,14 @@ A read shows every non-secret field; secret values are never shown.`,
 
 func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	raw, ok := d.Raw["services"]
 	if !ok {
 		return badRequest(fmt.Errorf("services is required: the runtime services to add"))
 	}
-	added, err := parseServices(raw)
+	added, err := credential.ParseServices(raw)
 	if err != nil {
 		return badRequest(err)
 	}
@@ -87,8 +88,8 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 		return nil, err
 	}
 	merged := mergeServices(p.Runtime, added)
-	if len(merged) > maxServices {
-		return badRequest(fmt.Errorf("services: the runtime layer would hold %d services; the limit is %d", len(merged), maxServices))
+	if len(merged) > credential.MaxServices {
+		return badRequest(fmt.Errorf("services: the runtime layer would hold %d services; the limit is %d", len(merged), credential.MaxServices))
 	}
 	next := *p
 	next.Runtime, next.UpdatedTime = merged, time.Now().UTC()
@@ -134,7 +135,7 @@ func runtimeData(p *processEntry) map[string]any {
 
 func (b *backend) pathRuntimeCredentialsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	p, err := b.getProcess(ctx, req.Storage, id)
@@ -146,10 +147,10 @@ func (b *backend) pathRuntimeCredentialsRead(ctx context.Context, req *logical.R
 
 func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id, service := d.Get("id").(string), d.Get("service").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
-	if err := validateName("service name", service); err != nil {
+	if err := credential.ValidateName("service name", service); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.processLocks, id)

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Preflight: which credentials a process can reach will expire before a long step ends and not
@@ -17,7 +18,7 @@ import (
 
 func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	raw, ok := d.GetOk("duration")

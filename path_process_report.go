@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Broken processes: the engine reports a failed call, config.error_health_mapping decides the
@@ -79,7 +80,7 @@ func pathProcessReport(b *backend) []*framework.Path {
 func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id, service, class := d.Get("id").(string), d.Get("service").(string), d.Get("error").(string)
 	for _, check := range []struct{ what, v string }{{"process id", id}, {"service", service}, {"error", class}} {
-		if err := validateName(check.what, check.v); err != nil {
+		if err := credential.ValidateName(check.what, check.v); err != nil {
 			return badRequest(err)
 		}
 	}
@@ -259,7 +260,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 
 func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.processLocks, id)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Resolve and preflight: the handlers gather the layers and a lookup, and resolve.go decides.
@@ -99,7 +100,7 @@ expiring), while the process keeps running.
 
 func (b *backend) pathResolveByName(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	service := d.Get("service").(string)
-	if err := validateName("service name", service); err != nil {
+	if err := credential.ValidateName("service name", service); err != nil {
 		return badRequest(err)
 	}
 	return b.resolveFor(ctx, req, d, resolveQuery{Service: service})
@@ -119,7 +120,7 @@ func (b *backend) pathResolveByURL(ctx context.Context, req *logical.Request, d 
 // resolveFor answers a resolve: the process's layers, resolve.go's verdict, a flat answer.
 func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *framework.FieldData, q resolveQuery) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("process id", id); err != nil {
+	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
 	}
 	q.Type, q.All, q.Explain = d.Get("type").(string), d.Get("all").(bool), d.Get("explain").(bool)

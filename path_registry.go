@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 const registryStoragePrefix = "registry/"
@@ -92,7 +93,7 @@ func registryWriteOperation(b *backend) *framework.PathOperation {
 
 func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("registry name", name); err != nil {
+	if err := credential.ValidateName("registry name", name); err != nil {
 		return badRequest(err)
 	}
 	reg, err := b.getRegistry(ctx, req.Storage, name)
@@ -108,7 +109,7 @@ func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d 
 
 func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("registry name", name); err != nil {
+	if err := credential.ValidateName("registry name", name); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.registryLocks, name)
@@ -135,7 +136,7 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 		next.Description = v.(string)
 	}
 	if raw, ok := d.Raw["services"]; ok {
-		if next.Services, err = parseServices(raw); err != nil {
+		if next.Services, err = credential.ParseServices(raw); err != nil {
 			return badRequest(err)
 		}
 	}
@@ -159,7 +160,7 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 // missingTechnicals lists the technical credentials that services name and that do not exist.
 func (b *backend) missingTechnicals(ctx context.Context, s logical.Storage, services []Service) ([]string, error) {
 	missing := []string{}
-	for _, n := range technicalNames(services) {
+	for _, n := range credential.TechnicalNames(services) {
 		e, err := b.getTechnical(ctx, s, n)
 		if err != nil {
 			return nil, err
@@ -196,7 +197,7 @@ func checkCAS(d *framework.FieldData, current *registryEntry) error {
 
 func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("registry name", name); err != nil {
+	if err := credential.ValidateName("registry name", name); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.registryLocks, name)

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 const taskStoragePrefix = "task/"
@@ -153,7 +154,7 @@ func (b *backend) pathTaskList(ctx context.Context, req *logical.Request, d *fra
 
 func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	id := d.Get("id").(string)
-	if err := validateName("task id", id); err != nil {
+	if err := credential.ValidateName("task id", id); err != nil {
 		return badRequest(err)
 	}
 	t, err := b.getTask(ctx, req.Storage, id)
@@ -165,7 +166,7 @@ func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *fra
 
 // openTask looks up an open task for complete and cancel: 404 unknown, 400 closed.
 func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, *logical.Response, error) {
-	if err := validateName("task id", id); err != nil {
+	if err := credential.ValidateName("task id", id); err != nil {
 		resp, _ := badRequest(err)
 		return nil, resp, nil
 	}

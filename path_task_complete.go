@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Completing a task, the boundary between a process and the people who fix its credentials: the
@@ -92,7 +93,7 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if !ok || raw == nil {
 		return badRequest(fmt.Errorf("credentials is required: the owner's new credentials"))
 	}
-	cred, err := parseCredential(raw, useCurrent)
+	cred, err := credential.Parse(raw, credential.UseCurrent)
 	if err != nil {
 		return badRequest(fmt.Errorf("credentials: %v", err))
 	}

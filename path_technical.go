@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
@@ -155,7 +156,7 @@ func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool
 
 func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	e, err := b.getTechnical(ctx, req.Storage, name)
@@ -171,7 +172,7 @@ func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d
 
 func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.technicalLocks, name)
@@ -185,7 +186,7 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	if err := secretFollowsEndpoint(d, current); err != nil {
 		return badRequest(err)
 	}
-	cred, err := parseCredential(technicalInput(d, current), useTechnical)
+	cred, err := credential.Parse(technicalInput(d, current), credential.UseTechnical)
 	if err != nil {
 		return badRequest(err)
 	}
@@ -277,7 +278,7 @@ func technicalInput(d *framework.FieldData, current *technicalEntry) map[string]
 
 func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	lock := locksutil.LockForKey(b.technicalLocks, name)
@@ -297,7 +298,7 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 
 func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	e, err := b.getTechnical(ctx, req.Storage, name)
@@ -350,7 +351,7 @@ func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *t
 
 func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	e, err := b.getTechnical(ctx, req.Storage, name)

@@ -1,6 +1,9 @@
 package pecreds
 
-import "github.com/hashicorp/vault/sdk/framework"
+import (
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+)
 
 // The technical credentials' field schemas, response schemas and help: the manual that
 // "vault path-help pecreds/technical/..." shows.
@@ -13,23 +16,18 @@ func technicalFields() map[string]*framework.FieldSchema {
 		"type":  {Type: framework.TypeString, Description: "The credential's type: password, token, api_key, certificate or oauth2. Required on create; an update without it keeps the type and merges the given fields over the stored ones."},
 		"label": {Type: framework.TypeString, Description: "Free text about the credential. Defaults to empty."},
 	}
-	for _, t := range credentialTypes {
-		if t.uses&useTechnical == 0 {
+	for _, f := range credential.Fields(credential.UseTechnical) {
+		if _, ok := fields[f.Name]; ok {
 			continue
 		}
-		for _, f := range t.fields {
-			fs, ok := fields[f.name]
-			if !ok {
-				fs = &framework.FieldSchema{Type: framework.TypeString, Description: technicalFieldHelp[f.name]}
-				if f.kind == kindList {
-					fs.Type = framework.TypeCommaStringSlice
-				}
-				if f.secret {
-					fs.DisplayAttrs = &framework.DisplayAttributes{Sensitive: true}
-				}
-				fields[f.name] = fs
-			}
+		fs := &framework.FieldSchema{Type: framework.TypeString, Description: technicalFieldHelp[f.Name]}
+		if f.List {
+			fs.Type = framework.TypeCommaStringSlice
 		}
+		if f.Secret {
+			fs.DisplayAttrs = &framework.DisplayAttributes{Sensitive: true}
+		}
+		fields[f.Name] = fs
 	}
 	return fields
 }

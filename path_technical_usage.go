@@ -7,13 +7,14 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // technical/:name/usage: what a change of a technical credential reaches.
 
 func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	if err := validateName("technical credential name", name); err != nil {
+	if err := credential.ValidateName("technical credential name", name); err != nil {
 		return badRequest(err)
 	}
 	registries, err := b.registriesNaming(ctx, req.Storage, name)
@@ -62,7 +63,7 @@ func (b *backend) processesReaching(ctx context.Context, s logical.Storage, tech
 
 func layersName(layers []layer, technical string) bool {
 	for _, l := range layers {
-		for _, n := range technicalNames(l.Services) {
+		for _, n := range credential.TechnicalNames(l.Services) {
 			if n == technical {
 				return true
 			}
@@ -86,7 +87,7 @@ func (b *backend) registriesNaming(ctx context.Context, s logical.Storage, techn
 		if reg == nil {
 			continue
 		}
-		for _, t := range technicalNames(reg.Services) {
+		for _, t := range credential.TechnicalNames(reg.Services) {
 			if t == technical {
 				out = append(out, n)
 				break

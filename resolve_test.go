@@ -223,18 +223,6 @@ func TestAmbiguousPathsRefused(t *testing.T) {
 	}
 }
 
-func TestNormalizePath(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "", "/": "/", "/a/b/../c": "/a/c", "/a/./b": "/a/b", "/a/b/..": "/a/", "/a/.": "/a/",
-		"/../a": "/a", "/a/%2e%2E/b": "/b", "/%7Euser": "/~user", "/%2f": "/%2F", "/a%20b": "/a%20b",
-		"/a//b": "/a//b", "/%41%42": "/AB", "/x/%zz": "/x/%zz",
-	} {
-		if got := normalizePath(in); got != want {
-			t.Errorf("normalizePath(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestEffectiveServicesMaskLowerLayers(t *testing.T) {
 	c := cred("current")
 	layers := []layer{

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Resolution by URL: RFC 3986 normalization, then matching a request to the effective services by
@@ -29,7 +31,7 @@ func parseEndpoint(raw string) (endpoint, error) {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return endpoint{}, fmt.Errorf("url must be an absolute URL with a scheme and a host")
 	}
-	if ambiguousPath(u.EscapedPath()) {
+	if credential.AmbiguousPath(u.EscapedPath()) {
 		return endpoint{}, fmt.Errorf("url: its path holds a backslash or a dot segment with parameters (\"..;\"), which servers read in different ways: refused, so that credentials never follow a path other than the one matched")
 	}
 	e := endpoint{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
@@ -40,94 +42,8 @@ func parseEndpoint(raw string) (endpoint, error) {
 	if ip := net.ParseIP(e.host); ip != nil {
 		e.host = ip.String()
 	}
-	e.path = strings.TrimRight(normalizePath(u.EscapedPath()), "/")
+	e.path = strings.TrimRight(credential.NormalizePath(u.EscapedPath()), "/")
 	return e, nil
-}
-
-// ambiguousPath: paths that RFC 3986 normalization leaves alone but some servers route elsewhere
-// — a backslash (a separator to IIS), a dot segment followed by ";" parameters (Tomcat, Spring).
-// It looks at the path with its unreserved characters decoded, so "%2E%2E;" counts as "..;".
-func ambiguousPath(escaped string) bool {
-	decoded := decodeUnreserved(escaped)
-	if strings.ContainsRune(decoded, '\\') || strings.Contains(decoded, "%5C") {
-		return true
-	}
-	for _, seg := range strings.Split(decoded, "/") {
-		if strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;") {
-			return true
-		}
-	}
-	return false
-}
-
-// normalizePath is RFC 3986's normalization of an escaped path (section 6.2.2): percent-encoded
-// unreserved characters decoded, other percent-encodings in upper case, then dot segments
-// removed (section 5.2.4), so /admin/../public/x is /public/x and /%61dmin is /admin.
-func normalizePath(escaped string) string {
-	return removeDotSegments(decodeUnreserved(escaped))
-}
-
-// decodeUnreserved decodes the percent-encodings of unreserved characters and writes the others
-// in upper case.
-func decodeUnreserved(escaped string) string {
-	var sb strings.Builder
-	for i := 0; i < len(escaped); i++ {
-		c := escaped[i]
-		if c == '%' && i+2 < len(escaped) && isHex(escaped[i+1]) && isHex(escaped[i+2]) {
-			v := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
-			if isUnreserved(v) {
-				sb.WriteByte(v)
-			} else {
-				sb.WriteString(strings.ToUpper(escaped[i : i+3]))
-			}
-			i += 2
-			continue
-		}
-		sb.WriteByte(c)
-	}
-	return sb.String()
-}
-
-// removeDotSegments resolves "." and ".." in an absolute path; ".." never climbs above the root.
-func removeDotSegments(path string) string {
-	segs := strings.Split(path, "/")
-	out := make([]string, 0, len(segs))
-	for i, seg := range segs {
-		last := i == len(segs)-1
-		switch seg {
-		case ".":
-		case "..":
-			if len(out) > 1 {
-				out = out[:len(out)-1]
-			}
-		default:
-			out = append(out, seg)
-			continue
-		}
-		if last {
-			out = append(out, "") // "/a/." and "/a/b/.." keep their trailing slash
-		}
-	}
-	return strings.Join(out, "/")
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return c - 'A' + 10
-}
-
-// isUnreserved: RFC 3986's unreserved characters, ALPHA / DIGIT / "-" / "." / "_" / "~".
-func isUnreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
 }
 
 // ambiguousRealmError: a request without a realm matches, at its longest path, services with

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // The cached storage every typed helper (getRegistry, putProcess, ...) stands on. Every storage
@@ -86,7 +87,7 @@ func listKeys(prefix, what string) framework.OperationFunc {
 func existsByName[T any](b *backend, field, what string, get func(*backend, context.Context, logical.Storage, string) (*T, error)) framework.ExistenceFunc {
 	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 		name := d.Get(field).(string)
-		if validateName(what, name) != nil {
+		if credential.ValidateName(what, name) != nil {
 			return false, nil
 		}
 		v, err := get(b, ctx, req.Storage, name)

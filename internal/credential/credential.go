@@ -1,4 +1,7 @@
-package pecreds
+// Package credential holds the credential types (the engine's authentication modules) and the
+// services that list them: schema, validation and redaction, and the URL rules their fields obey.
+// No storage, no clock, no network: errors name the field and the rule, never a value.
+package credential
 
 import (
 	"encoding/json"
@@ -12,27 +15,27 @@ import (
 // validation and redaction. It has no storage access. A new authentication module is one new
 // entry in credentialTypes.
 
-// credentialUse says where a credential stands; a type lists the uses it allows.
-type credentialUse int
+// Use says where a credential stands; a type lists the uses it allows.
+type Use int
 
 const (
-	// useTechnical: a named credential of the technical credentials manager.
-	useTechnical credentialUse = 1 << iota
-	// useRegistry: an entry of a service's list in a registry or a runtime layer.
-	useRegistry
-	// useCurrent: the current credentials of a process's user.
-	useCurrent
+	// UseTechnical: a named credential of the technical credentials manager.
+	UseTechnical Use = 1 << iota
+	// UseRegistry: an entry of a service's list in a registry or a runtime layer.
+	UseRegistry
+	// UseCurrent: the current credentials of a process's user.
+	UseCurrent
 
-	useAnywhere = useTechnical | useRegistry | useCurrent
+	UseAnywhere = UseTechnical | UseRegistry | UseCurrent
 )
 
-func (u credentialUse) String() string {
+func (u Use) String() string {
 	switch u {
-	case useTechnical:
+	case UseTechnical:
 		return "a technical credential"
-	case useRegistry:
+	case UseRegistry:
 		return "a registry or runtime service entry"
-	case useCurrent:
+	case UseCurrent:
 		return "a process's current credentials"
 	}
 	return "this place"
@@ -60,7 +63,7 @@ type credentialField struct {
 
 type credentialType struct {
 	name   string
-	uses   credentialUse
+	uses   Use
 	fields []credentialField
 	// check runs after every field is valid on its own; it sees the whole credential.
 	check func(Credential) error
@@ -69,43 +72,68 @@ type credentialType struct {
 // Limits of DESIGN.md.
 const (
 	maxPEMBytes          = 64 << 10
-	maxServices          = 1000
+	MaxServices          = 1000
 	maxServiceCredential = 32
-	maxNameLength        = 128
+	MaxNameLength        = 128
 )
 
 // credentialTypes is the single list of authentication modules. It is never mutated.
 var credentialTypes = []credentialType{
-	{name: "password", uses: useAnywhere, fields: []credentialField{
+	{name: "password", uses: UseAnywhere, fields: []credentialField{
 		{name: "username", required: true},
 		{name: "password", secret: true, required: true},
 		{name: "domain"},
 	}},
-	{name: "token", uses: useAnywhere, fields: []credentialField{
+	{name: "token", uses: UseAnywhere, fields: []credentialField{
 		{name: "token", secret: true, required: true},
 		{name: "token_type", def: "Bearer"},
 		{name: "expires_at", kind: kindTime},
 	}},
-	{name: "api_key", uses: useAnywhere, fields: []credentialField{
+	{name: "api_key", uses: UseAnywhere, fields: []credentialField{
 		{name: "key", secret: true, required: true},
 		{name: "header", def: "X-API-Key"},
 	}},
-	{name: "certificate", uses: useAnywhere, check: checkCertificate, fields: []credentialField{
+	{name: "certificate", uses: UseAnywhere, check: checkCertificate, fields: []credentialField{
 		{name: "certificate", kind: kindPEM, required: true},
 		{name: "private_key", kind: kindPEM, secret: true, required: true},
 		{name: "ca_chain", kind: kindPEM},
 	}},
-	{name: "oauth2", uses: useTechnical, fields: []credentialField{
+	{name: "oauth2", uses: UseTechnical, fields: []credentialField{
 		{name: "token_url", kind: kindURL, required: true},
 		{name: "client_id", required: true},
 		{name: "client_secret", secret: true, required: true},
 		{name: "scopes", kind: kindList},
 		{name: "audience"},
 	}},
-	{name: "technical", uses: useRegistry, fields: []credentialField{
+	{name: "technical", uses: UseRegistry, fields: []credentialField{
 		{name: "name", kind: kindName, required: true},
 	}},
-	{name: "current", uses: useRegistry},
+	{name: "current", uses: UseRegistry},
+}
+
+// FieldInfo describes one field a use allows, for path schemas and help.
+type FieldInfo struct {
+	Name   string
+	List   bool // a list of strings
+	Secret bool // never read back
+}
+
+// Fields lists, once each, the fields of the types allowed at a use.
+func Fields(use Use) []FieldInfo {
+	var out []FieldInfo
+	seen := map[string]bool{}
+	for _, t := range credentialTypes {
+		if t.uses&use == 0 {
+			continue
+		}
+		for _, f := range t.fields {
+			if !seen[f.name] {
+				seen[f.name] = true
+				out = append(out, FieldInfo{Name: f.name, List: f.kind == kindList, Secret: f.secret})
+			}
+		}
+	}
+	return out
 }
 
 func lookupCredentialType(name string) (credentialType, bool) {
@@ -118,7 +146,7 @@ func lookupCredentialType(name string) (credentialType, bool) {
 }
 
 // credentialTypeNames lists the types allowed at a use, for error messages and help.
-func credentialTypeNames(use credentialUse) []string {
+func credentialTypeNames(use Use) []string {
 	var names []string
 	for _, t := range credentialTypes {
 		if t.uses&use != 0 {
@@ -153,17 +181,17 @@ type Credential struct {
 	Lists  map[string][]string `json:"lists,omitempty"`
 }
 
-var nameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var NameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// validateName checks the name rule shared by registries, technical credentials, services,
+// ValidateName checks the name rule shared by registries, technical credentials, services,
 // processes and tasks. what names the thing in the error ("registry name").
-func validateName(what, name string) error {
+func ValidateName(what, name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("%s is required", what)
-	case len(name) > maxNameLength:
-		return fmt.Errorf("%s is %d characters long; the limit is %d", what, len(name), maxNameLength)
-	case !nameRegexp.MatchString(name):
+	case len(name) > MaxNameLength:
+		return fmt.Errorf("%s is %d characters long; the limit is %d", what, len(name), MaxNameLength)
+	case !NameRegexp.MatchString(name):
 		return fmt.Errorf("%s %q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, name)
 	}
 	return nil
@@ -174,7 +202,7 @@ func validateName(what, name string) error {
 func decodeObject(v any) (map[string]any, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("must be a JSON object, not %s", jsonKind(v))
+		return nil, fmt.Errorf("must be a JSON object, not %s", JSONKind(v))
 	}
 	return m, nil
 }
@@ -182,12 +210,12 @@ func decodeObject(v any) (map[string]any, error) {
 func decodeList(v any) ([]any, error) {
 	l, ok := v.([]any)
 	if !ok {
-		return nil, fmt.Errorf("must be a JSON list, not %s", jsonKind(v))
+		return nil, fmt.Errorf("must be a JSON list, not %s", JSONKind(v))
 	}
 	return l, nil
 }
 
-func jsonKind(v any) string {
+func JSONKind(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"
@@ -205,9 +233,9 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("a %T", v)
 }
 
-// parseCredential validates a credential in its API form for a use. Errors name the field and
+// Parse validates a credential in its API form for a use. Errors name the field and
 // the rule and never carry a field's value.
-func parseCredential(raw any, use credentialUse) (Credential, error) {
+func Parse(raw any, use Use) (Credential, error) {
 	obj, err := decodeObject(raw)
 	if err != nil {
 		return Credential{}, err
@@ -319,7 +347,7 @@ func textValue(name string, raw any) (string, error) {
 	case string:
 		return v, nil
 	}
-	return "", fmt.Errorf("field %q must be a string, not %s", name, jsonKind(raw))
+	return "", fmt.Errorf("field %q must be a string, not %s", name, JSONKind(raw))
 }
 
 func stringList(name string, raw any) ([]string, error) {
@@ -338,13 +366,13 @@ func stringList(name string, raw any) ([]string, error) {
 			items = append(items, s)
 		}
 	default:
-		return nil, fmt.Errorf("field %q must be a list of strings, not %s", name, jsonKind(raw))
+		return nil, fmt.Errorf("field %q must be a list of strings, not %s", name, JSONKind(raw))
 	}
 	var out []string
 	for i, it := range items {
 		s, ok := it.(string)
 		if !ok {
-			return nil, fmt.Errorf("field %q[%d] must be a string, not %s", name, i, jsonKind(it))
+			return nil, fmt.Errorf("field %q[%d] must be a string, not %s", name, i, JSONKind(it))
 		}
 		if s != "" {
 			out = append(out, s)

@@ -1,4 +1,4 @@
-package pecreds
+package credential
 
 import (
 	"fmt"
@@ -32,12 +32,12 @@ func TestParseServices(t *testing.T) {
 		{"empty", []any{}, 0},
 		{"one", []any{svc("crm", "url", "https://crm.example.com/api", "realm", "EU", "description", "the CRM")}, 1},
 		{"URL with port", []any{svc("db", "url", "postgres://db.example.com:5432/orders")}, 1},
-		{"the limit", many(maxServices, func(i int) any { return svc(fmt.Sprintf("s%d", i)) }), maxServices},
+		{"the limit", many(MaxServices, func(i int) any { return svc(fmt.Sprintf("s%d", i)) }), MaxServices},
 		{"32 credentials", []any{map[string]any{"name": "x", "credentials": many(maxServiceCredential, func(int) any { return map[string]any{"type": "current"} })}}, 1},
 	}
 	for _, tc := range valid {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseServices(tc.raw)
+			got, err := ParseServices(tc.raw)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -54,7 +54,7 @@ func TestParseServices(t *testing.T) {
 	}{
 		{"not a list", map[string]any{}, "services: must be a JSON list"},
 		{"a string", `[]`, "services: must be a JSON list, not a string"},
-		{"over the limit", many(maxServices+1, func(i int) any { return svc(fmt.Sprintf("s%d", i)) }), "1001 services given; the limit is 1000"},
+		{"over the limit", many(MaxServices+1, func(i int) any { return svc(fmt.Sprintf("s%d", i)) }), "1001 services given; the limit is 1000"},
 		{"duplicate name", []any{svc("crm"), svc("crm")}, `services[1]: name "crm" is already used by services[0]`},
 		{"missing name", []any{map[string]any{"credentials": cur}}, `services[0]: field "name" is required`},
 		{"bad name", []any{svc("a b")}, `services[0]: field "name" "a b" is invalid`},
@@ -72,7 +72,7 @@ func TestParseServices(t *testing.T) {
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseServices(tc.raw)
+			_, err := ParseServices(tc.raw)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}

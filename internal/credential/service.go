@@ -1,4 +1,4 @@
-package pecreds
+package credential
 
 import (
 	"fmt"
@@ -20,9 +20,9 @@ type Service struct {
 
 var serviceKeys = map[string]bool{"name": true, "description": true, "url": true, "realm": true, "credentials": true}
 
-// parseServices validates a list of services in its API form: a JSON list, or JSON text holding
+// ParseServices validates a list of services in its API form: a JSON list, or JSON text holding
 // one. Errors name the place ("services[2] (crm).credentials[0]: ...").
-func parseServices(raw any) ([]Service, error) {
+func ParseServices(raw any) ([]Service, error) {
 	if raw == nil {
 		return nil, nil
 	}
@@ -30,8 +30,8 @@ func parseServices(raw any) ([]Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("services: %v", err)
 	}
-	if len(items) > maxServices {
-		return nil, fmt.Errorf("services: %d services given; the limit is %d", len(items), maxServices)
+	if len(items) > MaxServices {
+		return nil, fmt.Errorf("services: %d services given; the limit is %d", len(items), MaxServices)
 	}
 	out := make([]Service, 0, len(items))
 	seen := make(map[string]int, len(items))
@@ -52,7 +52,7 @@ func parseServices(raw any) ([]Service, error) {
 // nameSuffix names an item in an error when it has a valid name, to help find it in a long list.
 func nameSuffix(item any) string {
 	if m, ok := item.(map[string]any); ok {
-		if n, ok := m["name"].(string); ok && validateName("name", n) == nil {
+		if n, ok := m["name"].(string); ok && ValidateName("name", n) == nil {
 			return " (" + n + ")"
 		}
 	}
@@ -78,7 +78,7 @@ func parseService(raw any) (Service, error) {
 			return Service{}, err
 		}
 	}
-	if err := validateName("field \"name\"", s.Name); err != nil {
+	if err := ValidateName("field \"name\"", s.Name); err != nil {
 		return Service{}, err
 	}
 	if s.URL != "" {
@@ -109,7 +109,7 @@ func parseCredentialList(raw any) ([]Credential, error) {
 	}
 	out := make([]Credential, 0, len(items))
 	for i, item := range items {
-		c, err := parseCredential(item, useRegistry)
+		c, err := Parse(item, UseRegistry)
 		if err != nil {
 			return nil, fmt.Errorf("credentials[%d]: %v", i, err)
 		}
@@ -129,7 +129,7 @@ func checkServiceURL(v string) error {
 		return fmt.Errorf("field \"url\" must not carry user info: put credentials in the credentials list")
 	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(v, "?#"):
 		return fmt.Errorf("field \"url\" must not have a query or a fragment: a service is matched by scheme, host, port and path")
-	case ambiguousPath(u.EscapedPath()):
+	case AmbiguousPath(u.EscapedPath()):
 		return fmt.Errorf("field \"url\" must not hold a backslash or a dot segment with parameters (\"..;\"): servers read such paths in different ways")
 	}
 	return nil
@@ -150,8 +150,8 @@ func (s Service) Redacted() map[string]any {
 	return out
 }
 
-// technicalNames lists the technical credentials that services name, each once, in order.
-func technicalNames(services []Service) []string {
+// TechnicalNames lists the technical credentials that services name, each once, in order.
+func TechnicalNames(services []Service) []string {
 	var names []string
 	seen := map[string]bool{}
 	for _, s := range services {

@@ -1,4 +1,4 @@
-package pecreds
+package credential
 
 import (
 	"crypto/tls"
@@ -25,9 +25,9 @@ func checkFieldSyntax(f credentialField, v string) error {
 			return fmt.Errorf("field %q must be PEM text (-----BEGIN ...-----)", f.name)
 		}
 	case kindURL:
-		return checkOutboundURL(fmt.Sprintf("field %q", f.name), v)
+		return CheckOutboundURL(fmt.Sprintf("field %q", f.name), v)
 	case kindName:
-		return validateName(fmt.Sprintf("field %q", f.name), v)
+		return ValidateName(fmt.Sprintf("field %q", f.name), v)
 	}
 	return nil
 }

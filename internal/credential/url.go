@@ -1,0 +1,132 @@
+package credential
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+)
+
+// URL rules: the outbound rule for token_url and notify_url, and RFC 3986 path normalization,
+// shared by service URLs (checked here) and URL matching (internal to resolution).
+
+// CheckOutboundURL is the rule for token_url and notify_url. Its error names the field and the
+// rule, never the URL, which may carry a secret.
+func CheckOutboundURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%s must be an absolute https URL", field)
+	case u.User != nil:
+		return fmt.Errorf("%s must not carry user info (user:password@): give the credentials in their own fields", field)
+	case u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "?"):
+		return fmt.Errorf("%s must not carry a query", field)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("%s must not carry a fragment", field)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+		return nil
+	case "http":
+		if isLoopbackHost(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("%s must be an https URL; plain http is allowed only to a loopback host (127.0.0.0/8, ::1, localhost)", field)
+	}
+	return fmt.Errorf("%s must be an absolute https URL", field)
+}
+
+// isLoopbackHost says whether a URL's host names this machine: localhost, or a loopback address.
+func isLoopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AmbiguousPath: paths that RFC 3986 normalization leaves alone but some servers route elsewhere
+// — a backslash (a separator to IIS), a dot segment followed by ";" parameters (Tomcat, Spring).
+// It looks at the path with its unreserved characters decoded, so "%2E%2E;" counts as "..;".
+func AmbiguousPath(escaped string) bool {
+	decoded := decodeUnreserved(escaped)
+	if strings.ContainsRune(decoded, '\\') || strings.Contains(decoded, "%5C") {
+		return true
+	}
+	for _, seg := range strings.Split(decoded, "/") {
+		if strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;") {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizePath is RFC 3986's normalization of an escaped path (section 6.2.2): percent-encoded
+// unreserved characters decoded, other percent-encodings in upper case, then dot segments
+// removed (section 5.2.4), so /admin/../public/x is /public/x and /%61dmin is /admin.
+func NormalizePath(escaped string) string {
+	return removeDotSegments(decodeUnreserved(escaped))
+}
+
+// decodeUnreserved decodes the percent-encodings of unreserved characters and writes the others
+// in upper case.
+func decodeUnreserved(escaped string) string {
+	var sb strings.Builder
+	for i := 0; i < len(escaped); i++ {
+		c := escaped[i]
+		if c == '%' && i+2 < len(escaped) && isHex(escaped[i+1]) && isHex(escaped[i+2]) {
+			v := unhex(escaped[i+1])<<4 | unhex(escaped[i+2])
+			if isUnreserved(v) {
+				sb.WriteByte(v)
+			} else {
+				sb.WriteString(strings.ToUpper(escaped[i : i+3]))
+			}
+			i += 2
+			continue
+		}
+		sb.WriteByte(c)
+	}
+	return sb.String()
+}
+
+// removeDotSegments resolves "." and ".." in an absolute path; ".." never climbs above the root.
+func removeDotSegments(path string) string {
+	segs := strings.Split(path, "/")
+	out := make([]string, 0, len(segs))
+	for i, seg := range segs {
+		last := i == len(segs)-1
+		switch seg {
+		case ".":
+		case "..":
+			if len(out) > 1 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+			continue
+		}
+		if last {
+			out = append(out, "") // "/a/." and "/a/b/.." keep their trailing slash
+		}
+	}
+	return strings.Join(out, "/")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+// isUnreserved: RFC 3986's unreserved characters, ALPHA / DIGIT / "-" / "." / "_" / "~".
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+}
