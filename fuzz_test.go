@@ -1,7 +1,6 @@
 package pecreds
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -42,13 +41,4 @@ func FuzzMatchURL(f *testing.F) {
 			t.Fatalf("%q matched %q", requestURL, s.URL)
 		}
 	})
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

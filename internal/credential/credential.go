@@ -111,31 +111,6 @@ var credentialTypes = []credentialType{
 	{name: "current", uses: UseRegistry},
 }
 
-// FieldInfo describes one field a use allows, for path schemas and help.
-type FieldInfo struct {
-	Name   string
-	List   bool // a list of strings
-	Secret bool // never read back
-}
-
-// Fields lists, once each, the fields of the types allowed at a use.
-func Fields(use Use) []FieldInfo {
-	var out []FieldInfo
-	seen := map[string]bool{}
-	for _, t := range credentialTypes {
-		if t.uses&use == 0 {
-			continue
-		}
-		for _, f := range t.fields {
-			if !seen[f.name] {
-				seen[f.name] = true
-				out = append(out, FieldInfo{Name: f.name, List: f.kind == kindList, Secret: f.secret})
-			}
-		}
-	}
-	return out
-}
-
 func lookupCredentialType(name string) (credentialType, bool) {
 	for _, t := range credentialTypes {
 		if t.name == name {
