@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 const (
@@ -47,13 +48,13 @@ type processEntry struct {
 func (p *processEntry) currentStatus(cur *Credential, now time.Time) string {
 	switch {
 	case !p.HasCurrent || p.KeepCredentials == keepNone:
-		return currentNone
+		return resolve.CurrentNone
 	case cur == nil:
-		return currentLost
+		return resolve.CurrentLost
 	case credentialExpired(*cur, now):
-		return currentExpired
+		return resolve.CurrentExpired
 	}
-	return currentKept
+	return resolve.CurrentKept
 }
 
 // credentialExpired says whether a credential's expires_at has passed.

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Preflight: which credentials a process can reach will expire before a long step ends and not
@@ -86,7 +87,7 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 		return nil, err
 	}
 	out := []map[string]any{}
-	for _, ss := range effectiveServices(layers) {
+	for _, ss := range resolve.EffectiveServices(layers) {
 		for i, c := range ss.Service.Credentials {
 			item := map[string]any{"service": ss.Service.Name, "source": ss.Source, "index": i, "type": c.Type, "technical": ""}
 			subject := &c

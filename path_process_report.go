@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Broken processes: the engine reports a failed call, config.error_health_mapping decides the
@@ -103,8 +104,8 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	if st.Process == nil {
 		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
-	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolveQuery{Service: service})
-	if errors.Is(err, errNoService) {
+	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolve.Query{Service: service})
+	if errors.Is(err, resolve.ErrNoService) {
 		return badRequest(fmt.Errorf("service: process %q has no service %q in any layer", id, service))
 	}
 	if err != nil {
@@ -127,9 +128,9 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 // reportVerdict decides what a reported failure means for the process, as a lifecycle event:
 // the health the mapping gives, unless a failing technical token is worth one retry with a fresh
 // one; a failure of the user's own credentials asks the owner (or, without a Task Manager, fails).
-func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *processEntry, res *resolution, service, class, health string) (lifeEvent, error) {
+func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *processEntry, res *resolve.Resolution, service, class, health string) (lifeEvent, error) {
 	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: class}
-	var used *tried
+	var used *resolve.Tried
 	if len(res.Found) > 0 {
 		used = &res.Tried[res.Found[0].Index]
 	}
@@ -233,7 +234,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	switch now := p.currentStatus(cur, time.Now()); {
 	case p.Health == healthFailed:
 		return fmt.Sprintf("process %q has failed", id), nil
-	case now != currentLost && now != currentExpired:
+	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
 		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
 	}
 	cfg, err := b.getConfig(ctx, s)

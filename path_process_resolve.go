@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Resolve and preflight: the handlers gather the layers and a lookup, and resolve.go decides.
@@ -103,7 +104,7 @@ func (b *backend) pathResolveByName(ctx context.Context, req *logical.Request, d
 	if err := credential.ValidateName("service name", service); err != nil {
 		return badRequest(err)
 	}
-	return b.resolveFor(ctx, req, d, resolveQuery{Service: service})
+	return b.resolveFor(ctx, req, d, resolve.Query{Service: service})
 }
 
 func (b *backend) pathResolveByURL(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -111,14 +112,14 @@ func (b *backend) pathResolveByURL(ctx context.Context, req *logical.Request, d 
 	if u == "" {
 		return badRequest(errors.New("url is required: the URL the process is about to call"))
 	}
-	if _, err := parseEndpoint(u); err != nil {
+	if _, err := resolve.ParseEndpoint(u); err != nil {
 		return badRequest(err)
 	}
-	return b.resolveFor(ctx, req, d, resolveQuery{URL: u, Realm: d.Get("realm").(string)})
+	return b.resolveFor(ctx, req, d, resolve.Query{URL: u, Realm: d.Get("realm").(string)})
 }
 
 // resolveFor answers a resolve: the process's layers, resolve.go's verdict, a flat answer.
-func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *framework.FieldData, q resolveQuery) (*logical.Response, error) {
+func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *framework.FieldData, q resolve.Query) (*logical.Response, error) {
 	id := d.Get("id").(string)
 	if err := credential.ValidateName("process id", id); err != nil {
 		return badRequest(err)
@@ -133,11 +134,11 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
 	}
 	res, rerr := b.resolveProcess(ctx, req.Storage, p, q)
-	var ambiguous ambiguousRealmError
+	var ambiguous resolve.AmbiguousRealmError
 	if errors.As(rerr, &ambiguous) {
 		return badRequest(fmt.Errorf("process %q: %v", id, ambiguous))
 	}
-	if rerr != nil && !errors.Is(rerr, errNoService) {
+	if rerr != nil && !errors.Is(rerr, resolve.ErrNoService) {
 		return nil, rerr
 	}
 	if rerr == nil && len(res.Found) == 0 && res.CurrentUnusable != "" && q.Type == "" {
@@ -165,7 +166,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 
 // resolveAnswer is the flat answer: {service, source, index, type, fields...}, or with all,
 // {service, source, credentials: [{index, type, fields...}]}.
-func resolveAnswer(res *resolution, all bool) map[string]any {
+func resolveAnswer(res *resolve.Resolution, all bool) map[string]any {
 	if all {
 		creds := make([]map[string]any, 0, len(res.Found))
 		for _, f := range res.Found {
@@ -189,10 +190,10 @@ func copyMap(m map[string]any) map[string]any {
 }
 
 // describeFailure is the 400's message: every candidate and why it was not used.
-func describeFailure(p *processEntry, q resolveQuery, res *resolution, err error) string {
+func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, err error) string {
 	var sb strings.Builder
 	switch {
-	case err != nil && !errors.Is(err, errNoService):
+	case err != nil && !errors.Is(err, resolve.ErrNoService):
 		return err.Error()
 	case err != nil && q.URL != "":
 		fmt.Fprintf(&sb, "process %q: no service matches url %q", p.ID, redactURL(q.URL))
@@ -223,7 +224,7 @@ func describeFailure(p *processEntry, q resolveQuery, res *resolution, err error
 }
 
 // resolveProcess resolves for a process from what the backend holds (served from memory).
-func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolveQuery) (*resolution, error) {
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query) (*resolve.Resolution, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -232,9 +233,9 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *proc
 	if err != nil {
 		return nil, err
 	}
-	res, err := resolve(layers, q, lk, time.Now())
-	var ambiguous ambiguousRealmError
-	if err != nil && !errors.Is(err, errNoService) && !errors.As(err, &ambiguous) {
+	res, err := resolve.Resolve(layers, q, lk, time.Now())
+	var ambiguous resolve.AmbiguousRealmError
+	if err != nil && !errors.Is(err, resolve.ErrNoService) && !errors.As(err, &ambiguous) {
 		return nil, err
 	}
 	return res, err
@@ -252,14 +253,14 @@ func redactURL(raw string) string {
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.
-func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *processEntry) ([]layer, error) {
-	layers := []layer{{Source: "runtime", Services: p.Runtime}}
+func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *processEntry) ([]resolve.Layer, error) {
+	layers := []resolve.Layer{{Source: "runtime", Services: p.Runtime}}
 	add := func(kind, name string) error {
 		reg, err := b.getRegistry(ctx, s, name)
 		if err != nil {
 			return err
 		}
-		l := layer{Source: kind + ":" + name, Missing: reg == nil}
+		l := resolve.Layer{Source: kind + ":" + name, Missing: reg == nil}
 		if reg != nil {
 			l.Services = reg.Services
 		}
@@ -300,7 +301,7 @@ func (b *backend) newProcessLookup(ctx context.Context, s logical.Storage, p *pr
 	return &processLookup{ctx: ctx, s: s, b: b, cur: cur, status: p.currentStatus(cur, time.Now())}, nil
 }
 
-func (l *processLookup) current() (Credential, string) {
+func (l *processLookup) Current() (Credential, string) {
 	if l.cur == nil {
 		return Credential{}, l.status
 	}
@@ -309,18 +310,18 @@ func (l *processLookup) current() (Credential, string) {
 
 // technicalMaterial resolves a technical entry through the manager: a static credential's
 // fields, or a valid token (refreshed on demand). The credential's name answers as technical.
-func (l *processLookup) technicalMaterial(name string) (map[string]any, error) {
+func (l *processLookup) TechnicalMaterial(name string) (map[string]any, error) {
 	e, err := l.b.getTechnical(l.ctx, l.s, name)
 	if err != nil {
 		return nil, err
 	}
 	if e == nil {
-		return nil, unusable(fmt.Sprintf("technical credential %q does not exist", name))
+		return nil, resolve.Unusable(fmt.Sprintf("technical credential %q does not exist", name))
 	}
 	m, err := l.b.technicalMaterial(l.ctx, l.s, e)
 	var none noMaterial
 	if errors.As(err, &none) {
-		return nil, unusable(none.reason) // expired, or no valid token to be had
+		return nil, resolve.Unusable(none.reason) // expired, or no valid token to be had
 	}
 	if err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ func TestResolveOfLostCurrentBreaks(t *testing.T) {
 	b2 := restart(t, s)
 	msg := mustFail(t, b2, s, logical.ReadOperation, "process/p/resolve/crm", nil, `process "p" is broken`, "lost", "[0] current")
 	proc := mustSucceed(t, b2, s, logical.ReadOperation, "process/p", nil).Data
-	if proc["health"] != "broken" || proc["task_id"] == "" || !contains(msg, proc["task_id"].(string)) {
+	if proc["health"] != "broken" || proc["task_id"] == "" || !strings.Contains(msg, proc["task_id"].(string)) {
 		t.Errorf("process %v, error %q", proc, msg)
 	}
 	// A type-filtered resolve is a question, not a use: it breaks nothing more.

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // technical/:name/usage: what a change of a technical credential reaches.
@@ -61,7 +62,7 @@ func (b *backend) processesReaching(ctx context.Context, s logical.Storage, tech
 	return count, out, nil
 }
 
-func layersName(layers []layer, technical string) bool {
+func layersName(layers []resolve.Layer, technical string) bool {
 	for _, l := range layers {
 		for _, n := range credential.TechnicalNames(l.Services) {
 			if n == technical {

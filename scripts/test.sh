@@ -33,7 +33,7 @@ go test -count=1 -timeout 40m "$@" ./tests
 # Fuzzing, bounded: each target for PECREDS_FUZZTIME (default 10s). Set it to 0 to skip.
 fuzztime=${PECREDS_FUZZTIME:-10s}
 if [ "$fuzztime" != "0" ]; then
-  for target in ./internal/credential:FuzzParseCredential ./internal/credential:FuzzParseServices .:FuzzMatchURL; do
+  for target in ./internal/credential:FuzzParseCredential ./internal/credential:FuzzParseServices ./internal/resolve:FuzzMatchURL; do
     pkg=${target%%:*} name=${target##*:}
     stage "fuzzing $name for $fuzztime"
     go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"

@@ -1,4 +1,4 @@
-package pecreds
+package resolve
 
 import (
 	"fmt"
@@ -26,7 +26,7 @@ type endpoint struct {
 	scheme, host, port, path string
 }
 
-func parseEndpoint(raw string) (endpoint, error) {
+func ParseEndpoint(raw string) (endpoint, error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return endpoint{}, fmt.Errorf("url must be an absolute URL with a scheme and a host")
@@ -46,12 +46,12 @@ func parseEndpoint(raw string) (endpoint, error) {
 	return e, nil
 }
 
-// ambiguousRealmError: a request without a realm matches, at its longest path, services with
+// AmbiguousRealmError: a request without a realm matches, at its longest path, services with
 // different realms and none without one. The engine asks again with the realm it was challenged
 // for.
-type ambiguousRealmError struct{ realms []string }
+type AmbiguousRealmError struct{ realms []string }
 
-func (e ambiguousRealmError) Error() string {
+func (e AmbiguousRealmError) Error() string {
 	return fmt.Sprintf("the url matches services with different realms (%s) and none without a realm: ask again with realm set to the one the service challenged for",
 		strings.Join(e.realms, ", "))
 }
@@ -61,14 +61,14 @@ func pathCovers(servicePath, requestPath string) bool {
 	return servicePath == "" || requestPath == servicePath || strings.HasPrefix(requestPath, servicePath+"/")
 }
 
-// matchURL picks the service whose URL covers the request: same scheme, host and port, then the
+// MatchURL picks the service whose URL covers the request: same scheme, host and port, then the
 // longest whole-segment path prefix. Realms: a request with a realm never matches a service with
 // another one, and at equal length prefers the service with its realm; a request without a realm
 // matches services with or without one, prefers one without at equal length, and several with
 // different realms (and none without) are ambiguous. The candidates say why each service was or
 // was not taken.
-func matchURL(services []sourcedService, rawURL, realm string) (*Service, string, []map[string]any, error) {
-	req, err := parseEndpoint(rawURL)
+func MatchURL(services []SourcedService, rawURL, realm string) (*credential.Service, string, []map[string]any, error) {
+	req, err := ParseEndpoint(rawURL)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -83,7 +83,7 @@ func matchURL(services []sourcedService, rawURL, realm string) (*Service, string
 			c["matched"], c["reason"] = false, "has no url"
 			continue
 		}
-		se, err := parseEndpoint(s.Service.URL)
+		se, err := ParseEndpoint(s.Service.URL)
 		switch {
 		case err != nil:
 			c["matched"], c["reason"] = false, "its url does not parse"
@@ -110,7 +110,7 @@ func matchURL(services []sourcedService, rawURL, realm string) (*Service, string
 }
 
 // pickMatch chooses among the matching services (in layer order): the longest path, then by realm.
-func pickMatch(services []sourcedService, matched []int, pathLen map[int]int, realm string) (int, error) {
+func pickMatch(services []SourcedService, matched []int, pathLen map[int]int, realm string) (int, error) {
 	longest := -1
 	for _, i := range matched {
 		longest = max(longest, pathLen[i])
@@ -130,7 +130,7 @@ func pickMatch(services []sourcedService, matched []int, pathLen map[int]int, re
 	}
 	switch {
 	case longest < 0:
-		return 0, errNoService
+		return 0, ErrNoService
 	case realm != "" && len(withRealm) > 0: // they all have the request's realm
 		return withRealm[0], nil
 	case len(without) > 0:
@@ -141,7 +141,7 @@ func pickMatch(services []sourcedService, matched []int, pathLen map[int]int, re
 			names = append(names, fmt.Sprintf("%q", r))
 		}
 		sort.Strings(names)
-		return 0, ambiguousRealmError{realms: names}
+		return 0, AmbiguousRealmError{realms: names}
 	}
 	return withRealm[0], nil
 }

@@ -1,4 +1,4 @@
-package pecreds
+package resolve
 
 import (
 	"strings"
@@ -16,18 +16,18 @@ func FuzzMatchURL(f *testing.F) {
 	f.Add("http://[::1]/x", "", "http://[::1]:80/x", "")
 	f.Add("postgres://db/orders", "", "postgres://db:5432/orders/t", "R")
 	f.Fuzz(func(t *testing.T, serviceURL, serviceRealm, requestURL, realm string) {
-		services := effectiveServices([]layer{{Source: "definition:d", Services: []Service{
-			{Name: "s", URL: serviceURL, Realm: serviceRealm, Credentials: []Credential{{Type: "current"}}},
+		services := EffectiveServices([]Layer{{Source: "definition:d", Services: []credential.Service{
+			{Name: "s", URL: serviceURL, Realm: serviceRealm, Credentials: []credential.Credential{{Type: "current"}}},
 		}}})
-		s, _, _, err := matchURL(services, requestURL, realm)
+		s, _, _, err := MatchURL(services, requestURL, realm)
 		if err != nil {
 			return
 		}
 		if realm != "" && serviceRealm != "" && serviceRealm != realm {
 			t.Fatalf("a service of realm %q matched a request of realm %q", serviceRealm, realm)
 		}
-		req, _ := parseEndpoint(requestURL)
-		svc, _ := parseEndpoint(s.URL)
+		req, _ := ParseEndpoint(requestURL)
+		svc, _ := ParseEndpoint(s.URL)
 		// Normalized paths hold no dot segment, and normalizing again changes nothing.
 		for _, seg := range strings.Split(req.path, "/") {
 			if seg == "." || seg == ".." {

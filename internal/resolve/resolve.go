@@ -1,41 +1,43 @@
-package pecreds
+// Package resolve decides which credentials a process uses for a service: the layering (runtime,
+// definition, global registries), the in-list order with a reason for every skipped entry, and
+// URL matching. Pure functions: no storage, clock or network; what lives outside the layers (a
+// technical credential's material, the current credentials) comes in through a Lookup.
+package resolve
 
 import (
 	"errors"
 	"fmt"
 	"time"
-)
 
-// This file resolves a service for a process: the layering (runtime, definition, global
-// registries), the in-list order with a reason for every skipped entry, and URL matching. Pure
-// functions: what they need of storage comes in through a lookup.
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+)
 
 // Credential statuses of a process's current credentials.
 const (
-	currentKept    = "kept"
-	currentLost    = "lost"
-	currentExpired = "expired"
-	currentNone    = "none"
+	CurrentKept    = "kept"
+	CurrentLost    = "lost"
+	CurrentExpired = "expired"
+	CurrentNone    = "none"
 )
 
-// layer is one place a service may be defined, most specific first.
-type layer struct {
+// Layer is one place a service may be defined, most specific first.
+type Layer struct {
 	Source   string // "runtime", "definition:<registry>" or "global:<registry>"
-	Services []Service
+	Services []credential.Service
 	Missing  bool // the registry does not exist
 }
 
-// lookup gives resolution what lives outside the layers.
-type lookup interface {
-	// technicalMaterial is a technical credential's usable material; an unusable error says why
+// Lookup gives resolution what lives outside the layers.
+type Lookup interface {
+	// TechnicalMaterial is a technical credential's usable material; an Unusable error says why
 	// there is none, any other error is a failure (storage) that ends the resolve.
-	technicalMaterial(name string) (map[string]any, error)
-	// current is the process's current credentials and their status (kept, lost, expired, none).
-	current() (Credential, string)
+	TechnicalMaterial(name string) (map[string]any, error)
+	// Current is the process's current credentials and their status (kept, lost, expired, none).
+	Current() (credential.Credential, string)
 }
 
-// resolveQuery is what a resolve asks for.
-type resolveQuery struct {
+// Query is what a resolve asks for.
+type Query struct {
 	Service string // by name, or
 	URL     string // by URL,
 	Realm   string // with an optional realm
@@ -44,8 +46,8 @@ type resolveQuery struct {
 	Explain bool // try every entry, for the trace
 }
 
-// tried is one credential entry looked at, and the verdict.
-type tried struct {
+// Tried is one credential entry looked at, and the verdict.
+type Tried struct {
 	Index   int    `json:"index"`
 	Type    string `json:"type"`
 	Name    string `json:"technical,omitempty"`
@@ -53,41 +55,41 @@ type tried struct {
 	Skipped string `json:"skipped,omitempty"`
 }
 
-// usable is one credential that may be used.
-type usable struct {
+// Usable is one credential that may be used.
+type Usable struct {
 	Index    int
 	Material map[string]any
 }
 
-// resolution is a resolve's outcome and its trace.
-type resolution struct {
+// Resolution is a resolve's outcome and its trace.
+type Resolution struct {
 	Service    string
 	Source     string
-	Found      []usable
+	Found      []Usable
 	Layers     []map[string]any
 	Candidates []map[string]any
-	Tried      []tried
+	Tried      []Tried
 	// CurrentUnusable says a current entry was skipped because the credentials were lost or
 	// expired (not because the mode keeps none).
 	CurrentUnusable string
 }
 
-// errNoService: no layer defines the service, or no service matches the URL.
-var errNoService = errors.New("no service")
+// ErrNoService: no layer defines the service, or no service matches the URL.
+var ErrNoService = errors.New("no service")
 
-// unusable is why a credential cannot be used: a skip reason, not a failure.
-type unusable string
+// Unusable is why a credential cannot be used: a skip reason, not a failure.
+type Unusable string
 
-func (u unusable) Error() string { return string(u) }
+func (u Unusable) Error() string { return string(u) }
 
-// resolve finds the service and its usable credentials. An error means no layer has the service;
-// a resolution without Found has the service but nothing usable (the trace says why).
-func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolution, error) {
-	res := &resolution{}
-	var svc *Service
+// Resolve finds the service and its usable credentials. An error means no layer has the service;
+// a Resolution without Found has the service but nothing usable (the trace says why).
+func Resolve(layers []Layer, q Query, lk Lookup, now time.Time) (*Resolution, error) {
+	res := &Resolution{}
+	var svc *credential.Service
 	if q.URL != "" {
 		var err error
-		svc, res.Source, res.Candidates, err = matchURL(effectiveServices(layers), q.URL, q.Realm)
+		svc, res.Source, res.Candidates, err = MatchURL(EffectiveServices(layers), q.URL, q.Realm)
 		if err != nil {
 			return res, err
 		}
@@ -102,14 +104,14 @@ func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolut
 		res.Layers = append(res.Layers, entry)
 	}
 	if svc == nil {
-		return res, errNoService
+		return res, ErrNoService
 	}
 	res.Service = svc.Name
 	for i, c := range svc.Credentials {
 		if len(res.Found) > 0 && !q.All && !q.Explain {
 			break // the answer is known; the rest would only fetch what nobody asked for
 		}
-		t := tried{Index: i, Type: c.Type, Name: c.Fields["name"]}
+		t := Tried{Index: i, Type: c.Type, Name: c.Fields["name"]}
 		m, reason, err := usableMaterial(c, lk, now)
 		if err != nil {
 			return nil, err
@@ -118,7 +120,7 @@ func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolut
 		case reason != "":
 			t.Skipped = reason
 			if c.Type == "current" {
-				if _, status := lk.current(); status == currentLost || status == currentExpired {
+				if _, status := lk.Current(); status == CurrentLost || status == CurrentExpired {
 					res.CurrentUnusable = status
 				}
 			}
@@ -128,14 +130,14 @@ func resolve(layers []layer, q resolveQuery, lk lookup, now time.Time) (*resolut
 			t.Skipped = "not needed: an earlier credential is usable"
 		default:
 			t.Used = true
-			res.Found = append(res.Found, usable{Index: i, Material: m})
+			res.Found = append(res.Found, Usable{Index: i, Material: m})
 		}
 		res.Tried = append(res.Tried, t)
 	}
 	return res, nil
 }
 
-func svcName(svc *Service, fallback string) string {
+func svcName(svc *credential.Service, fallback string) string {
 	if svc != nil {
 		return svc.Name
 	}
@@ -143,23 +145,23 @@ func svcName(svc *Service, fallback string) string {
 }
 
 // usableMaterial is an entry's material, or the reason it cannot be used, or a failure.
-func usableMaterial(c Credential, lk lookup, now time.Time) (map[string]any, string, error) {
+func usableMaterial(c credential.Credential, lk Lookup, now time.Time) (map[string]any, string, error) {
 	switch c.Type {
 	case "technical":
-		m, err := lk.technicalMaterial(c.Fields["name"])
-		var u unusable
+		m, err := lk.TechnicalMaterial(c.Fields["name"])
+		var u Unusable
 		if errors.As(err, &u) {
 			return nil, u.Error(), nil
 		}
 		return m, "", err
 	case "current":
-		cur, status := lk.current()
+		cur, status := lk.Current()
 		switch status {
-		case currentKept:
+		case CurrentKept:
 			return cur.Material(), "", nil
-		case currentNone:
+		case CurrentNone:
 			return nil, "the process keeps no current credentials", nil
-		case currentLost:
+		case CurrentLost:
 			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)", nil
 		default:
 			return nil, "the current credentials have expired", nil
@@ -173,7 +175,7 @@ func usableMaterial(c Credential, lk lookup, now time.Time) (map[string]any, str
 	return c.Material(), "", nil
 }
 
-func hasService(services []Service, name string) bool {
+func hasService(services []credential.Service, name string) bool {
 	for _, s := range services {
 		if s.Name == name {
 			return true
@@ -183,7 +185,7 @@ func hasService(services []Service, name string) bool {
 }
 
 // findService is the service of the most specific layer that has it.
-func findService(layers []layer, name string) (*Service, string) {
+func findService(layers []Layer, name string) (*credential.Service, string) {
 	for _, l := range layers {
 		for i := range l.Services {
 			if l.Services[i].Name == name {
@@ -194,23 +196,23 @@ func findService(layers []layer, name string) (*Service, string) {
 	return nil, ""
 }
 
-// sourcedService is a service with the layer it comes from.
-type sourcedService struct {
-	Service *Service
+// SourcedService is a service with the layer it comes from.
+type SourcedService struct {
+	Service *credential.Service
 	Source  string
 }
 
-// effectiveServices is every service name once, as its most specific layer defines it, in
+// EffectiveServices is every service name once, as its most specific layer defines it, in
 // layer order.
-func effectiveServices(layers []layer) []sourcedService {
-	var out []sourcedService
+func EffectiveServices(layers []Layer) []SourcedService {
+	var out []SourcedService
 	seen := map[string]bool{}
 	for _, l := range layers {
 		for i := range l.Services {
 			s := &l.Services[i]
 			if !seen[s.Name] {
 				seen[s.Name] = true
-				out = append(out, sourcedService{Service: s, Source: l.Source})
+				out = append(out, SourcedService{Service: s, Source: l.Source})
 			}
 		}
 	}

@@ -1,50 +1,52 @@
-package pecreds
+package resolve
 
 import (
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // fakeLookup answers resolution's questions from maps.
 type fakeLookup struct {
 	technical map[string]map[string]any
-	cur       Credential
+	cur       credential.Credential
 	status    string
 }
 
-func (f fakeLookup) technicalMaterial(name string) (map[string]any, error) {
+func (f fakeLookup) TechnicalMaterial(name string) (map[string]any, error) {
 	if m, ok := f.technical[name]; ok {
 		return m, nil
 	}
-	return nil, unusable(`technical credential "` + name + `" does not exist`)
+	return nil, Unusable(`technical credential "` + name + `" does not exist`)
 }
 
-func (f fakeLookup) current() (Credential, string) { return f.cur, f.status }
+func (f fakeLookup) Current() (credential.Credential, string) { return f.cur, f.status }
 
-func cred(typ string, fields ...string) Credential {
-	c := Credential{Type: typ, Fields: map[string]string{}}
+func cred(typ string, fields ...string) credential.Credential {
+	c := credential.Credential{Type: typ, Fields: map[string]string{}}
 	for i := 0; i+1 < len(fields); i += 2 {
 		c.Fields[fields[i]] = fields[i+1]
 	}
 	return c
 }
 
-func svc(name, url, realm string, creds ...Credential) Service {
-	return Service{Name: name, URL: url, Realm: realm, Credentials: creds}
+func svc(name, url, realm string, creds ...credential.Credential) credential.Service {
+	return credential.Service{Name: name, URL: url, Realm: realm, Credentials: creds}
 }
 
 func TestResolveLayering(t *testing.T) {
 	now := time.Now()
-	pw := func(u string) Credential { return cred("password", "username", u, "password", "p-"+u) }
-	layers := []layer{
-		{Source: "runtime", Services: []Service{svc("crm", "", "", pw("runtime-user"))}},
-		{Source: "definition:orders", Services: []Service{svc("crm", "", "", pw("def-user")), svc("docs", "", "", pw("def-docs"))}},
-		{Source: "global:common", Services: []Service{svc("docs", "", "", pw("global-docs")), svc("mail", "", "", pw("global-mail"))}},
-		{Source: "global:other", Services: []Service{svc("mail", "", "", pw("other-mail")), svc("ldap", "", "", pw("other-ldap"))}},
+	pw := func(u string) credential.Credential { return cred("password", "username", u, "password", "p-"+u) }
+	layers := []Layer{
+		{Source: "runtime", Services: []credential.Service{svc("crm", "", "", pw("runtime-user"))}},
+		{Source: "definition:orders", Services: []credential.Service{svc("crm", "", "", pw("def-user")), svc("docs", "", "", pw("def-docs"))}},
+		{Source: "global:common", Services: []credential.Service{svc("docs", "", "", pw("global-docs")), svc("mail", "", "", pw("global-mail"))}},
+		{Source: "global:other", Services: []credential.Service{svc("mail", "", "", pw("other-mail")), svc("ldap", "", "", pw("other-ldap"))}},
 	}
-	lk := fakeLookup{status: currentNone}
+	lk := fakeLookup{status: CurrentNone}
 	cases := []struct{ service, source, user string }{
 		{"crm", "runtime", "runtime-user"},
 		{"docs", "definition:orders", "def-docs"},
@@ -52,7 +54,7 @@ func TestResolveLayering(t *testing.T) {
 		{"ldap", "global:other", "other-ldap"},
 	}
 	for _, tc := range cases {
-		res, err := resolve(layers, resolveQuery{Service: tc.service}, lk, now)
+		res, err := Resolve(layers, Query{Service: tc.service}, lk, now)
 		if err != nil || len(res.Found) != 1 {
 			t.Fatalf("%s: %v %+v", tc.service, err, res)
 		}
@@ -60,47 +62,47 @@ func TestResolveLayering(t *testing.T) {
 			t.Errorf("%s: from %s as %v, want %s as %s", tc.service, res.Source, res.Found[0].Material["username"], tc.source, tc.user)
 		}
 	}
-	if _, err := resolve(layers, resolveQuery{Service: "nope"}, lk, now); !errors.Is(err, errNoService) {
+	if _, err := Resolve(layers, Query{Service: "nope"}, lk, now); !errors.Is(err, ErrNoService) {
 		t.Errorf("unknown service: %v", err)
 	}
 }
 
 func TestResolveOrderSkipsAndFilters(t *testing.T) {
 	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-	services := []Service{svc("crm", "", "",
+	services := []credential.Service{svc("crm", "", "",
 		cred("current"),
 		cred("technical", "name", "ghost"),
 		cred("token", "token", "old", "expires_at", "2026-01-01T00:00:00Z"),
 		cred("technical", "name", "svc"),
 		cred("api_key", "key", "k", "header", "X-Key"),
 	)}
-	layers := []layer{{Source: "definition:orders", Services: services}}
+	layers := []Layer{{Source: "definition:orders", Services: services}}
 	tech := map[string]map[string]any{"svc": {"type": "password", "username": "svc", "password": "x", "name": "svc"}}
 	user := cred("password", "username", "ann", "password", "pw")
 
 	cases := []struct {
 		name      string
 		status    string
-		q         resolveQuery
+		q         Query
 		wantIdx   []int
-		unusable  string
+		Unusable  string
 		skipWords map[int]string
-		tried     int // entries looked at; 0: all of them
+		Tried     int // entries looked at; 0: all of them
 	}{
-		{name: "current kept wins", status: currentKept, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{0}},
-		{name: "lost current skipped", status: currentLost, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, unusable: currentLost,
+		{name: "current kept wins", status: CurrentKept, q: Query{Service: "crm", Explain: true}, wantIdx: []int{0}},
+		{name: "lost current skipped", status: CurrentLost, q: Query{Service: "crm", Explain: true}, wantIdx: []int{3}, Unusable: CurrentLost,
 			skipWords: map[int]string{0: "lost", 1: `"ghost" does not exist`, 2: "expired at 2026-01-01"}},
-		{name: "none is not unusable", status: currentNone, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, skipWords: map[int]string{0: "keeps no current"}},
-		{name: "expired current", status: currentExpired, q: resolveQuery{Service: "crm", Explain: true}, wantIdx: []int{3}, unusable: currentExpired},
-		{name: "stops at the first usable", status: currentKept, q: resolveQuery{Service: "crm"}, wantIdx: []int{0}, tried: 1},
-		{name: "all", status: currentKept, q: resolveQuery{Service: "crm", All: true}, wantIdx: []int{0, 3, 4}},
-		{name: "type filter", status: currentKept, q: resolveQuery{Service: "crm", Type: "api_key", Explain: true}, wantIdx: []int{4}, skipWords: map[int]string{0: "not api_key"}},
-		{name: "type filter all", status: currentKept, q: resolveQuery{Service: "crm", Type: "password", All: true}, wantIdx: []int{0, 3}},
-		{name: "type nothing", status: currentKept, q: resolveQuery{Service: "crm", Type: "certificate"}, wantIdx: nil},
+		{name: "none is not unusable", status: CurrentNone, q: Query{Service: "crm", Explain: true}, wantIdx: []int{3}, skipWords: map[int]string{0: "keeps no current"}},
+		{name: "expired current", status: CurrentExpired, q: Query{Service: "crm", Explain: true}, wantIdx: []int{3}, Unusable: CurrentExpired},
+		{name: "stops at the first usable", status: CurrentKept, q: Query{Service: "crm"}, wantIdx: []int{0}, Tried: 1},
+		{name: "all", status: CurrentKept, q: Query{Service: "crm", All: true}, wantIdx: []int{0, 3, 4}},
+		{name: "type filter", status: CurrentKept, q: Query{Service: "crm", Type: "api_key", Explain: true}, wantIdx: []int{4}, skipWords: map[int]string{0: "not api_key"}},
+		{name: "type filter all", status: CurrentKept, q: Query{Service: "crm", Type: "password", All: true}, wantIdx: []int{0, 3}},
+		{name: "type nothing", status: CurrentKept, q: Query{Service: "crm", Type: "certificate"}, wantIdx: nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := resolve(layers, tc.q, fakeLookup{technical: tech, cur: user, status: tc.status}, now)
+			res, err := Resolve(layers, tc.q, fakeLookup{technical: tech, cur: user, status: tc.status}, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,15 +118,15 @@ func TestResolveOrderSkipsAndFilters(t *testing.T) {
 					t.Fatalf("found %v, want %v", got, tc.wantIdx)
 				}
 			}
-			if res.CurrentUnusable != tc.unusable {
-				t.Errorf("current unusable %q, want %q", res.CurrentUnusable, tc.unusable)
+			if res.CurrentUnusable != tc.Unusable {
+				t.Errorf("current unusable %q, want %q", res.CurrentUnusable, tc.Unusable)
 			}
 			for idx, word := range tc.skipWords {
 				if !contains(res.Tried[idx].Skipped, word) {
 					t.Errorf("entry %d skipped for %q, want it to mention %q", idx, res.Tried[idx].Skipped, word)
 				}
 			}
-			want := tc.tried
+			want := tc.Tried
 			if want == 0 {
 				want = len(services[0].Credentials)
 			}
@@ -139,12 +141,12 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 func TestMatchURL(t *testing.T) {
 	c := cred("current")
-	services := func(ss ...Service) []sourcedService {
-		return effectiveServices([]layer{{Source: "definition:d", Services: ss}})
+	services := func(ss ...credential.Service) []SourcedService {
+		return EffectiveServices([]Layer{{Source: "definition:d", Services: ss}})
 	}
 	cases := []struct {
 		name     string
-		services []sourcedService
+		services []SourcedService
 		url      string
 		realm    string
 		want     string // "" for no match
@@ -184,9 +186,9 @@ func TestMatchURL(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, _, cands, err := matchURL(tc.services, tc.url, tc.realm)
+			s, _, cands, err := MatchURL(tc.services, tc.url, tc.realm)
 			if tc.want == "" {
-				if !errors.Is(err, errNoService) {
+				if !errors.Is(err, ErrNoService) {
 					t.Errorf("matched %v, want none", s)
 				}
 				return
@@ -196,28 +198,28 @@ func TestMatchURL(t *testing.T) {
 			}
 		})
 	}
-	if _, _, _, err := matchURL(nil, "/relative", ""); err == nil || errors.Is(err, errNoService) {
+	if _, _, _, err := MatchURL(nil, "/relative", ""); err == nil || errors.Is(err, ErrNoService) {
 		t.Errorf("a relative request URL: %v", err)
 	}
 	// Several realms at the longest path and none without: ambiguous, naming the realms.
-	_, _, _, err := matchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "")
-	var amb ambiguousRealmError
+	_, _, _, err := MatchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "")
+	var amb AmbiguousRealmError
 	if !errors.As(err, &amb) || !strings.Contains(err.Error(), `"EU", "US"`) {
 		t.Errorf("two realms, no realm asked: %v", err)
 	}
-	if s, _, _, err := matchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "US"); err != nil || s.Name != "us" {
+	if s, _, _, err := MatchURL(services(svc("eu", "https://h/api", "EU", c), svc("us", "https://h/api", "US", c)), "https://h/api/x", "US"); err != nil || s.Name != "us" {
 		t.Errorf("two realms, US asked: %v %v", s, err)
 	}
 }
 
 func TestAmbiguousPathsRefused(t *testing.T) {
 	for _, u := range []string{`https://h/admin\..\public`, "https://h/admin/%5C../public", "https://h/admin/..;/public/x", "https://h/admin/.;/x", "https://h/admin/%2E%2E;x/public", "https://h/a/%2e;jsessionid=1/b"} {
-		if _, err := parseEndpoint(u); err == nil || !strings.Contains(err.Error(), "servers read in different ways") {
+		if _, err := ParseEndpoint(u); err == nil || !strings.Contains(err.Error(), "servers read in different ways") {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
 	for _, u := range []string{"https://h/a;b/c", "https://h/a/..x/b", "https://h/a/b;v=1"} {
-		if _, err := parseEndpoint(u); err != nil {
+		if _, err := ParseEndpoint(u); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
 	}
@@ -225,15 +227,15 @@ func TestAmbiguousPathsRefused(t *testing.T) {
 
 func TestEffectiveServicesMaskLowerLayers(t *testing.T) {
 	c := cred("current")
-	layers := []layer{
-		{Source: "runtime", Services: []Service{svc("crm", "https://runtime.example.com", "", c)}},
-		{Source: "definition:d", Services: []Service{svc("crm", "https://h/api", "", c), svc("docs", "https://h/docs", "", c)}},
+	layers := []Layer{
+		{Source: "runtime", Services: []credential.Service{svc("crm", "https://runtime.example.com", "", c)}},
+		{Source: "definition:d", Services: []credential.Service{svc("crm", "https://h/api", "", c), svc("docs", "https://h/docs", "", c)}},
 	}
 	// The definition's crm URL is masked by the runtime crm, which has another host.
-	if s, _, _, err := matchURL(effectiveServices(layers), "https://h/api/x", ""); err == nil {
+	if s, _, _, err := MatchURL(EffectiveServices(layers), "https://h/api/x", ""); err == nil {
 		t.Errorf("a masked service matched: %v", s.Name)
 	}
-	s, src, _, err := matchURL(effectiveServices(layers), "https://runtime.example.com/x", "")
+	s, src, _, err := MatchURL(EffectiveServices(layers), "https://runtime.example.com/x", "")
 	if err != nil || s.Name != "crm" || src != "runtime" {
 		t.Errorf("got %v from %s: %v", s, src, err)
 	}
