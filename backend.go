@@ -281,6 +281,18 @@ services a process calls and, per service, an ordered list of credentials to use
 settings live at config. See "vault path-help" on each path for its fields.
 `
 
+// named is the prelude of a handler whose path names one object: the name from the path, checked
+// (a 400 that says why), handed to the handler.
+func named(field, what string, handler func(context.Context, *logical.Request, *framework.FieldData, string) (*logical.Response, error)) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		name := d.Get(field).(string)
+		if err := credential.ValidateName(what, name); err != nil {
+			return badRequest(err)
+		}
+		return handler(ctx, req, d, name)
+	}
+}
+
 // nameSegment matches any one path segment, so that the handler, not the router, judges the
 // name and a bad one is a 400 that says why.
 func nameSegment(field string) string {

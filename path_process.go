@@ -111,18 +111,18 @@ func pathProcess(b *backend) []*framework.Path {
 			ExistenceCheck: existsByName(b, "id", "process id", (*backend).getProcess),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.CreateOperation: &framework.PathOperation{
-					Callback:     b.pathProcessCreate,
+					Callback:     named("id", "process id", b.pathProcessCreate),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "instantiate"},
 					Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
 				},
 				// A write to an existing id comes as an update: a 400, since ids are not reused.
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathProcessCreate},
+				logical.UpdateOperation: &framework.PathOperation{Callback: named("id", "process id", b.pathProcessCreate)},
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathProcessRead,
+					Callback:  named("id", "process id", b.pathProcessRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
 				},
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback:  b.pathProcessDelete,
+					Callback:  named("id", "process id", b.pathProcessDelete),
 					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
 				},
 			},
@@ -132,11 +132,7 @@ func pathProcess(b *backend) []*framework.Path {
 	}
 }
 
-func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
@@ -261,11 +257,7 @@ func processTTL(d *framework.FieldData, cfg *configEntry) (ttl, maxTTL time.Dura
 	return ttl, maxTTL, warning
 }
 
-func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	p, err := b.getProcess(ctx, req.Storage, id)
 	if err != nil || p == nil {
 		return nil, err
@@ -277,11 +269,7 @@ func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *
 	return &logical.Response{Data: p.responseData(p.currentStatus(cur, time.Now()))}, nil
 }
 
-func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	return nil, b.endProcess(ctx, req.Storage, id, "")
 }
 

@@ -46,11 +46,11 @@ func pathProcessCredentials(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:  b.pathRuntimeCredentialsWrite,
+					Callback:  named("id", "process id", b.pathRuntimeCredentialsWrite),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: runtimeResponseFields}}},
 				},
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathRuntimeCredentialsRead,
+					Callback:  named("id", "process id", b.pathRuntimeCredentialsRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: runtimeResponseFields}}},
 				},
 			},
@@ -67,11 +67,7 @@ A read shows every non-secret field; secret values are never shown.`,
 	}
 }
 
-func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	raw, ok := d.Raw["services"]
 	if !ok {
 		return badRequest(fmt.Errorf("services is required: the runtime services to add"))
@@ -133,11 +129,7 @@ func runtimeData(p *processEntry) map[string]any {
 	return map[string]any{"id": p.ID, "services": services}
 }
 
-func (b *backend) pathRuntimeCredentialsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathRuntimeCredentialsRead(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	p, err := b.getProcess(ctx, req.Storage, id)
 	if err != nil || p == nil {
 		return nil, err

@@ -10,18 +10,13 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Preflight: which credentials a process can reach will expire before a long step ends and not
 // renew themselves; with open_tasks, the owner is asked early.
 
-func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	raw, ok := d.GetOk("duration")
 	if !ok || raw.(int) <= 0 {
 		return badRequest(errors.New("duration is required: how far ahead to look, such as 72h"))

@@ -68,7 +68,7 @@ func pathProcessReport(b *backend) []*framework.Path {
 			Fields:         map[string]*framework.FieldSchema{"id": idField},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:  b.pathProcessResume,
+					Callback:  named("id", "process id", b.pathProcessResume),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
 				},
 			},
@@ -259,11 +259,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.Process.TaskID), nil
 }
 
-func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("process id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()

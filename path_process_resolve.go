@@ -40,7 +40,7 @@ func pathProcessResolve(b *backend) []*framework.Path {
 			Fields:       byName,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathResolveByName,
+					Callback:  named("service", "service name", b.pathResolveByName),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: resolveResponseFields}}},
 				},
 			},
@@ -77,7 +77,7 @@ func pathProcessResolve(b *backend) []*framework.Path {
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback: b.pathProcessPreflight,
+					Callback: named("id", "process id", b.pathProcessPreflight),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"horizon":  {Type: framework.TypeString, Description: "Now plus duration (RFC 3339).", Required: true},
 						"expiring": {Type: framework.TypeSlice, Description: "The credentials that expire before the horizon and do not renew themselves: {service, source, index, type, expires_at, technical}.", Required: true},
@@ -99,11 +99,7 @@ expiring), while the process keeps running.
 	}
 }
 
-func (b *backend) pathResolveByName(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	service := d.Get("service").(string)
-	if err := credential.ValidateName("service name", service); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathResolveByName(ctx context.Context, req *logical.Request, d *framework.FieldData, service string) (*logical.Response, error) {
 	return b.resolveFor(ctx, req, d, resolve.Query{Service: service})
 }
 

@@ -64,13 +64,13 @@ func pathRegistry(b *backend) []*framework.Path {
 			ExistenceCheck: existsByName(b, "name", "registry name", (*backend).getRegistry),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathRegistryRead,
+					Callback:  named("name", "registry name", b.pathRegistryRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: registryResponseFields}}},
 				},
 				logical.CreateOperation: registryWriteOperation(b),
 				logical.UpdateOperation: registryWriteOperation(b),
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback:  b.pathRegistryDelete,
+					Callback:  named("name", "registry name", b.pathRegistryDelete),
 					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
 				},
 			},
@@ -82,7 +82,7 @@ func pathRegistry(b *backend) []*framework.Path {
 
 func registryWriteOperation(b *backend) *framework.PathOperation {
 	return &framework.PathOperation{
-		Callback:     b.pathRegistryCreateUpdate,
+		Callback:     named("name", "registry name", b.pathRegistryCreateUpdate),
 		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
 		Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 			"name":    {Type: framework.TypeString, Description: "The registry's name.", Required: true},
@@ -91,11 +91,7 @@ func registryWriteOperation(b *backend) *framework.PathOperation {
 	}
 }
 
-func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("registry name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	reg, err := b.getRegistry(ctx, req.Storage, name)
 	if err != nil || reg == nil {
 		return nil, err
@@ -107,11 +103,7 @@ func (b *backend) pathRegistryRead(ctx context.Context, req *logical.Request, d 
 	return &logical.Response{Data: data}, nil
 }
 
-func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("registry name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.registryLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -195,11 +187,7 @@ func checkCAS(d *framework.FieldData, current *registryEntry) error {
 	return nil
 }
 
-func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("registry name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.registryLocks, name)
 	lock.Lock()
 	defer lock.Unlock()

@@ -122,7 +122,7 @@ path. The task records who completed it (completed_by).
 			Fields:       map[string]*framework.FieldSchema{"id": idField},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathTaskRead,
+					Callback:  named("id", "task id", b.pathTaskRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: taskResponseFields}}},
 				},
 			},
@@ -152,11 +152,7 @@ func (b *backend) pathTaskList(ctx context.Context, req *logical.Request, d *fra
 	return logical.ListResponse(open), nil
 }
 
-func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	id := d.Get("id").(string)
-	if err := credential.ValidateName("task id", id); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	t, err := b.getTask(ctx, req.Storage, id)
 	if err != nil || t == nil {
 		return nil, err

@@ -77,7 +77,7 @@ func pathTechnical(b *backend) []*framework.Path {
 			Fields:       map[string]*framework.FieldSchema{"name": nameField},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathTechnicalCredsRead,
+					Callback:  named("name", "technical credential name", b.pathTechnicalCredsRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalCredsResponseFields}}},
 				},
 			},
@@ -91,7 +91,7 @@ func pathTechnical(b *backend) []*framework.Path {
 			ExistenceCheck: actionExists,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
-					Callback:  b.pathTechnicalRotate,
+					Callback:  named("name", "technical credential name", b.pathTechnicalRotate),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
 				},
 			},
@@ -104,7 +104,7 @@ func pathTechnical(b *backend) []*framework.Path {
 			Fields:       map[string]*framework.FieldSchema{"name": nameField},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback: b.pathTechnicalUsage,
+					Callback: named("name", "technical credential name", b.pathTechnicalUsage),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"name":        {Type: framework.TypeString, Description: "The technical credential's name.", Required: true},
 						"registries":  {Type: framework.TypeStringSlice, Description: "The registries with a service that names it.", Required: true},
@@ -124,13 +124,13 @@ func pathTechnical(b *backend) []*framework.Path {
 			ExistenceCheck: existsByName(b, "name", "technical credential name", (*backend).getTechnical),
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ReadOperation: &framework.PathOperation{
-					Callback:  b.pathTechnicalRead,
+					Callback:  named("name", "technical credential name", b.pathTechnicalRead),
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
 				},
 				logical.CreateOperation: technicalWriteOperation(b),
 				logical.UpdateOperation: technicalWriteOperation(b),
 				logical.DeleteOperation: &framework.PathOperation{
-					Callback:  b.pathTechnicalDelete,
+					Callback:  named("name", "technical credential name", b.pathTechnicalDelete),
 					Responses: map[int][]framework.Response{http.StatusNoContent: {{Description: "No Content"}}},
 				},
 			},
@@ -142,7 +142,7 @@ func pathTechnical(b *backend) []*framework.Path {
 
 func technicalWriteOperation(b *backend) *framework.PathOperation {
 	return &framework.PathOperation{
-		Callback:     b.pathTechnicalCreateUpdate,
+		Callback:     named("name", "technical credential name", b.pathTechnicalCreateUpdate),
 		DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "write"},
 		Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: technicalResponseFields}}},
 	}
@@ -154,11 +154,7 @@ func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool
 	return true, nil
 }
 
-func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	e, err := b.getTechnical(ctx, req.Storage, name)
 	if err != nil || e == nil {
 		return nil, err
@@ -170,11 +166,7 @@ func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d
 	return &logical.Response{Data: e.responseData(st)}, nil
 }
 
-func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.technicalLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -276,11 +268,7 @@ func technicalInput(d *framework.FieldData, current *technicalEntry) map[string]
 	return in
 }
 
-func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	lock := locksutil.LockForKey(b.technicalLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -296,11 +284,7 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	return nil, b.deleteTechnical(ctx, req.Storage, name)
 }
 
-func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	e, err := b.getTechnical(ctx, req.Storage, name)
 	if err != nil || e == nil {
 		return nil, err
@@ -349,11 +333,7 @@ func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *t
 	return st.Material(e.Name, time.Now()), nil
 }
 
-func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	e, err := b.getTechnical(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err

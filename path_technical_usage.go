@@ -13,11 +13,7 @@ import (
 
 // technical/:name/usage: what a change of a technical credential reaches.
 
-func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	if err := credential.ValidateName("technical credential name", name); err != nil {
-		return badRequest(err)
-	}
+func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	registries, err := b.registriesNaming(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
