@@ -13,9 +13,10 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
-	"golang.org/x/sync/singleflight"
 )
 
 // operationPrefix is the one OpenAPI operation prefix of every path.
@@ -134,8 +135,9 @@ func newBackend() *backend {
 	return b
 }
 
-// HandleRequest decodes JSON text given for an object or list field, then hands the request to
-// the framework.
+// HandleRequest checks secret fields' types and decodes JSON text given for an object or list
+// field (prepareFields), hands the request to the framework, and answers a coded error (404, 403,
+// 502) with its message as it is (codedAnswer).
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if err := b.prepareFields(req); err != nil {
 		return badRequest(err)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
+
 	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 

@@ -2,6 +2,7 @@ package pecreds
 
 import (
 	"github.com/hashicorp/vault/sdk/framework"
+
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
