@@ -13,10 +13,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
-// Resolve and preflight: the handlers gather the layers and a lookup, and resolve.go decides.
+// Resolve and preflight: the handlers gather the layers and a snapshot, and internal/resolve decides.
 
 func pathProcessResolve(b *backend) []*framework.Path {
 	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The process id."}
@@ -220,22 +221,34 @@ func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, 
 	return sb.String()
 }
 
-// resolveProcess resolves for a process from what the backend holds (served from memory).
+// resolveProcess resolves for a process from what the backend holds (served from memory): it
+// finds the service, snapshots the technical credentials it names and the current credentials,
+// and chooses. When a technical entry before the answer has no valid token, it fetches one
+// (shared with concurrent callers) and chooses again, so a token is asked for only when its
+// place in the list is reached.
 func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query) (*resolve.Resolution, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
 	}
-	lk, err := b.newProcessLookup(ctx, s, p)
+	m, found, err := resolve.Find(layers, q)
+	if err != nil {
+		return found, err // no service, or an ambiguous realm: found says what was looked at
+	}
+	snap, err := b.resolveSnapshot(ctx, s, p, m.Technicals())
 	if err != nil {
 		return nil, err
 	}
-	res, err := resolve.Resolve(layers, q, lk, time.Now())
-	var ambiguous resolve.AmbiguousRealmError
-	if err != nil && !errors.Is(err, resolve.ErrNoService) && !errors.As(err, &ambiguous) {
-		return nil, err
+	res := resolve.Choose(m, q, snap, time.Now())
+	if len(res.Refresh) == 0 {
+		return res, nil
 	}
-	return res, err
+	for _, name := range res.Refresh {
+		if snap.Technical[name], err = b.refreshedTechnical(ctx, s, name); err != nil {
+			return nil, err
+		}
+	}
+	return resolve.Choose(m, q, snap, time.Now()), nil
 }
 
 // redactURL drops what a URL may carry that is secret (user info, query, fragment) before it is
@@ -281,76 +294,75 @@ func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *proce
 	return layers, nil
 }
 
-// processLookup answers resolution's questions for one process within one request.
-type processLookup struct {
-	ctx    context.Context
-	s      logical.Storage
-	b      *backend
-	cur    *Credential
-	status string
-}
-
-func (b *backend) newProcessLookup(ctx context.Context, s logical.Storage, p *processEntry) (*processLookup, error) {
+// resolveSnapshot is what resolution needs beyond the layers: the named technical credentials as
+// they stand (no token is fetched here) and the process's current credentials.
+func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *processEntry, technicals []string) (resolve.Snapshot, error) {
+	now := time.Now()
 	cur, err := b.getCurrent(ctx, s, p)
 	if err != nil {
-		return nil, err
+		return resolve.Snapshot{}, err
 	}
-	return &processLookup{ctx: ctx, s: s, b: b, cur: cur, status: p.currentStatus(cur, time.Now())}, nil
+	snap := resolve.Snapshot{Technical: make(map[string]resolve.Technical, len(technicals)), CurrentStatus: p.currentStatus(cur, now)}
+	if cur != nil {
+		snap.Current = *cur
+	}
+	for _, name := range technicals {
+		e, err := b.getTechnical(ctx, s, name)
+		if err != nil || e == nil {
+			if err != nil {
+				return resolve.Snapshot{}, err
+			}
+			continue // resolution says it does not exist
+		}
+		var st *oauth.State
+		if e.rotates() {
+			if st, err = b.getTokenState(ctx, s, name); err != nil {
+				return resolve.Snapshot{}, err
+			}
+		}
+		snap.Technical[name] = technicalAsResolved(e, st, now, true)
+	}
+	return snap, nil
 }
 
-func (l *processLookup) Current() (Credential, string) {
-	if l.cur == nil {
-		return Credential{}, l.status
+// refreshedTechnical is a technical credential after a token request (one shared with any
+// concurrent caller): a valid token, or why none is to be had.
+func (b *backend) refreshedTechnical(ctx context.Context, s logical.Storage, name string) (resolve.Technical, error) {
+	e, err := b.getTechnical(ctx, s, name)
+	if err != nil || e == nil {
+		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q does not exist", name)}, err
 	}
-	return *l.cur, l.status
-}
-
-// technicalMaterial resolves a technical entry through the manager: a static credential's
-// fields, or a valid token (refreshed on demand). The credential's name answers as technical.
-func (l *processLookup) TechnicalMaterial(name string) (map[string]any, error) {
-	e, err := l.b.getTechnical(l.ctx, l.s, name)
+	st, err := b.refreshToken(ctx, s, e, false)
 	if err != nil {
-		return nil, err
+		return resolve.Technical{}, err
 	}
-	if e == nil {
-		return nil, resolve.Unusable(fmt.Sprintf("technical credential %q does not exist", name))
+	if st.Valid(time.Now()) {
+		b.refresher.schedule(name, st)
 	}
-	m, err := l.b.technicalMaterial(l.ctx, l.s, e)
-	var none noMaterial
-	if errors.As(err, &none) {
-		return nil, resolve.Unusable(none.reason) // expired, or no valid token to be had
-	}
-	if err != nil {
-		return nil, err
-	}
-	delete(m, "name")
-	m["technical"] = name
-	return m, nil
+	return technicalAsResolved(e, st, time.Now(), false), nil
 }
 
-var resolveResponseFields = map[string]*framework.FieldSchema{
-	"service":         {Type: framework.TypeString, Description: "The service resolved.", Required: true},
-	"source":          {Type: framework.TypeString, Description: "The layer it came from: runtime, definition:<registry> or global:<registry>.", Required: true},
-	"index":           {Type: framework.TypeInt, Description: "The credential's place in the service's list."},
-	"type":            {Type: framework.TypeString, Description: "The credential's type."},
-	"technical":       {Type: framework.TypeString, Description: "The technical credential's name, for a technical entry."},
-	"credentials":     {Type: framework.TypeSlice, Description: "With all=true: every usable credential, in order."},
-	"explain":         {Type: framework.TypeMap, Description: "With explain=true: the layers, candidates and each credential tried."},
-	"label":           {Type: framework.TypeString, Description: "The credential's label."},
-	"username":        {Type: framework.TypeString, Description: "password: the user name."},
-	"password":        {Type: framework.TypeString, Description: "password: the password."},
-	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
-	"token":           {Type: framework.TypeString, Description: "token: the token."},
-	"token_type":      {Type: framework.TypeString, Description: "token, oauth2: how the token is presented."},
-	"expires_at":      {Type: framework.TypeString, Description: "token, oauth2: when it expires."},
-	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
-	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
-	"certificate":     {Type: framework.TypeString, Description: "certificate: PEM."},
-	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
-	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
-	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
-	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token."},
-	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
+// technicalAsResolved is a technical credential as resolution sees it: a static credential's
+// fields unless expired; an OAuth2 credential's token while valid, else the reason, and whether a
+// token request is still worth making (mayFetch). The credential's name answers as technical.
+func technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, mayFetch bool) resolve.Technical {
+	var m map[string]any
+	switch {
+	case !e.rotates() && credentialExpired(e.Credential, now):
+		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
+			e.Name, e.Credential.Fields["expires_at"], e.Name)}
+	case !e.rotates():
+		m = e.Credential.Material()
+	case st.Valid(now):
+		m = st.Material(e.Name, now)
+		delete(m, "name")
+	case mayFetch:
+		return resolve.Technical{NeedsToken: true, Unusable: fmt.Sprintf("technical credential %q has no valid token", e.Name)}
+	default:
+		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError)}
+	}
+	m["technical"] = e.Name
+	return resolve.Technical{Material: m}
 }
 
 const resolveHelpDescription = `

@@ -50,3 +50,28 @@ the process wipes it and its current credentials. Creating an id that exists is 
 A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, none) and
 the runtime layer's service names; never a credential.
 `
+
+var resolveResponseFields = map[string]*framework.FieldSchema{
+	"service":         {Type: framework.TypeString, Description: "The service resolved.", Required: true},
+	"source":          {Type: framework.TypeString, Description: "The layer it came from: runtime, definition:<registry> or global:<registry>.", Required: true},
+	"index":           {Type: framework.TypeInt, Description: "The credential's place in the service's list."},
+	"type":            {Type: framework.TypeString, Description: "The credential's type."},
+	"technical":       {Type: framework.TypeString, Description: "The technical credential's name, for a technical entry."},
+	"credentials":     {Type: framework.TypeSlice, Description: "With all=true: every usable credential, in order."},
+	"explain":         {Type: framework.TypeMap, Description: "With explain=true: the layers, candidates and each credential tried."},
+	"label":           {Type: framework.TypeString, Description: "The credential's label."},
+	"username":        {Type: framework.TypeString, Description: "password: the user name."},
+	"password":        {Type: framework.TypeString, Description: "password: the password."},
+	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
+	"token":           {Type: framework.TypeString, Description: "token: the token."},
+	"token_type":      {Type: framework.TypeString, Description: "token, oauth2: how the token is presented."},
+	"expires_at":      {Type: framework.TypeString, Description: "token, oauth2: when it expires."},
+	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
+	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
+	"certificate":     {Type: framework.TypeString, Description: "certificate: PEM."},
+	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
+	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
+	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
+	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token."},
+	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
+}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 const annJSON = `{"type": "password", "username": "ann", "password": "ann-secret-pw"}`
@@ -249,5 +251,42 @@ func TestOldLeaseDoesNotEndANewProcessOfTheSameID(t *testing.T) {
 	}
 	if r := request(t, b, s, logical.ReadOperation, "process/p", nil); r == nil {
 		t.Error("revoking the old lease ended the new process")
+	}
+}
+
+// Resolution fetches a token only when the technical entry's place in the list is reached, and a
+// token endpoint that gives none leaves the entry skipped with the reason.
+func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
+	srv := startTokenServer(t)
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/idp", oauth2Input(srv, "app"))
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[
+		{"name": "first", "credentials": [{"type": "technical", "name": "idp"}, {"type": "password", "username": "u", "password": "p"}]},
+		{"name": "later", "credentials": [{"type": "password", "username": "u", "password": "p"}, {"type": "technical", "name": "idp"}]}]`})
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "r"})
+	expire := func() {
+		st, _ := b.getTokenState(t.Context(), s, "idp")
+		old := *st
+		old.ExpiresAt = time.Now().Add(-time.Minute)
+		if err := b.putTokenState(t.Context(), s, "idp", &old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expire()
+	before := srv.Requests("app")
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/later", nil).Data; got["index"] != 0 || srv.Requests("app") != before {
+		t.Fatalf("the answer comes first: %v, %d token requests", got, srv.Requests("app")-before)
+	}
+	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", nil).Data
+	if got["index"] != 0 || got["technical"] != "idp" || got["access_token"] == "" || srv.Requests("app") != before+1 {
+		t.Fatalf("a token fetched on reaching it: %v, %d token requests", got, srv.Requests("app")-before)
+	}
+
+	expire()
+	srv.FailWith(503)
+	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", map[string]any{"explain": true}).Data
+	tried := got["explain"].(map[string]any)["tried"].([]resolve.Tried)
+	if got["index"] != 1 || !strings.Contains(tried[0].Skipped, "no valid token") || !strings.Contains(tried[0].Skipped, "503") {
+		t.Fatalf("no token to be had: %v, trace %+v", got, tried)
 	}
 }

@@ -318,20 +318,20 @@ func (n noMaterial) Error() string { return n.reason }
 // token (fetched on demand when none is) with its ttl and rotation_period; a noMaterial when
 // there is none.
 func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *technicalEntry) (map[string]any, error) {
-	if !e.rotates() {
-		if credentialExpired(e.Credential, time.Now()) {
-			return nil, noMaterial{reason: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
-				e.Name, e.Credential.Fields["expires_at"], e.Name)}
+	var st *oauth.State
+	if e.rotates() {
+		var err error
+		if st, err = b.validToken(ctx, s, e); err != nil {
+			return nil, err
 		}
-		m := e.Credential.Material()
-		m["name"] = e.Name
-		return m, nil
 	}
-	st, err := b.validToken(ctx, s, e)
-	if err != nil {
-		return nil, err
+	t := technicalAsResolved(e, st, time.Now(), false)
+	if t.Material == nil {
+		return nil, noMaterial{reason: t.Unusable}
 	}
-	return st.Material(e.Name, time.Now()), nil
+	delete(t.Material, "technical")
+	t.Material["name"] = e.Name
+	return t.Material, nil
 }
 
 func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {

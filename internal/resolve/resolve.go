@@ -1,12 +1,15 @@
 // Package resolve decides which credentials a process uses for a service: the layering (runtime,
 // definition, global registries), the in-list order with a reason for every skipped entry, and
-// URL matching. Pure functions: no storage, clock or network; what lives outside the layers (a
-// technical credential's material, the current credentials) comes in through a Lookup.
+// URL matching. Pure functions: no storage, clock or network. What lives outside the layers (the
+// technical credentials' states, the current credentials) comes in as a Snapshot the caller took;
+// refreshing a token is the caller's business: a resolution names the technical credentials a
+// token request could make usable (Refresh), and the caller may fetch and choose again.
 package resolve
 
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
@@ -27,13 +30,23 @@ type Layer struct {
 	Missing  bool // the registry does not exist
 }
 
-// Lookup gives resolution what lives outside the layers.
-type Lookup interface {
-	// TechnicalMaterial is a technical credential's usable material; an Unusable error says why
-	// there is none, any other error is a failure (storage) that ends the resolve.
-	TechnicalMaterial(name string) (map[string]any, error)
-	// Current is the process's current credentials and their status (kept, lost, expired, none).
-	Current() (credential.Credential, string)
+// Snapshot is what resolution needs beyond the layers, taken by the caller beforehand.
+type Snapshot struct {
+	// Technical holds the states of the technical credentials the service names (Match.Technicals);
+	// a name not here does not exist.
+	Technical map[string]Technical
+	// Current is the process's current credentials, with their status (kept, lost, expired, none).
+	Current       credential.Credential
+	CurrentStatus string
+}
+
+// Technical is a technical credential as resolution sees it: usable material, or why not.
+type Technical struct {
+	Material map[string]any // usable now; nil when not
+	Unusable string         // why there is no material
+	// NeedsToken: no valid token is stored, and a token request may give one. Resolution skips
+	// the entry and names it in Resolution.Refresh.
+	NeedsToken bool
 }
 
 // Query is what a resolve asks for.
@@ -69,6 +82,9 @@ type Resolution struct {
 	Layers     []map[string]any
 	Candidates []map[string]any
 	Tried      []Tried
+	// Refresh names the technical credentials skipped for want of a token, which a token request
+	// may make usable: the caller may fetch and Choose again.
+	Refresh []string
 	// CurrentUnusable says a current entry was skipped because the credentials were lost or
 	// expired (not because the mode keeps none).
 	CurrentUnusable string
@@ -77,21 +93,37 @@ type Resolution struct {
 // ErrNoService: no layer defines the service, or no service matches the URL.
 var ErrNoService = errors.New("no service")
 
-// Unusable is why a credential cannot be used: a skip reason, not a failure.
-type Unusable string
+// Match is the service a query finds, before any credential is looked at.
+type Match struct {
+	service *credential.Service
+	found   Resolution // Service, Source, Layers, Candidates
+}
 
-func (u Unusable) Error() string { return string(u) }
+// Technicals are the names of the technical credentials the service's list names, in order,
+// each once: the ones a Snapshot must hold.
+func (m *Match) Technicals() []string {
+	var names []string
+	seen := map[string]bool{}
+	for _, c := range m.service.Credentials {
+		if n := c.Fields["name"]; c.Type == "technical" && !seen[n] {
+			seen[n] = true
+			names = append(names, n)
+		}
+	}
+	return names
+}
 
-// Resolve finds the service and its usable credentials. An error means no layer has the service;
-// a Resolution without Found has the service but nothing usable (the trace says why).
-func Resolve(layers []Layer, q Query, lk Lookup, now time.Time) (*Resolution, error) {
+// Find finds the service a query asks for: by name, the most specific layer that has it; by URL,
+// the best match among the effective services. With ErrNoService or an AmbiguousRealmError, the
+// Resolution still carries the layers and candidates looked at, for the error's message.
+func Find(layers []Layer, q Query) (*Match, *Resolution, error) {
 	res := &Resolution{}
 	var svc *credential.Service
 	if q.URL != "" {
 		var err error
 		svc, res.Source, res.Candidates, err = MatchURL(EffectiveServices(layers), q.URL, q.Realm)
 		if err != nil {
-			return res, err
+			return nil, res, err
 		}
 	} else {
 		svc, res.Source = findService(layers, q.Service)
@@ -104,37 +136,55 @@ func Resolve(layers []Layer, q Query, lk Lookup, now time.Time) (*Resolution, er
 		res.Layers = append(res.Layers, entry)
 	}
 	if svc == nil {
-		return res, ErrNoService
+		return nil, res, ErrNoService
 	}
 	res.Service = svc.Name
-	for i, c := range svc.Credentials {
+	return &Match{service: svc, found: *res}, res, nil
+}
+
+// Choose walks the service's list in order and answers the first usable credential (with all,
+// every one), with a reason for every entry skipped. Without all or explain it stops at the
+// first usable one, so nothing after it is asked for. A technical entry that needs a token is
+// skipped and named in Refresh.
+func Choose(m *Match, q Query, snap Snapshot, now time.Time) *Resolution {
+	res := m.found
+	for i, c := range m.service.Credentials {
 		if len(res.Found) > 0 && !q.All && !q.Explain {
 			break // the answer is known; the rest would only fetch what nobody asked for
 		}
 		t := Tried{Index: i, Type: c.Type, Name: c.Fields["name"]}
-		m, reason, err := usableMaterial(c, lk, now)
-		if err != nil {
-			return nil, err
-		}
+		mat, reason := usableMaterial(c, snap, now)
 		switch {
 		case reason != "":
 			t.Skipped = reason
-			if c.Type == "current" {
-				if _, status := lk.Current(); status == CurrentLost || status == CurrentExpired {
-					res.CurrentUnusable = status
-				}
+			if tech := snap.Technical[t.Name]; c.Type == "technical" && tech.NeedsToken && !slices.Contains(res.Refresh, t.Name) {
+				res.Refresh = append(res.Refresh, t.Name)
 			}
-		case q.Type != "" && m["type"] != q.Type:
-			t.Skipped = fmt.Sprintf("of type %v, not %s", m["type"], q.Type)
+			if c.Type == "current" && (snap.CurrentStatus == CurrentLost || snap.CurrentStatus == CurrentExpired) {
+				res.CurrentUnusable = snap.CurrentStatus
+			}
+		case q.Type != "" && mat["type"] != q.Type:
+			t.Skipped = fmt.Sprintf("of type %v, not %s", mat["type"], q.Type)
 		case len(res.Found) > 0 && !q.All:
 			t.Skipped = "not needed: an earlier credential is usable"
 		default:
 			t.Used = true
-			res.Found = append(res.Found, Usable{Index: i, Material: m})
+			res.Found = append(res.Found, Usable{Index: i, Material: mat})
 		}
 		res.Tried = append(res.Tried, t)
 	}
-	return res, nil
+	return &res
+}
+
+// Resolve finds the service and chooses its usable credentials from one snapshot. An error means
+// no layer has the service; a Resolution without Found has the service but nothing usable (the
+// trace says why).
+func Resolve(layers []Layer, q Query, snap Snapshot, now time.Time) (*Resolution, error) {
+	m, res, err := Find(layers, q)
+	if err != nil {
+		return res, err
+	}
+	return Choose(m, q, snap, now), nil
 }
 
 func svcName(svc *credential.Service, fallback string) string {
@@ -144,35 +194,37 @@ func svcName(svc *credential.Service, fallback string) string {
 	return fallback
 }
 
-// usableMaterial is an entry's material, or the reason it cannot be used, or a failure.
-func usableMaterial(c credential.Credential, lk Lookup, now time.Time) (map[string]any, string, error) {
+// usableMaterial is an entry's material, or the reason it cannot be used.
+func usableMaterial(c credential.Credential, snap Snapshot, now time.Time) (map[string]any, string) {
 	switch c.Type {
 	case "technical":
-		m, err := lk.TechnicalMaterial(c.Fields["name"])
-		var u Unusable
-		if errors.As(err, &u) {
-			return nil, u.Error(), nil
+		name := c.Fields["name"]
+		tech, ok := snap.Technical[name]
+		switch {
+		case !ok:
+			return nil, fmt.Sprintf("technical credential %q does not exist", name)
+		case tech.Material == nil:
+			return nil, tech.Unusable
 		}
-		return m, "", err
+		return tech.Material, ""
 	case "current":
-		cur, status := lk.Current()
-		switch status {
+		switch snap.CurrentStatus {
 		case CurrentKept:
-			return cur.Material(), "", nil
+			return snap.Current.Material(), ""
 		case CurrentNone:
-			return nil, "the process keeps no current credentials", nil
+			return nil, "the process keeps no current credentials"
 		case CurrentLost:
-			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)", nil
+			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)"
 		default:
-			return nil, "the current credentials have expired", nil
+			return nil, "the current credentials have expired"
 		}
 	}
 	if exp, ok := c.Fields["expires_at"]; ok {
 		if t, err := time.Parse(time.RFC3339, exp); err == nil && !now.Before(t) {
-			return nil, "expired at " + exp, nil
+			return nil, "expired at " + exp
 		}
 	}
-	return c.Material(), "", nil
+	return c.Material(), ""
 }
 
 func hasService(services []credential.Service, name string) bool {

@@ -9,21 +9,14 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
-// fakeLookup answers resolution's questions from maps.
-type fakeLookup struct {
-	technical map[string]map[string]any
-	cur       credential.Credential
-	status    string
-}
-
-func (f fakeLookup) TechnicalMaterial(name string) (map[string]any, error) {
-	if m, ok := f.technical[name]; ok {
-		return m, nil
+// snapshot is a Snapshot of usable technical credentials and the current credentials.
+func snapshot(technical map[string]map[string]any, cur credential.Credential, status string) Snapshot {
+	snap := Snapshot{Technical: map[string]Technical{}, Current: cur, CurrentStatus: status}
+	for name, m := range technical {
+		snap.Technical[name] = Technical{Material: m}
 	}
-	return nil, Unusable(`technical credential "` + name + `" does not exist`)
+	return snap
 }
-
-func (f fakeLookup) Current() (credential.Credential, string) { return f.cur, f.status }
 
 func cred(typ string, fields ...string) credential.Credential {
 	c := credential.Credential{Type: typ, Fields: map[string]string{}}
@@ -46,7 +39,7 @@ func TestResolveLayering(t *testing.T) {
 		{Source: "global:common", Services: []credential.Service{svc("docs", "", "", pw("global-docs")), svc("mail", "", "", pw("global-mail"))}},
 		{Source: "global:other", Services: []credential.Service{svc("mail", "", "", pw("other-mail")), svc("ldap", "", "", pw("other-ldap"))}},
 	}
-	lk := fakeLookup{status: CurrentNone}
+	lk := snapshot(nil, credential.Credential{}, CurrentNone)
 	cases := []struct{ service, source, user string }{
 		{"crm", "runtime", "runtime-user"},
 		{"docs", "definition:orders", "def-docs"},
@@ -102,7 +95,7 @@ func TestResolveOrderSkipsAndFilters(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Resolve(layers, tc.q, fakeLookup{technical: tech, cur: user, status: tc.status}, now)
+			res, err := Resolve(layers, tc.q, snapshot(tech, user, tc.status), now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,5 +231,45 @@ func TestEffectiveServicesMaskLowerLayers(t *testing.T) {
 	s, src, _, err := MatchURL(EffectiveServices(layers), "https://runtime.example.com/x", "")
 	if err != nil || s.Name != "crm" || src != "runtime" {
 		t.Errorf("got %v from %s: %v", s, src, err)
+	}
+}
+
+// A technical entry without a token is skipped and named in Refresh only when it comes before
+// the answer (or every entry is asked for); once the caller has a token, it wins on its place.
+func TestChooseNamesTokensWorthFetching(t *testing.T) {
+	now := time.Now()
+	pw := cred("password", "username", "svc", "password", "x")
+	layers := []Layer{{Source: "definition:d", Services: []credential.Service{
+		svc("first", "", "", cred("technical", "name", "idp"), pw, cred("technical", "name", "idp")),
+		svc("later", "", "", pw, cred("technical", "name", "idp")),
+	}}}
+	noToken := Snapshot{Technical: map[string]Technical{"idp": {NeedsToken: true, Unusable: "no valid token"}}, CurrentStatus: CurrentNone}
+
+	m, _, err := Find(layers, Query{Service: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Technicals(); len(got) != 1 || got[0] != "idp" {
+		t.Errorf("technicals %v, want [idp] once", got)
+	}
+	res := Choose(m, Query{Service: "first"}, noToken, now)
+	if len(res.Found) != 1 || res.Found[0].Index != 1 || len(res.Refresh) != 1 || res.Refresh[0] != "idp" {
+		t.Fatalf("before a token: found %+v, refresh %v", res.Found, res.Refresh)
+	}
+	withToken := Snapshot{Technical: map[string]Technical{"idp": {Material: map[string]any{"type": "oauth2", "access_token": "t"}}}}
+	res = Choose(m, Query{Service: "first"}, withToken, now)
+	if len(res.Found) != 1 || res.Found[0].Index != 0 || len(res.Refresh) != 0 {
+		t.Fatalf("with a token: found %+v, refresh %v", res.Found, res.Refresh)
+	}
+
+	later, _, _ := Find(layers, Query{Service: "later"})
+	if res := Choose(later, Query{Service: "later"}, noToken, now); len(res.Refresh) != 0 {
+		t.Errorf("a token after the answer is asked for: %v", res.Refresh)
+	}
+	if res := Choose(later, Query{Service: "later", Explain: true}, noToken, now); len(res.Refresh) != 1 {
+		t.Errorf("explain tries every entry, so it names the token: %v", res.Refresh)
+	}
+	if _, res, err := Find(layers, Query{Service: "nope"}); !errors.Is(err, ErrNoService) || len(res.Layers) != 1 {
+		t.Errorf("no service: %v, layers %v", err, res)
 	}
 }
