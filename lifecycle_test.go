@@ -347,7 +347,7 @@ func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 				current = expiring
 			}
 			for _, st := range append([]step{
-				{logical.UpdateOperation, "config", map[string]any{"notify_url": "http://127.0.0.1:1/hook", "notify_secret": "k"}},
+				{logical.UpdateOperation, "config", map[string]any{"notify_url": "http://127.0.0.1:1/hook", "notify_secret": hookSecret}},
 				{logical.CreateOperation, "registry/orders", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]}]`}},
 				{logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": current, "owner_entity_id": "ent-ann"}},
 			}, sc.setup...) {

@@ -1,16 +1,10 @@
 package pecreds
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +17,7 @@ import (
 
 // The Task Manager outbox: every task and process event is written to storage in the request
 // that changes the state, then delivered by the active node at least once, in order per process,
-// as a signed JSON POST.
+// as a JSON POST signed per Standard Webhooks (notify_webhook.go).
 
 const (
 	outboxStoragePrefix = "outbox/"
@@ -38,15 +32,23 @@ const (
 // notifyEvent is one event, as the outbox keeps it (internal/outbox).
 type notifyEvent = outbox.Event
 
-// notifyStats are the counters notify/status shows that the outbox itself cannot tell.
+// notifyStats are the counters notify/status shows that the outbox itself cannot tell. They are
+// kept in storage, and in memory once loaded.
 type notifyStats struct {
-	Delivered int64  `json:"delivered"`
-	LastError string `json:"last_error"`
+	Delivered     int64     `json:"delivered"`
+	Overflowed    int64     `json:"overflowed"`
+	LastError     string    `json:"last_error"`
+	LastErrorTime time.Time `json:"last_error_time"`
+	LastDelivered time.Time `json:"last_delivered_time"`
 }
 
 func outboxKey(seq uint64) string { return outbox.Key(outboxStoragePrefix, seq) }
 
-// notifier delivers the outbox: one loop on the active node, woken by new events.
+// overflowLogEvery bounds how often a full outbox is logged.
+const overflowLogEvery = time.Minute
+
+// notifier delivers the outbox: one loop on the active node, woken by new events, serving up to
+// notify_concurrency processes at once from an in-memory index of what waits.
 type notifier struct {
 	b         *backend
 	deadAfter atomic.Int64 // nanoseconds; a test shortens it (PECREDS_NOTIFY_DEAD_AFTER, or directly)
@@ -54,8 +56,12 @@ type notifier struct {
 	// client bounds each call by the request's context (notify_timeout), not by its own timeout.
 	client *http.Client
 
-	mu  sync.Mutex // guards seq
-	seq uint64     // the last sequence number used; 0: not loaded yet
+	mu              sync.Mutex    // guards index loading, admission (the bound), retry
+	index           *outbox.Index // nil: not loaded yet
+	lastOverflowLog time.Time
+
+	statsMu sync.Mutex // guards stats and their storage entry
+	stats   notifyStats
 }
 
 func newNotifier(b *backend) *notifier {
@@ -75,39 +81,62 @@ func (b *backend) announce(ctx context.Context, s logical.Storage, ev notifyEven
 	if err != nil || cfg.NotifyURL == "" {
 		return err
 	}
-	return b.notifier.enqueue(ctx, s, ev)
+	return b.notifier.enqueue(ctx, s, cfg, ev)
 }
 
-func (n *notifier) enqueue(ctx context.Context, s logical.Storage, ev notifyEvent) error {
+// enqueue writes an event to the outbox: one storage write (two when a dead event makes room),
+// however many wait. A full outbox keeps no new event: the state change still happens, and
+// notify/status counts it under overflowed.
+func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEntry, ev notifyEvent) error {
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return fmt.Errorf("making an event id: %w", err)
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.seq == 0 {
-		keys, err := s.List(ctx, outboxStoragePrefix)
-		if err != nil {
-			return fmt.Errorf("listing the outbox: %w", err)
-		}
-		for _, k := range keys {
-			if v, err := strconv.ParseUint(k, 10, 64); err == nil && v > n.seq {
-				n.seq = v
-			}
+	x, err := n.loadLocked(ctx, s)
+	if err != nil {
+		return err
+	}
+	if x.Len() >= cfg.NotifyMaxEvents {
+		if admitted, err := n.makeRoomLocked(ctx, s, x, ev); err != nil || !admitted {
+			return err
 		}
 	}
 	now := time.Now().UTC()
-	ev.Seq, ev.ID, ev.Time, ev.Since, ev.NextAttempt = n.seq+1, id, now, now, now
-	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
-	if err != nil {
-		return fmt.Errorf("encoding event: %w", err)
+	ev.Seq, ev.ID, ev.Time, ev.Since, ev.NextAttempt = x.NextSeq(), id, now, now, now
+	if err := putOutboxEvent(ctx, s, &ev); err != nil {
+		return err
 	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("writing the outbox: %w", err)
-	}
-	n.seq = ev.Seq
+	x.Add(ev.Entry())
 	n.poke()
 	return nil
+}
+
+// makeRoomLocked frees a place in a full outbox by dropping its oldest dead event; with none dead,
+// the new event is not kept. Either way an event is lost to the bound, and overflowed counts it:
+// the Task Manager reconciles when it grows.
+func (n *notifier) makeRoomLocked(ctx context.Context, s logical.Storage, x *outbox.Index, ev notifyEvent) (bool, error) {
+	old, dropDead := x.OldestDead()
+	if dropDead {
+		if err := s.Delete(ctx, outboxKey(old.Seq)); err != nil {
+			return false, fmt.Errorf("dropping a dead event from the full outbox: %w", err)
+		}
+		x.Remove(old.ProcessID, old.Seq)
+	}
+	if err := n.updateStats(ctx, s, func(st *notifyStats) { st.Overflowed++ }); err != nil {
+		return false, err
+	}
+	if time.Since(n.lastOverflowLog) >= overflowLogEvery {
+		n.lastOverflowLog = time.Now()
+		what := "new events are not kept"
+		if dropDead {
+			what = "the oldest dead events are dropped to make room"
+		}
+		n.b.Logger().Error("the notification outbox is full (notify_max_events): "+what+"; the Task Manager must reconcile by listing task/",
+			"held", x.Len(), "type", ev.Type, "process", ev.ProcessID)
+	}
+	return dropDead, nil
 }
 
 func (n *notifier) poke() { n.worker.poke() }
@@ -141,29 +170,51 @@ func (n *notifier) loop(ctx context.Context, s logical.Storage) {
 	}
 }
 
-// loadOutbox reads every event, in sequence order.
-func loadOutbox(ctx context.Context, s logical.Storage) ([]*notifyEvent, error) {
+// loaded is the outbox index, read from storage on first use (once per plugin start).
+func (n *notifier) loaded(ctx context.Context, s logical.Storage) (*outbox.Index, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.loadLocked(ctx, s)
+}
+
+func (n *notifier) loadLocked(ctx context.Context, s logical.Storage) (*outbox.Index, error) {
+	if n.index != nil {
+		return n.index, nil
+	}
 	keys, err := s.List(ctx, outboxStoragePrefix)
 	if err != nil {
 		return nil, fmt.Errorf("listing the outbox: %w", err)
 	}
-	sort.Strings(keys) // zero-padded: lexical order is sequence order
-	out := make([]*notifyEvent, 0, len(keys))
+	entries := make([]outbox.Entry, 0, len(keys))
 	for _, k := range keys {
-		entry, err := s.Get(ctx, outboxStoragePrefix+k)
+		ev, err := loadOutboxEvent(ctx, s, outboxStoragePrefix+k)
 		if err != nil {
-			return nil, fmt.Errorf("reading the outbox: %w", err)
+			return nil, err
 		}
-		if entry == nil {
-			continue
+		if ev != nil {
+			entries = append(entries, ev.Entry())
 		}
-		ev := &notifyEvent{}
-		if err := entry.DecodeJSON(ev); err != nil {
-			return nil, fmt.Errorf("decoding an outbox event: %w", err)
-		}
-		out = append(out, ev)
 	}
-	return out, nil
+	if err := n.loadStats(ctx, s); err != nil {
+		return nil, err
+	}
+	n.index = outbox.NewIndex(entries)
+	return n.index, nil
+}
+
+func loadOutboxEvent(ctx context.Context, s logical.Storage, key string) (*notifyEvent, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading the outbox: %w", err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	ev := &notifyEvent{}
+	if err := entry.DecodeJSON(ev); err != nil {
+		return nil, fmt.Errorf("decoding an outbox event: %w", err)
+	}
+	return ev, nil
 }
 
 // deliverDue delivers what is due (internal/outbox decides), through this node's storage and the
@@ -176,13 +227,66 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	if err != nil || cfg.NotifyURL == "" {
 		return time.Time{}, err // switched off: events wait, kept, until a notify_url is set again
 	}
+	x, err := n.loaded(ctx, s)
+	if err != nil {
+		return time.Time{}, err
+	}
 	d := outbox.Deliverer{
-		Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, cfg: cfg}, Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()),
+		Index: x, Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, s: s},
+		Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()), Concurrency: cfg.NotifyConcurrency,
 		Dying: func(ev *notifyEvent, err error) {
 			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
 		},
 	}
 	return d.DeliverDue(ctx)
+}
+
+// retryBatch is how many dead events retry requeues while holding the outbox, between which new
+// events get in.
+const retryBatch = 100
+
+// retry queues every dead event again, in its place in its process's order, a batch at a time.
+func (n *notifier) retry(ctx context.Context, s logical.Storage) (int, error) {
+	x, err := n.loaded(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	dead := x.Dead()
+	requeued := 0
+	for len(dead) > 0 {
+		batch := dead[:min(retryBatch, len(dead))]
+		dead = dead[len(batch):]
+		done, err := n.retryLocked(ctx, s, x, batch)
+		requeued += done
+		if err != nil {
+			return requeued, err
+		}
+		n.poke()
+	}
+	return requeued, nil
+}
+
+func (n *notifier) retryLocked(ctx context.Context, s logical.Storage, x *outbox.Index, batch []outbox.Entry) (int, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	now := time.Now().UTC()
+	done := 0
+	for _, e := range batch {
+		ev, err := loadOutboxEvent(ctx, s, outboxKey(e.Seq))
+		if err != nil {
+			return done, err
+		}
+		if ev == nil || !ev.Dead {
+			continue // dropped to make room, or retried meanwhile
+		}
+		outbox.Retry(ev, now)
+		if err := putOutboxEvent(ctx, s, ev); err != nil {
+			return done, err
+		}
+		x.Update(ev.Entry())
+		done++
+	}
+	return done, nil
 }
 
 // outboxStore is the outbox in Vault storage, with the counters notify/status shows.
@@ -191,20 +295,32 @@ type outboxStore struct {
 	s logical.Storage
 }
 
-func (o outboxStore) Events(ctx context.Context) ([]*notifyEvent, error) { return loadOutbox(ctx, o.s) }
+func (o outboxStore) Load(ctx context.Context, seq uint64) (*notifyEvent, error) {
+	return loadOutboxEvent(ctx, o.s, outboxKey(seq))
+}
 
 func (o outboxStore) Delivered(ctx context.Context, ev *notifyEvent) error {
 	if err := o.s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
 		return fmt.Errorf("deleting a delivered event: %w", err)
 	}
-	return o.n.updateStats(ctx, o.s, func(st *notifyStats) { st.Delivered++ })
+	o.countBestEffort(ctx, func(st *notifyStats) { st.Delivered++; st.LastDelivered = time.Now().UTC() })
+	return nil
 }
 
 func (o outboxStore) Failed(ctx context.Context, ev *notifyEvent) error {
 	if err := putOutboxEvent(ctx, o.s, ev); err != nil {
 		return err
 	}
-	return o.n.updateStats(ctx, o.s, func(st *notifyStats) { st.LastError = ev.LastError })
+	o.countBestEffort(ctx, func(st *notifyStats) { st.LastError, st.LastErrorTime = ev.LastError, time.Now().UTC() })
+	return nil
+}
+
+// countBestEffort updates the counters after the event's own write: a failure to count is
+// logged, never a reason to treat the event's new state as not stored.
+func (o outboxStore) countBestEffort(ctx context.Context, change func(*notifyStats)) {
+	if err := o.n.updateStats(ctx, o.s, change); err != nil {
+		o.n.b.Logger().Warn("notify/status counters not written", "error", err)
+	}
 }
 
 func (o outboxStore) Held(ctx context.Context, ev *notifyEvent) error {
@@ -222,74 +338,44 @@ func putOutboxEvent(ctx context.Context, s logical.Storage, ev *notifyEvent) err
 	return nil
 }
 
-// webhookPoster posts to config's notify_url, signed.
-type webhookPoster struct {
-	n   *notifier
-	cfg *configEntry
-}
-
-func (w webhookPoster) Post(ctx context.Context, ev *notifyEvent) error {
-	body, err := ev.Body()
+// loadStats reads the counters into memory; the caller holds n.mu, on first use.
+func (n *notifier) loadStats(ctx context.Context, s logical.Storage) error {
+	entry, err := s.Get(ctx, notifyStatsKey)
 	if err != nil {
-		return err
+		return fmt.Errorf("reading notify stats: %w", err)
 	}
-	return w.n.post(ctx, w.cfg, ev.ID, body)
-}
-
-func (n *notifier) post(ctx context.Context, cfg *configEntry, id string, body []byte) error {
-	ctx, cancel := context.WithTimeout(ctx, cfg.NotifyTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.NotifyURL, bytes.NewReader(body))
-	if err != nil {
-		return errors.New("the notify_url does not make a request") // the parser's error quotes the URL
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Pecreds-Event-Id", id)
-	req.Header.Set("X-Pecreds-Signature", outbox.Sign(body, cfg.NotifySecret))
-	// The outbound client follows no redirect: a redirected POST would arrive elsewhere, or as
-	// a bodiless GET whose 2xx would count an event delivered that never was.
-	resp, err := n.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
+	st := notifyStats{}
+	if entry != nil {
+		if err := entry.DecodeJSON(&st); err != nil {
+			return fmt.Errorf("decoding notify stats: %w", err)
 		}
-		return fmt.Errorf("the Task Manager could not be reached: %s", describeTransportError(err))
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("the Task Manager answered %s", describeStatus(resp.StatusCode))
-	}
+	n.statsMu.Lock()
+	n.stats = st
+	n.statsMu.Unlock()
 	return nil
 }
 
-func (n *notifier) getStats(ctx context.Context, s logical.Storage) (*notifyStats, error) {
-	entry, err := s.Get(ctx, notifyStatsKey)
-	if err != nil {
-		return nil, fmt.Errorf("reading notify stats: %w", err)
-	}
-	st := &notifyStats{}
-	if entry != nil {
-		if err := entry.DecodeJSON(st); err != nil {
-			return nil, fmt.Errorf("decoding notify stats: %w", err)
-		}
-	}
-	return st, nil
+// currentStats is a copy of the counters.
+func (n *notifier) currentStats() notifyStats {
+	n.statsMu.Lock()
+	defer n.statsMu.Unlock()
+	return n.stats
 }
 
+// updateStats changes the counters and writes them: one storage write, no read.
 func (n *notifier) updateStats(ctx context.Context, s logical.Storage, change func(*notifyStats)) error {
-	st, err := n.getStats(ctx, s)
-	if err != nil {
-		return err
-	}
-	change(st)
-	entry, err := logical.StorageEntryJSON(notifyStatsKey, st)
+	n.statsMu.Lock()
+	defer n.statsMu.Unlock()
+	next := n.stats
+	change(&next)
+	entry, err := logical.StorageEntryJSON(notifyStatsKey, next)
 	if err != nil {
 		return err
 	}
 	if err := s.Put(ctx, entry); err != nil {
 		return fmt.Errorf("writing notify stats: %w", err)
 	}
+	n.stats = next
 	return nil
 }

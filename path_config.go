@@ -65,6 +65,13 @@ type configEntry struct {
 	NotifyURL          string            `json:"notify_url"`
 	NotifySecret       string            `json:"notify_secret"`
 	NotifyTimeout      time.Duration     `json:"notify_timeout"`
+	// NotifyPreviousSecret signs alongside NotifySecret until NotifyPreviousUntil: a rotation's
+	// overlap, so a receiver switches secrets without a gap.
+	NotifyPreviousSecret string        `json:"notify_previous_secret"`
+	NotifyPreviousUntil  time.Time     `json:"notify_previous_until"`
+	NotifySecretOverlap  time.Duration `json:"notify_secret_overlap"`
+	NotifyConcurrency    int           `json:"notify_concurrency"`
+	NotifyMaxEvents      int           `json:"notify_max_events"`
 }
 
 func defaultConfig() *configEntry {
@@ -75,6 +82,10 @@ func defaultConfig() *configEntry {
 		TaskManager:      true,
 		RefreshFraction:  defaultRefreshFraction,
 		NotifyTimeout:    defaultNotifyTimeout,
+
+		NotifySecretOverlap: defaultNotifySecretOverlap,
+		NotifyConcurrency:   defaultNotifyConcurrency,
+		NotifyMaxEvents:     defaultNotifyMaxEvents,
 	}
 }
 
@@ -117,6 +128,11 @@ func (c *configEntry) responseData() map[string]any {
 		"refresh_fraction":     c.RefreshFraction,
 		"notify_url":           c.NotifyURL,
 		"notify_timeout":       int64(c.NotifyTimeout.Seconds()),
+
+		"notify_secret_overlap":        int64(c.NotifySecretOverlap.Seconds()),
+		"notify_concurrency":           c.NotifyConcurrency,
+		"notify_max_events":            c.NotifyMaxEvents,
+		"notify_previous_secret_until": c.previousSecretUntil(time.Now()),
 	}
 }
 
@@ -158,7 +174,11 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: cfg.responseData()}, nil
+	resp := &logical.Response{Data: cfg.responseData()}
+	if w := cfg.oldFormSecretWarning(); w != "" {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -181,6 +201,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.notifier.poke() // a notify_url set again delivers what waited
 	resp := &logical.Response{Data: cfg.responseData()}
+	if w := cfg.oldFormSecretWarning(); w != "" {
+		resp.AddWarning(w)
+	}
 	if _, given := d.GetOk("error_health_mapping"); given {
 		for _, class := range cfg.errorClasses() {
 			if _, builtIn := defaultErrorHealth[class]; !builtIn {
@@ -220,14 +243,8 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData) error {
 	if v, ok := d.GetOk("refresh_fraction"); ok {
 		cfg.RefreshFraction = v.(float64)
 	}
-	if v, ok := d.GetOk("notify_url"); ok {
-		cfg.NotifyURL = v.(string)
-	}
-	if v, ok := d.GetOk("notify_secret"); ok {
-		cfg.NotifySecret = v.(string)
-	}
-	if v, ok := d.GetOk("notify_timeout"); ok {
-		cfg.NotifyTimeout = time.Duration(v.(int)) * time.Second
+	if err := applyNotifyFields(cfg, d); err != nil {
+		return err
 	}
 	if v, ok := d.GetOk("error_health_mapping"); ok {
 		m, err := parseErrorHealthMapping(v.(map[string]any))
@@ -300,18 +317,7 @@ func (c *configEntry) validate(mountMax time.Duration) error {
 	if !(c.RefreshFraction >= minRefreshFraction && c.RefreshFraction <= maxRefreshFraction) {
 		return fmt.Errorf("refresh_fraction must be between %v and %v; %v is not", minRefreshFraction, maxRefreshFraction, c.RefreshFraction)
 	}
-	if c.NotifyURL != "" {
-		if err := credential.CheckOutboundURL("notify_url", c.NotifyURL); err != nil {
-			return err
-		}
-		if c.NotifySecret == "" {
-			return errors.New("notify_secret is required when notify_url is set: deliveries are signed with it")
-		}
-	}
-	if c.NotifyTimeout < minNotifyTimeout || c.NotifyTimeout > maxNotifyTimeout {
-		return fmt.Errorf("notify_timeout must be between %s and %s; %s is not", minNotifyTimeout, maxNotifyTimeout, c.NotifyTimeout)
-	}
-	return nil
+	return c.validateNotify()
 }
 
 // getConfig returns the configuration in force, the defaults before any write. The answer is

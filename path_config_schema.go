@@ -46,13 +46,28 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"notify_secret": {
 		Type:         framework.TypeString,
-		Description:  "The key of the HMAC-SHA256 signature of every notification; required with notify_url. Write-only: never read back. Defaults to empty.",
+		Description:  "The Standard Webhooks signing secret: whsec_ followed by the standard base64 of 24 to 64 random bytes; required with notify_url. Write-only: never read back. A new value starts an overlap: the one it replaces keeps signing alongside for notify_secret_overlap. notify/rotate-secret makes one. Defaults to empty.",
 		DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 	},
 	"notify_timeout": {
 		Type:        framework.TypeDurationSecond,
 		Description: "How long one notification delivery may take, between 1s and 60s. Defaults to 10s.",
 		Default:     int(defaultNotifyTimeout.Seconds()),
+	},
+	"notify_secret_overlap": {
+		Type:        framework.TypeDurationSecond,
+		Description: "After notify_secret changes, how long the previous secret keeps signing alongside the new one (deliveries carry both signatures), between 0 and 720h. Lowering it shortens a running overlap (0 ends it now). Defaults to 24h.",
+		Default:     int(defaultNotifySecretOverlap.Seconds()),
+	},
+	"notify_concurrency": {
+		Type:        framework.TypeInt,
+		Description: "How many processes' events are delivered at once, between 1 and 32; each process's events go one at a time, in order. Defaults to 4.",
+		Default:     defaultNotifyConcurrency,
+	},
+	"notify_max_events": {
+		Type:        framework.TypeInt,
+		Description: "The most events the outbox holds, pending and dead, between 1 and 1,000,000. When full, the oldest dead event makes room; with none dead, a new event is not kept (the state change still happens); notify/status counts either loss under overflowed. Defaults to 100,000.",
+		Default:     defaultNotifyMaxEvents,
 	},
 }
 
@@ -66,6 +81,11 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	"refresh_fraction":     {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
 	"notify_url":           {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
 	"notify_timeout":       {Type: framework.TypeDurationSecond, Description: "The timeout of one delivery, in seconds.", Required: true},
+
+	"notify_secret_overlap":        {Type: framework.TypeDurationSecond, Description: "How long a replaced signing secret keeps signing, in seconds.", Required: true},
+	"notify_concurrency":           {Type: framework.TypeInt, Description: "How many processes' events are delivered at once.", Required: true},
+	"notify_max_events":            {Type: framework.TypeInt, Description: "The most events the outbox holds.", Required: true},
+	"notify_previous_secret_until": {Type: framework.TypeString, Description: "When the previous signing secret stops signing (RFC 3339); empty when none does.", Required: true},
 }
 
 const configHelpSynopsis = "Configure the engine: how processes keep credentials, global registries, TTLs, health mapping."

@@ -24,6 +24,11 @@ func TestConfigDefaults(t *testing.T) {
 		"refresh_fraction": 0.67,
 		"notify_url":       "",
 		"notify_timeout":   int64(10),
+
+		"notify_secret_overlap":        int64(86400),
+		"notify_concurrency":           4,
+		"notify_max_events":            100000,
+		"notify_previous_secret_until": "",
 	}
 	if !reflect.DeepEqual(resp.Data, want) {
 		t.Errorf("defaults\n got %#v\nwant %#v", resp.Data, want)
@@ -39,7 +44,7 @@ func TestConfigWrite(t *testing.T) {
 		"process_max_ttl":      "8760h",
 		"error_health_mapping": `{"forbidden": "broken", "quota": "running"}`,
 		"notify_url":           "https://tasks.example.com/hook",
-		"notify_secret":        "hmac-key",
+		"notify_secret":        hookSecret,
 	})
 	// A second write changes only what it gives.
 	resp := mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"task_manager": false})
@@ -97,7 +102,12 @@ func TestConfigRejects(t *testing.T) {
 		{"registry twice", map[string]any{"global_registries": "a,a"}, []string{"global_registries", "twice"}},
 		{"ttl over max", map[string]any{"process_ttl": "48h", "process_max_ttl": "24h"}, []string{"process_ttl", "process_max_ttl"}},
 		{"ttl zero", map[string]any{"process_ttl": 0}, []string{"process_ttl must be positive"}},
-		{"notify url", map[string]any{"notify_url": "tasks.example.com", "notify_secret": "k"}, []string{"notify_url must be an absolute https URL"}},
+		{"notify url", map[string]any{"notify_url": "tasks.example.com", "notify_secret": hookSecret}, []string{"notify_url must be an absolute https URL"}},
+		{"notify secret form", map[string]any{"notify_secret": "plain-hmac-key-42"}, []string{"notify_secret must be whsec_", "does not begin with whsec_"}},
+		{"notify secret size", map[string]any{"notify_secret": "whsec_c2hvcnQ="}, []string{"notify_secret must be whsec_", "24 to 64", "encodes 5 bytes"}},
+		{"notify overlap", map[string]any{"notify_secret_overlap": "1000h"}, []string{"notify_secret_overlap must be between 0 and 720h"}},
+		{"notify concurrency", map[string]any{"notify_concurrency": 0}, []string{"notify_concurrency must be between 1 and 32"}},
+		{"notify max events", map[string]any{"notify_max_events": 0}, []string{"notify_max_events must be between 1 and 1000000"}},
 		{"notify secret", map[string]any{"notify_url": "https://tasks.example.com"}, []string{"notify_secret is required"}},
 		{"notify timeout", map[string]any{"notify_timeout": "500ms"}, []string{"notify_timeout"}},
 	}

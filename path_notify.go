@@ -2,8 +2,12 @@ package pecreds
 
 import (
 	"context"
+	"crypto/rand"
+
 	"net/http"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/consts"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -20,12 +24,15 @@ func pathNotify(b *backend) []*framework.Path {
 				logical.ReadOperation: &framework.PathOperation{
 					Callback: b.pathNotifyStatus,
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"pending":            {Type: framework.TypeInt, Description: "Events waiting for delivery.", Required: true},
-						"delivered":          {Type: framework.TypeInt, Description: "Events delivered since the mount was created.", Required: true},
-						"dead":               {Type: framework.TypeInt, Description: "Events still undelivered after the limit (24h), kept until notify/retry.", Required: true},
-						"oldest_pending_age": {Type: framework.TypeInt, Description: "Seconds since the oldest pending event was made; 0 when none.", Required: true},
-						"last_error":         {Type: framework.TypeString, Description: "The last delivery failure.", Required: true},
-						"notify_url":         {Type: framework.TypeString, Description: "Where events go; empty when notifications are off.", Required: true},
+						"pending":             {Type: framework.TypeInt, Description: "Events waiting for delivery.", Required: true},
+						"delivered":           {Type: framework.TypeInt, Description: "Events delivered since the mount was created.", Required: true},
+						"dead":                {Type: framework.TypeInt, Description: "Events still undelivered after the limit (24h), kept until notify/retry.", Required: true},
+						"oldest_pending_age":  {Type: framework.TypeInt, Description: "Seconds since the oldest pending event was made; 0 when none.", Required: true},
+						"overflowed":          {Type: framework.TypeInt, Description: "Events lost to the bound (notify_max_events): new ones not kept, and dead ones dropped to make room. When it grows, reconcile by listing task/.", Required: true},
+						"last_error":          {Type: framework.TypeString, Description: "The last delivery failure, at last_error_time; a delivery since (last_delivered_time later) means it has passed.", Required: true},
+						"last_error_time":     {Type: framework.TypeString, Description: "When the last delivery failed (RFC 3339); empty when none has.", Required: true},
+						"last_delivered_time": {Type: framework.TypeString, Description: "When the last event was delivered (RFC 3339); empty when none has been.", Required: true},
+						"notify_url":          {Type: framework.TypeString, Description: "Where events go; empty when notifications are off.", Required: true},
 					}}}},
 				},
 			},
@@ -47,47 +54,82 @@ func pathNotify(b *backend) []*framework.Path {
 			HelpSynopsis:    "Queue the dead notifications for delivery again.",
 			HelpDescription: "Every dead event is queued again, with its id, in its place in its process's order; its dead limit counts from now.",
 		},
+		{
+			Pattern:        "notify/rotate-secret$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "rotate", OperationSuffix: "notify-secret"},
+			ExistenceCheck: actionExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: b.pathNotifyRotateSecret,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"notify_secret":         {Type: framework.TypeString, Description: "The new signing secret (whsec_...), answered this once: configure the receiver with it.", Required: true, DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+						"previous_secret_until": {Type: framework.TypeString, Description: "Until when the replaced secret keeps signing alongside (RFC 3339); empty when there was none or the overlap is 0.", Required: true},
+					}}}},
+				},
+			},
+			HelpSynopsis:    "Make a new webhook signing secret; the old one keeps signing for the overlap.",
+			HelpDescription: rotateSecretHelpDescription,
+		},
 	}
 }
 
 func (b *backend) pathNotifyStatus(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	events, err := loadOutbox(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
-	stats, err := b.notifier.getStats(ctx, req.Storage)
-	if err != nil {
-		return nil, err
+	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
+		return nil, logical.ErrPerfStandbyPleaseForward // the outbox index lives on the active node
 	}
 	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	c := outbox.Count(events)
+	x, err := b.notifier.loaded(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	c, stats := x.Counts(), b.notifier.currentStats()
 	age := int64(0)
 	if !c.OldestPending.IsZero() {
 		age = int64(time.Since(c.OldestPending).Seconds())
 	}
-	pending, dead := c.Pending, c.Dead
-	return &logical.Response{Data: map[string]any{
-		"pending": pending, "delivered": stats.Delivered, "dead": dead,
-		"oldest_pending_age": age, "last_error": stats.LastError, "notify_url": cfg.NotifyURL,
-	}}, nil
+	resp := &logical.Response{Data: map[string]any{
+		"pending": c.Pending, "delivered": stats.Delivered, "dead": c.Dead, "overflowed": stats.Overflowed,
+		"oldest_pending_age": age, "last_error": stats.LastError, "last_error_time": formatTime(stats.LastErrorTime),
+		"last_delivered_time": formatTime(stats.LastDelivered), "notify_url": cfg.NotifyURL,
+	}}
+	if w := cfg.oldFormSecretWarning(); w != "" {
+		resp.AddWarning(w)
+	}
+	return resp, nil
 }
 
 func (b *backend) pathNotifyRetry(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	events, err := loadOutbox(ctx, req.Storage)
+	requeued, err := b.notifier.retry(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	requeued := outbox.Retry(events, time.Now().UTC())
-	for _, ev := range requeued {
-		if err := putOutboxEvent(ctx, req.Storage, ev); err != nil {
-			return nil, err
-		}
+	return &logical.Response{Data: map[string]any{"requeued": requeued}}, nil
+}
+
+// pathNotifyRotateSecret makes a new signing secret and answers it, once; the one it replaces
+// keeps signing alongside for notify_secret_overlap.
+func (b *backend) pathNotifyRotateSecret(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	b.configLock.Lock()
+	defer b.configLock.Unlock()
+	current, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
 	}
-	b.notifier.poke()
-	return &logical.Response{Data: map[string]any{"requeued": len(requeued)}}, nil
+	secret, err := outbox.NewSecret(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	cfg := *current
+	now := time.Now()
+	cfg.setNotifySecret(secret, now)
+	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
+		return nil, err
+	}
+	b.Logger().Info("notify_secret rotated", "previous_secret_until", cfg.previousSecretUntil(now))
+	return &logical.Response{Data: map[string]any{"notify_secret": secret, "previous_secret_until": cfg.previousSecretUntil(now)}}, nil
 }
 
 const notifyHelpDescription = `
@@ -97,12 +139,30 @@ active node delivers it at least once, in order per process, as a JSON POST:
 
   {"id", "type", "time", "process_id", "task_id", "service", "owner", "owner_entity_id", "reason"}
 
-with the headers X-Pecreds-Event-Id (the same on every retry: drop duplicates by it) and
-X-Pecreds-Signature: sha256=<hex HMAC-SHA256 of the body under notify_secret>. A failed delivery
-(no connection, no answer within notify_timeout, or an answer that is not 2xx) is retried with
-backoff from 1s to 10m; an event still undelivered 24 hours after it was made is kept as dead
-until notify/retry. A process's later events wait while an earlier one is pending.
+signed per Standard Webhooks v1 (standardwebhooks.com), so the receiver verifies with any of its
+reference libraries: webhook-id (the event id, the same on every retry: drop duplicates by it),
+webhook-timestamp (Unix seconds of this attempt: reject one more than 5 minutes off) and
+webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> under notify_secret
+(whsec_...); during a rotation's overlap, two space-separated signatures, new and previous.
+
+A failed delivery (no connection, no answer within notify_timeout, or an answer that is not 2xx)
+is retried with backoff from 1s to 10m; an event still undelivered 24 hours after it was made is
+kept as dead until notify/retry. A process's later events wait while an earlier one is pending;
+up to notify_concurrency processes are served at once. The outbox holds at most
+notify_max_events: when full, the oldest dead event goes; with none dead a new event is not kept
+(the state change still happens); either loss is counted under overflowed. The Task Manager reconciles by
+listing task/ when it starts and when overflowed grows.
 
   $ vault read pecreds/notify/status
   $ vault write -f pecreds/notify/retry
+  $ vault write -f pecreds/notify/rotate-secret
+`
+
+const rotateSecretHelpDescription = `
+Makes a new Standard Webhooks signing secret (whsec_ + base64 of 32 random bytes), stores it as
+notify_secret and answers it this once. For notify_secret_overlap (24h) after, every delivery
+carries two signatures, new and previous, so the receiver verifies with either while it switches:
+configure the receiver with the new secret within the overlap.
+
+  $ vault write -f -field=notify_secret pecreds/notify/rotate-secret > whsec.txt
 `

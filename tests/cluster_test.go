@@ -333,8 +333,7 @@ func TestRaftHAFailover(t *testing.T) {
 		t.Fatalf("before fail-over the transient process resolves %v", got)
 	}
 	// The Task Manager is down: a process-broken and a task-created wait in the outbox.
-	rcv := startReceiver(t, "ha-webhook-key")
-	rememberSecrets("ha-webhook-key")
+	rcv := startReceiver(t, webhookSecret("ha-webhook-key"))
 	rcv.setFailing(true)
 	mustWriteOn(t, cl, "pecreds/config", map[string]any{"notify_url": rcv.url, "notify_secret": rcv.secret})
 	mustWriteOn(t, cl, "pecreds/process/persistent/report", map[string]any{"service": "self", "error": "auth_failed"})
@@ -433,8 +432,7 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 	}})
 	lease := mustWriteOn(t, n.client, "pecreds/process/p", map[string]any{"definition": "orders", "current": userCurrent(t, "rex")})
 	// The Task Manager is down across the restart: two events wait in the outbox.
-	rcv := startReceiver(t, "restart-webhook-key")
-	rememberSecrets("restart-webhook-key")
+	rcv := startReceiver(t, webhookSecret("restart-webhook-key"))
 	rcv.setFailing(true)
 	mustWriteOn(t, n.client, "pecreds/config", map[string]any{"notify_url": rcv.url, "notify_secret": rcv.secret})
 	mustWriteOn(t, n.client, "pecreds/process/q", map[string]any{"definition": "orders", "current": userCurrent(t, "rex")})

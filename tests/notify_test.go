@@ -1,29 +1,43 @@
 package tests
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
 // notifyDeadAfter is the shortened dead limit the test server's plugin registration sets
 // (PECREDS_NOTIFY_DEAD_AFTER); production keeps 24 hours.
 const notifyDeadAfter = 8 * time.Second
 
-// receiver is a Task Manager webhook on loopback: it verifies signatures, records what it
-// receives, and can be told to fail.
+// webhookSecret is a Standard Webhooks signing secret (whsec_ + base64 of 32 bytes) made from a
+// label, remembered for the server-log check.
+func webhookSecret(label string) string {
+	key := sha256.Sum256([]byte(label))
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key[:])
+	rememberSecrets(secret)
+	return secret
+}
+
+// receiver is a Task Manager webhook on loopback, as a Task Manager would build it: it verifies
+// every delivery with the Standard Webhooks reference library (timestamp tolerance included),
+// records what it receives, and can be told to fail.
 type receiver struct {
-	url    string
-	secret string
-	srv    *http.Server
+	url      string
+	secret   string
+	verifier *standardwebhooks.Webhook
+	srv      *http.Server
 
 	mu       sync.Mutex
 	failing  bool
@@ -33,9 +47,11 @@ type receiver struct {
 }
 
 type received struct {
-	ID   string
-	Body map[string]any
-	Raw  string
+	ID        string
+	Timestamp string
+	Signature string
+	Body      map[string]any
+	Raw       string
 }
 
 func startReceiver(t *testing.T, secret string) *receiver {
@@ -44,7 +60,11 @@ func startReceiver(t *testing.T, secret string) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &receiver{url: "http://" + l.Addr().String() + "/hooks/pecreds", secret: secret}
+	wh, err := standardwebhooks.NewWebhook(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &receiver{url: "http://" + l.Addr().String() + "/hooks/pecreds", secret: secret, verifier: wh}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = r.srv.Serve(l) }()
 	t.Cleanup(func() { _ = r.srv.Close() })
@@ -53,9 +73,7 @@ func startReceiver(t *testing.T, secret string) *receiver {
 
 func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	raw, _ := io.ReadAll(req.Body)
-	mac := hmac.New(sha256.New, []byte(r.secret))
-	mac.Write(raw)
-	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	verifyErr := r.verifier.Verify(raw, req.Header)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.attempts++
@@ -63,14 +81,15 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	if !hmac.Equal([]byte(req.Header.Get("X-Pecreds-Signature")), []byte(want)) {
+	if verifyErr != nil {
 		r.badSigs++
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}
 	var body map[string]any
 	_ = json.Unmarshal(raw, &body)
-	r.received = append(r.received, received{ID: req.Header.Get("X-Pecreds-Event-Id"), Body: body, Raw: string(raw)})
+	r.received = append(r.received, received{ID: req.Header.Get("webhook-id"), Timestamp: req.Header.Get("webhook-timestamp"),
+		Signature: req.Header.Get("webhook-signature"), Body: body, Raw: string(raw)})
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -116,8 +135,7 @@ func types(rs []received) []string {
 func notifyMount(t *testing.T) (string, *receiver) {
 	t.Helper()
 	mount := newMount(t)
-	r := startReceiver(t, "webhook-hmac-key-9")
-	rememberSecrets("webhook-hmac-key-9")
+	r := startReceiver(t, webhookSecret("webhook-hmac-key-9"))
 	write(t, mount+"/config", map[string]any{"notify_url": r.url, "notify_secret": r.secret, "notify_timeout": "2s"})
 	write(t, mount+"/registry/orders", map[string]any{"services": []map[string]any{
 		{"name": "crm", "credentials": []map[string]any{{"type": "current"}}},
@@ -283,4 +301,125 @@ func TestNotifyDeadEventsAndRetry(t *testing.T) {
 
 	_, err := env.client.Logical().Write(mount+"/config", map[string]any{"notify_url": "not a url"})
 	badRequest(t, err, "notify_url must be an absolute https URL")
+}
+
+// Every delivery verifies with the Standard Webhooks reference library; each attempt carries its
+// own timestamp, and the same webhook-id on every retry.
+func TestNotifyStandardWebhooksHeadersPerAttempt(t *testing.T) {
+	mount, r := notifyMount(t)
+	r.setFailing(true)
+	breakProcess(t, mount, "sw")
+	// Two failed attempts (1 s apart by the backoff), then the receiver is back for the third.
+	waitFor(t, 20*time.Second, func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.attempts >= 2 })
+	r.setFailing(false)
+	got := r.waitFor(t, 2, 20*time.Second)
+	if r.badSigs != 0 {
+		t.Errorf("%d deliveries did not verify", r.badSigs)
+	}
+	first := got[0]
+	if first.Body["id"] != first.ID || !strings.HasPrefix(first.Signature, "v1,") || strings.Contains(first.Signature, " ") {
+		t.Errorf("headers: id %q, body id %v, signature %q", first.ID, first.Body["id"], first.Signature)
+	}
+	ts, err := strconv.ParseInt(first.Timestamp, 10, 64)
+	made, _ := time.Parse(time.RFC3339Nano, first.Body["time"].(string))
+	if err != nil || ts <= made.Unix() {
+		t.Errorf("the timestamp %q is not the retried attempt's own (the event was made at %s)", first.Timestamp, made)
+	}
+}
+
+// A rotation answers the new secret once; deliveries during the overlap verify with the old and
+// with the new secret, so the receiver switches without a gap. A malformed secret is a 400 that
+// never echoes it.
+func TestNotifySecretRotationWithoutAGap(t *testing.T) {
+	mount, old := notifyMount(t)
+	out := mustCLI(t, "write", "-f", "-format=json", mount+"/notify/rotate-secret")
+	var rotated struct {
+		Data struct {
+			Secret string `json:"notify_secret"`
+			Until  string `json:"previous_secret_until"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &rotated); err != nil || !strings.HasPrefix(rotated.Data.Secret, "whsec_") || rotated.Data.Until == "" {
+		t.Fatalf("rotate answered %s", out)
+	}
+	rememberSecrets(rotated.Data.Secret)
+	if cfg := mustCLI(t, "read", "-format=json", mount+"/config"); strings.Contains(cfg, rotated.Data.Secret) {
+		t.Error("config read shows the new secret")
+	}
+	breakProcess(t, mount, "rot")
+	fromOld := old.waitFor(t, 2, 20*time.Second)
+	newVerifier, err := standardwebhooks.NewWebhook(rotated.Data.Secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range fromOld {
+		h := http.Header{}
+		h.Set("webhook-id", e.ID)
+		h.Set("webhook-timestamp", e.Timestamp)
+		h.Set("webhook-signature", e.Signature)
+		if err := newVerifier.Verify([]byte(e.Raw), h); err != nil {
+			t.Errorf("a delivery during the overlap does not verify under the new secret: %v", err)
+		}
+	}
+
+	// The receiver switches to the new secret: deliveries verify there too.
+	switched := startReceiver(t, rotated.Data.Secret)
+	write(t, mount+"/config", map[string]any{"notify_url": switched.url})
+	write(t, mount+"/process/rot/report", map[string]any{"service": "crm", "error": "forbidden"}) // task-cancelled
+	switched.waitFor(t, 1, 20*time.Second)
+	if switched.badSigs != 0 {
+		t.Errorf("%d deliveries failed under the new secret", switched.badSigs)
+	}
+
+	const bad = "not-a-standard-webhooks-secret-77"
+	rememberSecrets(bad)
+	_, err = env.client.Logical().Write(mount+"/config", map[string]any{"notify_secret": bad})
+	if msg := badRequest(t, err, "notify_secret must be whsec_"); strings.Contains(msg, bad) {
+		t.Errorf("the 400 echoes the secret: %s", msg)
+	}
+}
+
+// The receiver down with 2,000 events pending, then back: every one is delivered, each process's
+// in order, and status counts them.
+func TestNotifyOutageWithTwoThousandPending(t *testing.T) {
+	mount, r := notifyMount(t)
+	r.setFailing(true)
+	const processes = 400 // five events each: process-broken, task-created, task-cancelled, ...
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := 0; i < processes; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(id string) {
+			defer func() { <-sem; wg.Done() }()
+			task := breakProcess(t, mount, id)
+			write(t, mount+"/task/"+task+"/complete-on-behalf", map[string]any{"credentials": userCurrent(t, "nia")})
+			write(t, mount+"/process/"+id+"/report", map[string]any{"service": "crm", "error": "auth_failed"})
+		}(fmt.Sprintf("o%03d", i))
+	}
+	wg.Wait()
+	status := read(t, mount+"/notify/status").Data
+	if status["pending"] != json.Number("2000") {
+		t.Fatalf("status with the receiver down: %v", status)
+	}
+	r.setFailing(false)
+	got := r.waitFor(t, 2000, 120*time.Second)
+	perProcess := map[string][]string{}
+	for _, e := range distinctInOrder(got) {
+		pid := e.Body["process_id"].(string)
+		perProcess[pid] = append(perProcess[pid], e.Body["type"].(string))
+	}
+	want := "process-broken task-created task-completed process-broken task-created"
+	for pid, seq := range perProcess {
+		if strings.Join(seq, " ") != want {
+			t.Errorf("%s: %v", pid, seq)
+		}
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		status = read(t, mount+"/notify/status").Data
+		return status["pending"] == json.Number("0") && status["delivered"] == json.Number("2000")
+	})
+	if status["last_delivered_time"] == "" || status["last_error_time"] == "" || status["overflowed"] != json.Number("0") {
+		t.Errorf("status after the outage: %v", status)
+	}
 }

@@ -76,6 +76,11 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 		"refresh_fraction": json.Number("0.67"),
 		"notify_url":       "",
 		"notify_timeout":   json.Number("10"),
+
+		"notify_secret_overlap":        json.Number("86400"),
+		"notify_concurrency":           json.Number("4"),
+		"notify_max_events":            json.Number("100000"),
+		"notify_previous_secret_until": "",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults before any write\n got %#v\nwant %#v", cfg, want)
@@ -84,10 +89,9 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 	// What an operator types: seconds or Go durations, a comma list, JSON text for the mapping.
 	mustCLI(t, "write", mount+"/config", "keep_credentials=transient", "global_registries=common,partners",
 		"process_ttl=48h", `error_health_mapping={"forbidden":"broken"}`, "notify_url=https://tasks.example.com/hook",
-		"notify_secret=cli-notify-secret-1")
-	rememberSecrets("cli-notify-secret-1")
+		"notify_secret="+webhookSecret("cli-notify-secret-1"))
 	out := mustCLI(t, "read", "-format=json", mount+"/config")
-	if strings.Contains(out, "cli-notify-secret-1") {
+	if strings.Contains(out, webhookSecret("cli-notify-secret-1")) {
 		t.Error("config read shows notify_secret")
 	}
 	var got struct {

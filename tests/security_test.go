@@ -48,7 +48,7 @@ func (r *recorder) requests() []string {
 // reflectHeaders answers a 401 that carries the request's headers everywhere an answer can: the reason
 // phrase, a non-standard error code, error_description and the body.
 func reflectHeaders(w http.ResponseWriter, r *http.Request) {
-	echo := r.Header.Get("Authorization") + " " + r.Header.Get("X-Pecreds-Signature")
+	echo := r.Header.Get("Authorization") + " " + r.Header.Get("webhook-signature")
 	body := fmt.Sprintf(`{"error": %q, "error_description": %q, "echo": %q}`, echo, echo, echo)
 	conn, buf, err := w.(http.Hijacker).Hijack()
 	if err != nil {
@@ -164,7 +164,7 @@ func TestAttackOutboundURLs(t *testing.T) {
 		"https://tasks.example.com/hook?token=q-secret":     "notify_url must not carry a query",
 		"http://tasks.example.com/hook":                     "plain http is allowed only to a loopback host",
 	} {
-		_, err := env.client.Logical().Write(m+"/config", map[string]any{"notify_url": u, "notify_secret": "k"})
+		_, err := env.client.Logical().Write(m+"/config", map[string]any{"notify_url": u, "notify_secret": webhookSecret("k")})
 		badRequest(t, err, want)
 	}
 	// A URL that passes the syntax rule but names a link-local address: refused at dial time.
@@ -194,8 +194,7 @@ func TestAttackReflectingEndpoints(t *testing.T) {
 	}
 
 	// The webhook receiver: a reflected signature never shows in notify/status.
-	rememberSecrets("reflected-notify-key")
-	write(t, m+"/config", map[string]any{"notify_url": mirror.URL + "/hook", "notify_secret": "reflected-notify-key"})
+	write(t, m+"/config", map[string]any{"notify_url": mirror.URL + "/hook", "notify_secret": webhookSecret("reflected-notify-key")})
 	write(t, m+"/registry/orders", map[string]any{"services": []map[string]any{{"name": "crm", "credentials": []map[string]any{{"type": "current"}}}}})
 	breakProcess(t, m, "p1")
 	var status map[string]any

@@ -1,16 +1,16 @@
 // Package outbox is the Task Manager's outbox without storage or network of its own: the event
-// model, the signature, and delivery — due events posted at least once, in order per process,
-// backing off, kept as dead past a limit — through a Store and a Poster it is given, at the time
-// it is told. So the whole of delivery is unit-tested with a fake store, poster and clock.
+// model, the Standard Webhooks signature, an in-memory index of what waits, and delivery — due
+// events posted at least once, in order per process, several processes at once, backing off,
+// kept as dead past a limit — through a Store and a Poster it is given, at the time it is told.
+// So the whole of delivery is unit-tested with a fake store, poster and clock.
 package outbox
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -53,13 +53,6 @@ func (e *Event) Body() ([]byte, error) {
 	})
 }
 
-// Sign is the X-Pecreds-Signature header: sha256=<hex HMAC-SHA256 of the body>.
-func Sign(body []byte, secret string) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
 // Backoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
 func Backoff(n int) time.Duration {
 	d := MinBackoff
@@ -71,8 +64,8 @@ func Backoff(n int) time.Duration {
 
 // Store is the outbox's storage.
 type Store interface {
-	// Events answers every event in the outbox, pending and dead, in sequence order.
-	Events(ctx context.Context) ([]*Event, error)
+	// Load reads an event; nil when it is gone.
+	Load(ctx context.Context, seq uint64) (*Event, error)
 	// Delivered removes a delivered event (and counts it).
 	Delivered(ctx context.Context, ev *Event) error
 	// Failed stores an event after a failed attempt, with its new schedule.
@@ -82,86 +75,151 @@ type Store interface {
 }
 
 // Poster delivers one event. Its error says why in words fit for notify/status: never what the
-// receiver answered but its status.
+// receiver answered but its status. ErrPaused says delivery cannot go on now (switched off, or
+// nothing to sign with): no attempt is counted and the pass stops.
 type Poster interface {
 	Post(ctx context.Context, ev *Event) error
 }
 
-// Deliverer posts what is due.
+// ErrPaused: delivery is switched off or cannot be signed; events wait, kept, unattempted.
+var ErrPaused = errors.New("delivery is paused")
+
+// Deliverer posts what is due, from the index, through the store and the poster.
 type Deliverer struct {
+	Index     *Index
 	Store     Store
 	Poster    Poster
 	Now       func() time.Time
 	DeadAfter time.Duration
+	// Concurrency is how many processes' events are delivered at once (at least 1); each
+	// process's events go one at a time, in order.
+	Concurrency int
 	// Dying is told of an event that just became dead.
 	Dying func(ev *Event, err error)
 }
 
 // DeliverDue delivers the events due at Now, in order per process: a process's later events wait
-// while an earlier one is pending, and behind a dead one until it is retried. It answers when to
-// look again (zero: nothing pending).
+// while an earlier one is pending, and behind a dead one until it is retried. Up to Concurrency
+// processes are served at once, each until its next event is not due. It answers when to look
+// again (zero: nothing is waiting for a time).
 func (d *Deliverer) DeliverDue(ctx context.Context) (time.Time, error) {
-	events, err := d.Store.Events(ctx)
-	if err != nil {
-		return time.Time{}, err
-	}
-	var next time.Time
-	later := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
-			next = t
+	plan := d.Index.Plan(d.Now())
+	for _, pid := range plan.Blocked {
+		if err := d.holdOverdue(ctx, pid); err != nil {
+			return time.Time{}, err
 		}
 	}
-	blocked := map[string]bool{}
-	deadBefore := map[string]bool{} // a process with a dead event: the later ones wait for a retry
-	for _, ev := range events {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		paused   bool
+		next     = plan.Next
+	)
+	slots := make(chan struct{}, max(d.Concurrency, 1))
+	for _, pid := range plan.Due {
+		if ctx.Err() != nil {
+			break
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			at, err := d.drain(ctx, pid)
+			mu.Lock()
+			defer mu.Unlock()
+			if errors.Is(err, ErrPaused) {
+				paused = true
+				stop() // the other workers end their current delivery, unattempted
+				return
+			}
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+				next = at
+			}
+		}()
+	}
+	wg.Wait()
+	if paused || ctx.Err() != nil {
+		return time.Time{}, nil // a config change pokes the loop
+	}
+	return next, firstErr
+}
+
+// PerProcessPerPass bounds how many events of one process a pass delivers, so that a process
+// with many waiting never holds up the next pass (where other processes' new events are).
+const PerProcessPerPass = 16
+
+// drain delivers a process's events while its first is due, up to PerProcessPerPass; it answers
+// when its first falls due again (zero: delivered all, or dead).
+func (d *Deliverer) drain(ctx context.Context, pid string) (time.Time, error) {
+	for sent := 0; ctx.Err() == nil; sent++ {
+		head, ok := d.Index.Head(pid)
 		switch {
-		case ev.Dead:
-			blocked[ev.ProcessID], deadBefore[ev.ProcessID] = true, true
-			continue
-		case blocked[ev.ProcessID] && deadBefore[ev.ProcessID] && d.Now().Sub(ev.Since) >= d.DeadAfter:
-			// Held behind a dead event past its own limit: dead too, never tried out of order.
-			ev.Dead = true
-			if ev.LastError == "" {
-				ev.LastError = "an earlier event of its process is dead"
-			}
-			if err := d.Store.Held(ctx, ev); err != nil {
-				return time.Time{}, err
-			}
-			continue
-		case blocked[ev.ProcessID]:
-			continue
-		case ev.NextAttempt.After(d.Now()):
-			blocked[ev.ProcessID] = true
-			later(ev.NextAttempt)
-			continue
-		case ctx.Err() != nil:
+		case !ok:
 			return time.Time{}, nil
+		case head.Dead:
+			return time.Time{}, d.holdOverdue(ctx, pid)
+		case head.NextAttempt.After(d.Now()):
+			return head.NextAttempt, nil
+		case sent == PerProcessPerPass:
+			return d.Now(), nil // more are due: the next pass goes on at once
 		}
-		delivered, err := d.deliverOne(ctx, ev)
+		ev, err := d.Store.Load(ctx, head.Seq)
 		if err != nil {
 			return time.Time{}, err
 		}
-		if !delivered {
-			blocked[ev.ProcessID] = true
-			if ev.Dead {
-				deadBefore[ev.ProcessID] = true
-			} else {
-				later(ev.NextAttempt)
-			}
+		if ev == nil { // gone from storage (evicted meanwhile): nothing to deliver
+			d.Index.Remove(pid, head.Seq)
+			continue
+		}
+		if err := d.deliverOne(ctx, ev); err != nil {
+			return time.Time{}, err
 		}
 	}
-	return next, nil
+	return time.Time{}, nil
+}
+
+// holdOverdue marks dead, without an attempt, a process's events that waited behind its dead
+// first event past their own limit.
+func (d *Deliverer) holdOverdue(ctx context.Context, pid string) error {
+	for _, e := range d.Index.Overdue(pid, d.Now(), d.DeadAfter) {
+		ev, err := d.Store.Load(ctx, e.Seq)
+		if err != nil || ev == nil {
+			return err
+		}
+		ev.Dead = true
+		if ev.LastError == "" {
+			ev.LastError = "an earlier event of its process is dead"
+		}
+		if err := d.Store.Held(ctx, ev); err != nil {
+			return err
+		}
+		d.Index.Update(ev.Entry())
+	}
+	return nil
 }
 
 // deliverOne posts one event: delivered, it leaves the outbox; failed, it backs off, and past
 // the dead limit it is kept as dead.
-func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) (bool, error) {
+func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) error {
 	postErr := d.Poster.Post(ctx, ev)
+	if errors.Is(postErr, ErrPaused) {
+		return postErr
+	}
 	if ctx.Err() != nil {
-		return false, nil // stopping: an interrupted delivery is not an attempt
+		return nil // stopping: an interrupted delivery is not an attempt
 	}
 	if postErr == nil {
-		return true, d.Store.Delivered(ctx, ev)
+		if err := d.Store.Delivered(ctx, ev); err != nil {
+			return err
+		}
+		d.Index.Remove(ev.ProcessID, ev.Seq)
+		return nil
 	}
 	now := d.Now().UTC()
 	ev.Attempts++
@@ -173,42 +231,17 @@ func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) (bool, error) {
 			d.Dying(ev, postErr)
 		}
 	}
-	return false, d.Store.Failed(ctx, ev)
-}
-
-// Retry queues every dead event again, with its id, in its place in its process's order; its
-// dead limit counts from now. It answers the events to store.
-func Retry(events []*Event, now time.Time) []*Event {
-	var requeued []*Event
-	for _, ev := range events {
-		if ev.Dead {
-			ev.Dead, ev.Attempts, ev.NextAttempt, ev.Since = false, 0, now, now
-			requeued = append(requeued, ev)
-		}
+	if err := d.Store.Failed(ctx, ev); err != nil {
+		return err
 	}
-	return requeued
+	d.Index.Update(ev.Entry())
+	return nil
 }
 
-// Counts is what notify/status shows of the outbox itself.
-type Counts struct {
-	Pending, Dead int
-	OldestPending time.Time
-}
-
-// Count counts the events.
-func Count(events []*Event) Counts {
-	var c Counts
-	for _, ev := range events {
-		if ev.Dead {
-			c.Dead++
-			continue
-		}
-		c.Pending++
-		if c.OldestPending.IsZero() || ev.Time.Before(c.OldestPending) {
-			c.OldestPending = ev.Time
-		}
-	}
-	return c
+// Retry queues a dead event again, with its id, in its place in its process's order; its dead
+// limit counts from now.
+func Retry(ev *Event, now time.Time) {
+	ev.Dead, ev.Attempts, ev.NextAttempt, ev.Since = false, 0, now, now
 }
 
 // Key is an event's storage key under prefix: zero-padded, so lexical order is sequence order.

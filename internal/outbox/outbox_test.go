@@ -2,41 +2,44 @@ package outbox
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // memStore is an outbox in memory.
 type memStore struct {
+	mu        sync.Mutex
 	events    map[uint64]*Event
 	delivered []string // ids, in delivery order
 	failures  []string // ids of failed attempts, in order: what notify/status's last_error follows
 }
 
-func (m *memStore) Events(context.Context) ([]*Event, error) {
-	out := make([]*Event, 0, len(m.events))
-	for _, ev := range m.events {
-		c := *ev
-		out = append(out, &c)
+func (m *memStore) Load(_ context.Context, seq uint64) (*Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ev, ok := m.events[seq]
+	if !ok {
+		return nil, nil
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out, nil
+	c := *ev
+	return &c, nil
 }
 
 func (m *memStore) Delivered(_ context.Context, ev *Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.events, ev.Seq)
 	m.delivered = append(m.delivered, ev.ID)
 	return nil
 }
 
 func (m *memStore) Failed(_ context.Context, ev *Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	c := *ev
 	m.events[ev.Seq] = &c
 	m.failures = append(m.failures, ev.ID)
@@ -44,6 +47,8 @@ func (m *memStore) Failed(_ context.Context, ev *Event) error {
 }
 
 func (m *memStore) Held(_ context.Context, ev *Event) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	c := *ev
 	m.events[ev.Seq] = &c
 	return nil
@@ -51,12 +56,15 @@ func (m *memStore) Held(_ context.Context, ev *Event) error {
 
 // poster fails the processes it is told to, and records every attempt.
 type poster struct {
+	mu       sync.Mutex
 	failing  map[string]bool
 	attempts []string
 	cancel   context.CancelFunc // when set, an attempt cancels the context (a stopping plugin)
 }
 
 func (p *poster) Post(_ context.Context, ev *Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.attempts = append(p.attempts, ev.ID)
 	if p.cancel != nil {
 		p.cancel()
@@ -73,6 +81,15 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
+// indexOf indexes what the store holds, as the plugin does when it starts.
+func indexOf(m *memStore) *Index {
+	var entries []Entry
+	for _, ev := range m.events {
+		entries = append(entries, ev.Entry())
+	}
+	return NewIndex(entries)
+}
+
 func setup(ids ...string) (*memStore, *poster, *clock, *Deliverer, *[]string) {
 	c := &clock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
 	store := &memStore{events: map[uint64]*Event{}}
@@ -81,7 +98,8 @@ func setup(ids ...string) (*memStore, *poster, *clock, *Deliverer, *[]string) {
 	}
 	p := &poster{failing: map[string]bool{}}
 	var dying []string
-	d := &Deliverer{Store: store, Poster: p, Now: c.now, DeadAfter: DeadAfter, Dying: func(ev *Event, _ error) { dying = append(dying, ev.ID) }}
+	d := &Deliverer{Index: indexOf(store), Store: store, Poster: p, Now: c.now, DeadAfter: DeadAfter, Concurrency: 1,
+		Dying: func(ev *Event, _ error) { dying = append(dying, ev.ID) }}
 	return store, p, c, d, &dying
 }
 
@@ -173,9 +191,11 @@ func TestDeadAfterTheLimitHoldsItsProcessUntilRetried(t *testing.T) {
 		t.Errorf("delivered %v", store.delivered)
 	}
 	// Retried: in its place, its limit counted from now.
-	events, _ := store.Events(context.Background())
-	for _, ev := range Retry(events, c.t) {
-		_ = store.Failed(context.Background(), ev)
+	for _, e := range d.Index.Dead() {
+		ev, _ := store.Load(context.Background(), e.Seq)
+		Retry(ev, c.t)
+		_ = store.Held(context.Background(), ev)
+		d.Index.Update(ev.Entry())
 	}
 	if store.events[1].Dead || store.events[2].Dead || store.events[1].Since != c.t || store.events[1].Attempts != 0 {
 		t.Errorf("after retry %+v %+v", store.events[1], store.events[2])
@@ -198,7 +218,7 @@ func TestInterruptedDeliveryIsNoAttempt(t *testing.T) {
 	}
 }
 
-func TestBodySignatureAndCounts(t *testing.T) {
+func TestBodyAndKey(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	ev := &Event{Seq: 7, ID: "e", Type: "task-created", Time: t0, ProcessID: "p", TaskID: "t", LastError: "internal", Attempts: 3}
 	body, err := ev.Body()
@@ -209,15 +229,6 @@ func TestBodySignatureAndCounts(t *testing.T) {
 	_ = json.Unmarshal(body, &fields)
 	if len(fields) != 9 || fields["time"] != "2026-11-29T12:00:00Z" || fields["last_error"] != nil {
 		t.Errorf("body %s", body)
-	}
-	mac := hmac.New(sha256.New, []byte("k"))
-	mac.Write(body)
-	if Sign(body, "k") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
-		t.Error("signature")
-	}
-	c := Count([]*Event{{Time: t0.Add(time.Minute)}, {Time: t0}, {Dead: true, Time: t0.Add(-time.Hour)}})
-	if c.Pending != 2 || c.Dead != 1 || c.OldestPending != t0 {
-		t.Errorf("counts %+v", c)
 	}
 	if Key("outbox/", 42) != "outbox/00000000000000000042" {
 		t.Error(Key("outbox/", 42))

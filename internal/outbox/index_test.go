@@ -1,0 +1,201 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+)
+
+// gatePoster holds every post until `width` are in flight at once (or a deadline passes), and
+// records the most seen together and the order per process.
+type gatePoster struct {
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	order    map[string][]string
+	width    int
+	arrived  chan struct{}
+	once     sync.Once
+}
+
+func (g *gatePoster) Post(_ context.Context, ev *Event) error {
+	g.mu.Lock()
+	g.inFlight++
+	g.most = max(g.most, g.inFlight)
+	g.order[ev.ProcessID] = append(g.order[ev.ProcessID], ev.ID)
+	full := g.inFlight >= g.width
+	g.mu.Unlock()
+	if full {
+		g.once.Do(func() { close(g.arrived) })
+	} else {
+		select {
+		case <-g.arrived:
+		case <-time.After(2 * time.Second): // only when concurrency is below width: the test fails
+		}
+	}
+	g.mu.Lock()
+	g.inFlight--
+	g.mu.Unlock()
+	return nil
+}
+
+func TestDeliveriesToDifferentProcessesRunConcurrentlyInOrderEach(t *testing.T) {
+	var ids []string
+	for n := 1; n <= 3; n++ {
+		for _, p := range "abcd" {
+			ids = append(ids, fmt.Sprintf("%c%d", p, n))
+		}
+	}
+	store, _, _, d, _ := setup(ids...)
+	g := &gatePoster{order: map[string][]string{}, width: 4, arrived: make(chan struct{})}
+	d.Poster, d.Concurrency = g, 4
+	if _, err := d.DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g.most != 4 {
+		t.Errorf("at most %d deliveries at once, want 4", g.most)
+	}
+	for _, p := range "abcd" {
+		want := fmt.Sprintf("%c1 %c2 %c3", p, p, p)
+		if got := strings.Join(g.order[string(p)], " "); got != want {
+			t.Errorf("process %c: %q, want %q", p, got, want)
+		}
+	}
+	if len(store.events) != 0 || d.Index.Len() != 0 {
+		t.Errorf("left %d in storage, %d indexed", len(store.events), d.Index.Len())
+	}
+}
+
+func TestIndexCountsAndEviction(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	x := NewIndex([]Entry{
+		{Seq: 5, ProcessID: "b", Time: t0.Add(5 * time.Minute)},
+		{Seq: 2, ProcessID: "a", Time: t0.Add(2 * time.Minute), Dead: true},
+		{Seq: 3, ProcessID: "a", Time: t0.Add(3 * time.Minute)},
+		{Seq: 4, ProcessID: "c", Time: t0.Add(4 * time.Minute), Dead: true},
+	})
+	if x.NextSeq() != 6 {
+		t.Error("sequence numbers must continue after the highest stored")
+	}
+	c := x.Counts()
+	if x.Len() != 4 || c.Pending != 2 || c.Dead != 2 || !c.OldestPending.Equal(t0.Add(3*time.Minute)) {
+		t.Errorf("counts %+v, len %d", c, x.Len())
+	}
+	if e, ok := x.OldestDead(); !ok || e.Seq != 2 {
+		t.Errorf("oldest dead %+v", e)
+	}
+	x.Remove("a", 2)
+	if e, _ := x.OldestDead(); e.Seq != 4 {
+		t.Errorf("after eviction, oldest dead %+v", e)
+	}
+	if h, _ := x.Head("a"); h.Seq != 3 {
+		t.Errorf("a's head after eviction: %+v", h)
+	}
+	plan := x.Plan(t0)
+	if strings.Join(plan.Due, ",") != "a,b" || strings.Join(plan.Blocked, ",") != "c" {
+		t.Errorf("plan %+v", plan)
+	}
+	x.Remove("c", 4)
+	x.Add(Entry{Seq: x.NextSeq(), ProcessID: "b", Time: t0})
+	if q := x.queues["b"]; len(q) != 2 || q[1].Seq != 7 {
+		t.Errorf("b's queue %+v", q)
+	}
+	if _, ok := x.OldestDead(); ok || x.Counts().Dead != 0 {
+		t.Error("no dead event is left")
+	}
+}
+
+// The signature verifies with the Standard Webhooks reference library, under either key of a
+// rotation's overlap; a tampered body, id or timestamp does not.
+func TestSignatureVerifiesWithTheReferenceLibrary(t *testing.T) {
+	newSecret, err := NewSecret(bytes.NewReader(bytes.Repeat([]byte{7}, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSecret := SecretPrefix + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	newKey, err1 := ParseSecret("notify_secret", newSecret)
+	oldKey, err2 := ParseSecret("notify_secret", oldSecret)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	body := []byte(`{"id":"msg_1","type":"task-created"}`)
+	at := time.Now()
+	headers := http.Header{}
+	headers.Set(HeaderID, "msg_1")
+	headers.Set(HeaderTimestamp, fmt.Sprint(at.Unix()))
+	headers.Set(HeaderSignature, Sign("msg_1", at, body, newKey, oldKey))
+	if n := strings.Count(headers.Get(HeaderSignature), "v1,"); n != 2 {
+		t.Fatalf("%d signatures", n)
+	}
+	for _, secret := range []string{newSecret, oldSecret} {
+		wh, err := standardwebhooks.NewWebhook(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := wh.Verify(body, headers); err != nil {
+			t.Errorf("does not verify: %v", err)
+		}
+		if err := wh.Verify([]byte(`{"id":"msg_1","type":"task-cancelled"}`), headers); err == nil {
+			t.Error("a tampered body verifies")
+		}
+		for _, h := range []struct{ name, value string }{{HeaderID, "msg_2"}, {HeaderTimestamp, fmt.Sprint(at.Unix() - 1)}} {
+			tampered := headers.Clone()
+			tampered.Set(h.name, h.value)
+			if wh.Verify(body, tampered) == nil {
+				t.Errorf("a changed %s verifies", h.name)
+			}
+		}
+	}
+	stranger, _ := standardwebhooks.NewWebhook(SecretPrefix + "c3RyYW5nZXItc3RyYW5nZXItc3RyYW5nZXI=")
+	if stranger.Verify(body, headers) == nil {
+		t.Error("another secret verifies")
+	}
+}
+
+func TestParseSecretNamesTheRuleNeverTheValue(t *testing.T) {
+	cases := map[string]string{
+		"plain-old-hmac-key-9":                "does not begin with whsec_",
+		"whsec_not*base64!":                   "not base64",
+		"whsec_c2hvcnQ=":                      "encodes 5 bytes",
+		"whsec_" + strings.Repeat("QUFB", 30): "encodes 90 bytes",
+	}
+	for secret, why := range cases {
+		_, err := ParseSecret("notify_secret", secret)
+		if err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "notify_secret must be whsec_") {
+			t.Errorf("%s: %v", why, err)
+			continue
+		}
+		if strings.Contains(err.Error(), strings.TrimPrefix(secret, "whsec_")) {
+			t.Errorf("the error echoes the value: %v", err)
+		}
+	}
+}
+
+// A process with many events waiting is served a bounded number per pass, so the next pass (and
+// other processes' new events) comes soon; the pass asks to be run again at once.
+func TestAPassServesABoundedNumberPerProcess(t *testing.T) {
+	ids := make([]string, 0, PerProcessPerPass+5)
+	for i := 0; i < PerProcessPerPass+5; i++ {
+		ids = append(ids, fmt.Sprintf("a%d", i))
+	}
+	store, p, c, d, _ := setup(ids...)
+	next, err := d.DeliverDue(context.Background())
+	if err != nil || len(p.attempts) != PerProcessPerPass || !next.Equal(c.t) {
+		t.Fatalf("first pass: %d attempts, next %s (now %s), %v", len(p.attempts), next, c.t, err)
+	}
+	if next, _ = d.DeliverDue(context.Background()); !next.IsZero() || len(store.delivered) != len(ids) {
+		t.Errorf("second pass: delivered %d of %d, next %s", len(store.delivered), len(ids), next)
+	}
+	for i, id := range store.delivered {
+		if id != ids[i] {
+			t.Fatalf("out of order: %v", store.delivered)
+		}
+	}
+}
