@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
@@ -47,19 +48,22 @@ type backend struct {
 	// configLock serialises config writes.
 	configLock sync.Mutex
 
-	// cacheLock guards the caches below: the hot path is served from memory, since every
-	// storage access is a gRPC round trip to Vault. A nil value records a known absence.
+	// cacheLock guards config (with cacheGen) and transientCurrent. The hot path is served from
+	// memory, since every storage access is a gRPC round trip to Vault; the caches below keep
+	// their own order (internal/cache).
 	cacheLock sync.RWMutex
-	// cacheGen grows with every write, delete and invalidation: a getter that read storage
-	// fills the cache only if nothing changed meanwhile, so a stale read never overwrites.
-	cacheGen    uint64
-	config      *configEntry
-	registries  map[string]*registryEntry
-	technicals  map[string]*technicalEntry
-	tokenStates map[string]*oauth.State
-	processes   map[string]*processEntry
-	tasks       map[string]*taskEntry
-	currents    map[string]*Credential // persistent current credentials, as stored
+	// cacheGen grows with every config write and invalidation: a config read from storage is
+	// kept only if nothing changed meanwhile, so a stale read never overwrites.
+	cacheGen uint64
+	config   *configEntry
+	// The few objects an operator writes are held whole; processes, their current credentials
+	// and tasks, of which there may be 100,000s, in bounded LRUs.
+	registries  *cache.Whole[registryEntry]
+	technicals  *cache.Whole[technicalEntry]
+	tokenStates *cache.Whole[oauth.State]
+	processes   *cache.Bounded[processEntry]
+	tasks       *cache.Bounded[taskEntry]
+	currents    *cache.Bounded[Credential] // persistent current credentials, as stored
 
 	// reportRefreshes: when a reported failure last forced a technical token's refresh (memory
 	// only; a heuristic against a herd of reports).
@@ -85,12 +89,12 @@ func newBackend() *backend {
 		technicalLocks: locksutil.CreateLocks(),
 		processLocks:   locksutil.CreateLocks(),
 		refreshLocks:   locksutil.CreateLocks(),
-		registries:     map[string]*registryEntry{},
-		technicals:     map[string]*technicalEntry{},
-		tokenStates:    map[string]*oauth.State{},
-		processes:      map[string]*processEntry{},
-		tasks:          map[string]*taskEntry{},
-		currents:       map[string]*Credential{},
+		registries:     &cache.Whole[registryEntry]{},
+		technicals:     &cache.Whole[technicalEntry]{},
+		tokenStates:    &cache.Whole[oauth.State]{},
+		processes:      cache.NewBounded[processEntry](processCacheSize),
+		tasks:          cache.NewBounded[taskEntry](processCacheSize),
+		currents:       cache.NewBounded[Credential](processCacheSize),
 
 		transientCurrent: map[string]*Credential{},
 		reportRefreshes:  map[string]time.Time{},
@@ -227,17 +231,17 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	case key == configStorageKey:
 		b.config = nil
 	case strings.HasPrefix(key, registryStoragePrefix):
-		delete(b.registries, strings.TrimPrefix(key, registryStoragePrefix))
+		b.registries.Forget(strings.TrimPrefix(key, registryStoragePrefix))
 	case strings.HasPrefix(key, technicalStoragePrefix):
-		delete(b.technicals, strings.TrimPrefix(key, technicalStoragePrefix))
+		b.technicals.Forget(strings.TrimPrefix(key, technicalStoragePrefix))
 	case strings.HasPrefix(key, technicalStatePrefix):
-		delete(b.tokenStates, strings.TrimPrefix(key, technicalStatePrefix))
+		b.tokenStates.Forget(strings.TrimPrefix(key, technicalStatePrefix))
 	case strings.HasPrefix(key, processStoragePrefix):
-		delete(b.processes, strings.TrimPrefix(key, processStoragePrefix))
+		b.processes.Forget(strings.TrimPrefix(key, processStoragePrefix))
 	case strings.HasPrefix(key, currentStoragePrefix):
-		delete(b.currents, strings.TrimPrefix(key, currentStoragePrefix))
+		b.currents.Forget(strings.TrimPrefix(key, currentStoragePrefix))
 	case strings.HasPrefix(key, taskStoragePrefix):
-		delete(b.tasks, strings.TrimPrefix(key, taskStoragePrefix))
+		b.tasks.Forget(strings.TrimPrefix(key, taskStoragePrefix))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/hashicorp/go-uuid"
@@ -94,16 +95,20 @@ func pathProcess(b *backend) []*framework.Path {
 		{
 			Pattern:      "process/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "processes"},
+			Fields: map[string]*framework.FieldSchema{
+				"after": {Type: framework.TypeString, Description: "List the ids that sort after this one (a page's last id). Defaults to the first."},
+				"limit": {Type: framework.TypeInt, Description: "The most ids to list, 1 to 10000. Defaults to all of them."},
+			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: listKeys(processStoragePrefix, "processes"),
+					Callback: b.pathProcessList,
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"keys": {Type: framework.TypeStringSlice, Description: "The ids of the live processes."},
 					}}}},
 				},
 			},
 			HelpSynopsis:    "List the live processes.",
-			HelpDescription: "Lists the ids of the processes whose lease is live.",
+			HelpDescription: processListHelp,
 		},
 		{
 			Pattern:        "process/" + nameSegment("id") + "$",
@@ -131,6 +136,39 @@ func pathProcess(b *backend) []*framework.Path {
 			HelpDescription: processHelpDescription,
 		},
 	}
+}
+
+// maxListLimit bounds a page of process ids.
+const maxListLimit = 10_000
+
+const processListHelp = `
+Lists the ids of the processes whose lease is live, in order. With after and limit it answers a
+page: the ids after the given one, at most limit of them; the next page starts after the last id
+answered. Without them it answers all.
+
+  $ vault list pecreds/process
+  $ vault list -format=json pecreds/process limit=1000
+  $ vault list -format=json pecreds/process after=order-41999 limit=1000
+`
+
+// pathProcessList answers the live process ids, all or a page of them.
+func (b *backend) pathProcessList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	after, limit := d.Get("after").(string), d.Get("limit").(int)
+	if _, given := d.GetOk("limit"); given && (limit < 1 || limit > maxListLimit) {
+		return badRequest(fmt.Errorf("limit must be between 1 and %d; %d is not", maxListLimit, limit))
+	}
+	ids, err := req.Storage.List(ctx, processStoragePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	sort.Strings(ids)
+	if after != "" {
+		ids = ids[sort.SearchStrings(ids, after+"\x00"):]
+	}
+	if limit > 0 && len(ids) > limit {
+		ids = ids[:limit]
+	}
+	return logical.ListResponse(ids), nil
 }
 
 func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
@@ -299,7 +337,7 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce s
 // getProcess returns a process, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
 func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
-	return cachedGet(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
+	return cachedGet(ctx, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // liveProcess is getProcess for the paths that act on a process: a missing one is a 404 that
@@ -314,11 +352,11 @@ func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string)
 
 // putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
-	return cachedPut(ctx, b, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
+	return cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
-	return cachedDelete(ctx, b, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
+	return cachedDelete(ctx, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // getCurrent returns the current credentials the plugin holds for a process: from storage
@@ -332,7 +370,7 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processE
 		defer b.cacheLock.RUnlock()
 		return b.transientCurrent[p.ID], nil
 	}
-	return cachedGet(ctx, b, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID))
+	return cachedGet(ctx, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID))
 }
 
 // putCurrent keeps a process's current credentials per its mode.
@@ -344,7 +382,7 @@ func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processE
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
 	case keepPersistent:
-		return cachedPut(ctx, b, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID), &c)
+		return cachedPut(ctx, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID), &c)
 	}
 	return nil
 }
@@ -353,5 +391,5 @@ func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id strin
 	b.cacheLock.Lock()
 	delete(b.transientCurrent, id)
 	b.cacheLock.Unlock()
-	return cachedDelete(ctx, b, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
+	return cachedDelete(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
 }

@@ -3,12 +3,15 @@ package pecreds
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
@@ -289,4 +292,76 @@ func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
 	if got["index"] != 1 || !strings.Contains(tried[0].Skipped, "no valid token") || !strings.Contains(tried[0].Skipped, "503") {
 		t.Fatalf("no token to be had: %v, trace %+v", got, tried)
 	}
+}
+
+// Processes live in a bounded LRU: filled past its bound, it keeps the bound, an evicted process
+// still resolves (from storage), and reads of ids that do not exist hold nothing.
+func TestProcessCacheIsBoundedAndHoldsNoAbsence(t *testing.T) {
+	b, s := getTestBackend(t)
+	b.processes, b.currents = cache.NewBounded[processEntry](5), cache.NewBounded[Credential](5)
+	setupLayers(t, b, s)
+	for i := 0; i < 8; i++ {
+		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/p%d", i), map[string]any{"definition": "orders", "current": annJSON})
+	}
+	if n := b.processes.Len(); n != 5 {
+		t.Fatalf("the process cache holds %d, bound 5", n)
+	}
+	if _, held, _ := b.processes.Lookup("p0"); held {
+		t.Fatal("p0 should have been evicted")
+	}
+	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/crm", nil).Data
+	if got["username"] != "ann" {
+		t.Errorf("an evicted process resolves %v", got)
+	}
+	for i := 0; i < 50; i++ {
+		id := fmt.Sprintf("absent-%d", i)
+		mustFailCode(t, b, s, logical.ReadOperation, "process/"+id+"/resolve/crm", http.StatusNotFound)
+		if resp, _ := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ReadOperation, Path: "registry/" + id, Storage: s}); resp != nil {
+			t.Fatalf("registry %s: %v", id, resp)
+		}
+	}
+	if n := b.processes.Len(); n != 5 {
+		t.Errorf("absent ids changed the process cache: %d", n)
+	}
+	count := 0
+	b.registries.Each(func(string, *registryEntry) { count++ })
+	if count != 2 {
+		t.Errorf("the registry cache holds %d, want the 2 that exist", count)
+	}
+}
+
+func TestProcessListPages(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	for i := 0; i < 25; i++ {
+		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/q%02d", i), map[string]any{"definition": "orders"})
+	}
+	page := func(data map[string]any) []string {
+		resp, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.ListOperation, Path: "process/", Storage: s, Data: data})
+		if err != nil || resp.IsError() {
+			t.Fatalf("list %v: %v %v", data, err, resp)
+		}
+		keys, _ := resp.Data["keys"].([]string)
+		return keys
+	}
+	if all := page(nil); len(all) != 25 {
+		t.Fatalf("all: %d", len(all))
+	}
+	var seen []string
+	after := ""
+	for {
+		keys := page(map[string]any{"after": after, "limit": 10})
+		if len(keys) == 0 {
+			break
+		}
+		seen = append(seen, keys...)
+		after = keys[len(keys)-1]
+	}
+	if len(seen) != 25 || seen[0] != "q00" || seen[24] != "q24" {
+		t.Errorf("paged through %v", seen)
+	}
+	if got := page(map[string]any{"after": "q1"}); len(got) != 15 || got[0] != "q10" {
+		t.Errorf("after an id that does not exist: %v", got)
+	}
+	mustFail(t, b, s, logical.ListOperation, "process/", map[string]any{"limit": 0}, "limit must be between 1 and 10000")
 }

@@ -198,15 +198,15 @@ func (b *backend) pathRegistryDelete(ctx context.Context, req *logical.Request, 
 // getRegistry returns a registry, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
 func (b *backend) getRegistry(ctx context.Context, s logical.Storage, name string) (*registryEntry, error) {
-	return cachedGet(ctx, b, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
+	return cachedGet(ctx, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
 }
 
 func (b *backend) putRegistry(ctx context.Context, s logical.Storage, reg *registryEntry) error {
-	return cachedPut(ctx, b, s, b.registries, registryStoragePrefix, reg.Name, fmt.Sprintf("registry %q", reg.Name), reg)
+	return cachedPut(ctx, s, b.registries, registryStoragePrefix, reg.Name, fmt.Sprintf("registry %q", reg.Name), reg)
 }
 
 func (b *backend) deleteRegistry(ctx context.Context, s logical.Storage, name string) error {
-	return cachedDelete(ctx, b, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
+	return cachedDelete(ctx, s, b.registries, registryStoragePrefix, name, fmt.Sprintf("registry %q", name))
 }
 
 var registryFields = map[string]*framework.FieldSchema{

@@ -255,7 +255,7 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 			continue
 		}
 		if t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
-			if err := cachedDelete(ctx, b, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id)); err != nil {
+			if err := cachedDelete(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id)); err != nil {
 				return err
 			}
 			continue
@@ -293,11 +293,11 @@ func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *taskE
 }
 
 func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
-	return cachedGet(ctx, b, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
+	return cachedGet(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
 }
 
 func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
-	return cachedPut(ctx, b, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t)
+	return cachedPut(ctx, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t)
 }
 
 var taskResponseFields = map[string]*framework.FieldSchema{

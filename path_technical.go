@@ -362,13 +362,13 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 // getTechnical returns a technical credential, or nil when it does not exist. The answer is
 // shared with the cache: callers must not modify it.
 func (b *backend) getTechnical(ctx context.Context, s logical.Storage, name string) (*technicalEntry, error) {
-	return cachedGet(ctx, b, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
+	return cachedGet(ctx, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
 }
 
 func (b *backend) putTechnical(ctx context.Context, s logical.Storage, e *technicalEntry) error {
-	return cachedPut(ctx, b, s, b.technicals, technicalStoragePrefix, e.Name, fmt.Sprintf("technical credential %q", e.Name), e)
+	return cachedPut(ctx, s, b.technicals, technicalStoragePrefix, e.Name, fmt.Sprintf("technical credential %q", e.Name), e)
 }
 
 func (b *backend) deleteTechnical(ctx context.Context, s logical.Storage, name string) error {
-	return cachedDelete(ctx, b, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
+	return cachedDelete(ctx, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
 }

@@ -7,44 +7,83 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // The cached storage every typed helper (getRegistry, putProcess, ...) stands on. Every storage
 // access from a plugin is a gRPC round trip to Vault, so reads are served from the backend's
-// caches; a cache value of nil records a known absence. Cached values are shared: callers never
-// modify them, they store a new value instead.
+// caches (internal/cache): a Whole one is filled with its whole prefix on first use, after which a
+// miss is an absence; a Bounded one reads storage on a miss and keeps what exists. Cached values
+// are shared: callers never modify them, they store a new value instead.
 
-// cachedGet reads name under prefix through cache. A fill that raced with a write, delete or
-// invalidation (cacheGen moved) is not kept, so a stale read never overwrites a newer value.
-func cachedGet[T any](ctx context.Context, b *backend, s logical.Storage, cache map[string]*T, prefix, name, what string) (*T, error) {
-	b.cacheLock.RLock()
-	v, cached := cache[name]
-	gen := b.cacheGen
-	b.cacheLock.RUnlock()
-	if cached {
+// processCacheSize bounds each of the process, current-credential and task caches: the working
+// set of a busy engine, in a few tens of MiB; the rest is read from storage when asked for.
+const processCacheSize = 10_000
+
+// cachedGet reads name under prefix through c. A fill that raced with a write, delete or
+// invalidation of the same name is not kept (the cache's ticket), so a stale read never
+// overwrites a newer value.
+func cachedGet[T any](ctx context.Context, s logical.Storage, c cache.Cache[T], prefix, name, what string) (*T, error) {
+	v, known, ticket := c.Lookup(name)
+	if known {
 		return v, nil
 	}
-	entry, err := s.Get(ctx, prefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", what, err)
-	}
-	if entry != nil {
-		v = new(T)
-		if err := entry.DecodeJSON(v); err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", what, err)
+	if whole, ok := c.(*cache.Whole[T]); ok {
+		if err := fillWhole(ctx, s, whole, prefix, what, ticket); err != nil {
+			return nil, err
+		}
+		if v, known, _ = whole.Lookup(name); known {
+			return v, nil
 		}
 	}
-	b.cacheLock.Lock()
-	if b.cacheGen == gen {
-		cache[name] = v
+	v, err := readJSON[T](ctx, s, prefix+name, what)
+	if err != nil {
+		return nil, err
 	}
-	b.cacheLock.Unlock()
+	c.Offer(name, v, ticket) // an absence is never held
 	return v, nil
 }
 
-// cachedPut writes v as name under prefix, and into cache.
-func cachedPut[T any](ctx context.Context, b *backend, s logical.Storage, cache map[string]*T, prefix, name, what string, v *T) error {
+// fillWhole reads every entry under prefix into a Whole cache, unless something changed meanwhile
+// (then the caller reads its one entry directly).
+func fillWhole[T any](ctx context.Context, s logical.Storage, whole *cache.Whole[T], prefix, what string, ticket cache.Ticket) error {
+	names, err := s.List(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("listing %s: %w", prefix, err)
+	}
+	all := make(map[string]*T, len(names))
+	for _, n := range names {
+		v, err := readJSON[T](ctx, s, prefix+n, what)
+		if err != nil {
+			return err
+		}
+		if v != nil {
+			all[n] = v
+		}
+	}
+	whole.FillIf(all, ticket)
+	return nil
+}
+
+// readJSON reads and decodes one storage entry; nil when absent.
+func readJSON[T any](ctx context.Context, s logical.Storage, key, what string) (*T, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", what, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	v := new(T)
+	if err := entry.DecodeJSON(v); err != nil {
+		return nil, fmt.Errorf("decoding %s: %w", what, err)
+	}
+	return v, nil
+}
+
+// cachedPut writes v as name under prefix, and into c.
+func cachedPut[T any](ctx context.Context, s logical.Storage, c cache.Cache[T], prefix, name, what string, v *T) error {
 	entry, err := logical.StorageEntryJSON(prefix+name, v)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", what, err)
@@ -52,22 +91,16 @@ func cachedPut[T any](ctx context.Context, b *backend, s logical.Storage, cache 
 	if err := s.Put(ctx, entry); err != nil {
 		return fmt.Errorf("writing %s: %w", what, err)
 	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	cache[name] = v
-	b.cacheLock.Unlock()
+	c.Put(name, v)
 	return nil
 }
 
-// cachedDelete deletes name under prefix, and records the absence in cache.
-func cachedDelete[T any](ctx context.Context, b *backend, s logical.Storage, cache map[string]*T, prefix, name, what string) error {
+// cachedDelete deletes name under prefix, and from c.
+func cachedDelete[T any](ctx context.Context, s logical.Storage, c cache.Cache[T], prefix, name, what string) error {
 	if err := s.Delete(ctx, prefix+name); err != nil {
 		return fmt.Errorf("deleting %s: %w", what, err)
 	}
-	b.cacheLock.Lock()
-	b.cacheGen++
-	cache[name] = nil
-	b.cacheLock.Unlock()
+	c.Put(name, nil)
 	return nil
 }
 

@@ -303,15 +303,15 @@ func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technica
 }
 
 func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*oauth.State, error) {
-	return cachedGet(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
+	return cachedGet(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
 func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) error {
-	return cachedPut(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
+	return cachedPut(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
 }
 
 func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
-	return cachedDelete(ctx, b, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
+	return cachedDelete(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
 // outboundWording words an outbound call's failure in our own words (outbound.go).
