@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
+	"github.com/pecreds/vault-plugin-pecreds/internal/census"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
@@ -62,8 +63,10 @@ type backend struct {
 	technicals  *cache.Whole[technicalEntry]
 	tokenStates *cache.Whole[oauth.State]
 	processes   *cache.Bounded[processEntry]
-	tasks       *cache.Bounded[taskEntry]
-	currents    *cache.Bounded[Credential] // persistent current credentials, as stored
+	// census keeps the counts status shows and the usage index, as processes change.
+	census   *census.Census
+	tasks    *cache.Bounded[taskEntry]
+	currents *cache.Bounded[Credential] // persistent current credentials, as stored
 
 	// reportRefreshes: when a reported failure last forced a technical token's refresh (memory
 	// only; a heuristic against a herd of reports).
@@ -95,6 +98,7 @@ func newBackend() *backend {
 		processes:      cache.NewBounded[processEntry](processCacheSize),
 		tasks:          cache.NewBounded[taskEntry](processCacheSize),
 		currents:       cache.NewBounded[Credential](processCacheSize),
+		census:         census.New(),
 
 		transientCurrent: map[string]*Credential{},
 		reportRefreshes:  map[string]time.Time{},
@@ -134,6 +138,7 @@ func newBackend() *backend {
 			pathProcess(b),
 			pathTask(b),
 			pathNotify(b),
+			pathStatus(b),
 		),
 	}
 	return b
@@ -238,6 +243,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.tokenStates.Forget(strings.TrimPrefix(key, technicalStatePrefix))
 	case strings.HasPrefix(key, processStoragePrefix):
 		b.processes.Forget(strings.TrimPrefix(key, processStoragePrefix))
+		b.census.Unsure(strings.TrimPrefix(key, processStoragePrefix))
 	case strings.HasPrefix(key, currentStoragePrefix):
 		b.currents.Forget(strings.TrimPrefix(key, currentStoragePrefix))
 	case strings.HasPrefix(key, taskStoragePrefix):
@@ -252,6 +258,7 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 		return nil
 	}
 	b.notifier.start(req.Storage)
+	b.seedCensus(req.Storage)
 	return b.refresher.start(req.Storage)
 }
 

@@ -111,17 +111,18 @@ func pathProcess(b *backend) []*framework.Path {
 			HelpDescription: processListHelp,
 		},
 		{
-			Pattern:        "process/" + nameSegment("id") + "$",
-			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "process"},
-			Fields:         processFields,
-			ExistenceCheck: existsByName(b, "id", "process id", (*backend).getProcess),
+			Pattern:      "process/" + nameSegment("id") + "$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "process"},
+			Fields:       processFields,
+			// Every write is a create, and the handler, holding the process's lock, refuses an id in
+			// use (a 400): one storage read per instantiation, not one here and one there.
+			ExistenceCheck: func(context.Context, *logical.Request, *framework.FieldData) (bool, error) { return false, nil },
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.CreateOperation: &framework.PathOperation{
 					Callback:     named("id", "process id", b.pathProcessCreate),
 					DisplayAttrs: &framework.DisplayAttributes{OperationVerb: "instantiate"},
 					Responses:    map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: processResponseFields}}},
 				},
-				// A write to an existing id comes as an update: a 400, since ids are not reused.
 				logical.UpdateOperation: &framework.PathOperation{Callback: named("id", "process id", b.pathProcessCreate)},
 				logical.ReadOperation: &framework.PathOperation{
 					Callback:  named("id", "process id", b.pathProcessRead),
@@ -147,8 +148,11 @@ page: the ids after the given one, at most limit of them; the next page starts a
 answered. Without them it answers all.
 
   $ vault list pecreds/process
-  $ vault list -format=json pecreds/process limit=1000
-  $ vault list -format=json pecreds/process after=order-41999 limit=1000
+  $ curl -H "X-Vault-Token: $VAULT_TOKEN" -X LIST "$VAULT_ADDR/v1/pecreds/process?limit=1000"
+  $ curl -H "X-Vault-Token: $VAULT_TOKEN" -X LIST "$VAULT_ADDR/v1/pecreds/process?after=order-41999&limit=1000"
+
+(The vault CLI's list takes no parameters: page through the HTTP API or a client library. Past
+the last page, Vault answers an empty list as it always does: a 404.)
 `
 
 // pathProcessList answers the live process ids, all or a page of them.
@@ -176,7 +180,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	lock.Lock()
 	defer lock.Unlock()
 
-	if existing, err := b.getProcess(ctx, req.Storage, id); err != nil || existing != nil {
+	if exists, err := b.processExists(ctx, req.Storage, id); err != nil || exists {
 		if err != nil {
 			return nil, err
 		}
@@ -350,13 +354,51 @@ func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string)
 	return p, err
 }
 
+// processExists says whether a process lives: from the census when it is sure (no storage read),
+// else from storage. The caller holds the process's lock.
+func (b *backend) processExists(ctx context.Context, s logical.Storage, id string) (bool, error) {
+	if exists, known := b.census.Exists(id); known {
+		return exists, nil
+	}
+	p, err := b.getProcess(ctx, s, id)
+	return p != nil, err
+}
+
+// liveProcessCold is liveProcess for resolve: when neither the process nor its current
+// credentials are cached, it reads both at once, so a cold resolve waits for one storage round
+// trip, not two in a row (the credentials' read is a guess: a process that keeps none wastes it).
+func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+	_, processCached, _ := b.processes.Lookup(id)
+	_, currentCached, _ := b.currents.Lookup(id)
+	if processCached || currentCached {
+		return b.liveProcess(ctx, s, id)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = cachedGet(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
+	}()
+	p, err := b.liveProcess(ctx, s, id)
+	<-done
+	return p, err
+}
+
 // putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
+// It is the one place a process record is written, so the census (status, usage) hears of it.
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
-	return cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p)
+	if err := cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p); err != nil {
+		return err
+	}
+	b.census.Set(summarize(p))
+	return nil
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
-	return cachedDelete(ctx, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
+	if err := cachedDelete(ctx, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id)); err != nil {
+		return err
+	}
+	b.census.Delete(id)
+	return nil
 }
 
 // getCurrent returns the current credentials the plugin holds for a process: from storage

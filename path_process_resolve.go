@@ -124,7 +124,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	}
 	q.Type, q.All, q.Explain = d.Get("type").(string), d.Get("all").(bool), d.Get("explain").(bool)
 
-	p, err := b.liveProcess(ctx, req.Storage, id)
+	p, err := b.liveProcessCold(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,18 @@ func fillWhole[T any](ctx context.Context, s logical.Storage, whole *cache.Whole
 	return nil
 }
 
+// eachWhole answers every entry of a Whole cache, in name order, filling it first if need be.
+func eachWhole[T any](ctx context.Context, s logical.Storage, whole *cache.Whole[T], prefix, what string) ([]*T, error) {
+	var out []*T
+	for !whole.Each(func(_ string, v *T) { out = append(out, v) }) {
+		_, _, ticket := whole.Lookup("")
+		if err := fillWhole(ctx, s, whole, prefix, what, ticket); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // readJSON reads and decodes one storage entry; nil when absent.
 func readJSON[T any](ctx context.Context, s logical.Storage, key, what string) (*T, error) {
 	entry, err := s.Get(ctx, key)

@@ -287,13 +287,13 @@ type cliResult struct {
 
 // vaultCLI runs the real vault CLI against the test server, from the project's root so that
 // paths like @examples/... work as in the README.
-func vaultCLI(t *testing.T, args ...string) cliResult {
+func vaultCLI(t testing.TB, args ...string) cliResult {
 	t.Helper()
 	return vaultCLIWithEnv(t, nil, args...)
 }
 
 // vaultCLIWithEnv runs the vault CLI with extra environment (later entries win).
-func vaultCLIWithEnv(t *testing.T, extra []string, args ...string) cliResult {
+func vaultCLIWithEnv(t testing.TB, extra []string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(env.vaultBin, args...)
 	cmd.Dir = ".."
@@ -311,7 +311,7 @@ func vaultCLIWithEnv(t *testing.T, extra []string, args ...string) cliResult {
 }
 
 // mustCLI runs the vault CLI and fails the test unless it exits 0.
-func mustCLI(t *testing.T, args ...string) string {
+func mustCLI(t testing.TB, args ...string) string {
 	t.Helper()
 	res := vaultCLI(t, args...)
 	if res.code != 0 {

@@ -40,3 +40,6 @@ path "pecreds/task/+/cancel" {
 path "pecreds/notify/*" {
   capabilities = ["read", "update"]
 }
+path "pecreds/status" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,131 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/consts"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/census"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+)
+
+// status: an operator's counts, kept as things change (internal/census), never by scanning.
+
+// summarize is what the census keeps of a process.
+func summarize(p *processEntry) census.Process {
+	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
+		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime)}
+}
+
+// seedCensus reads every process once, in the background, when the plugin starts on the active
+// node: requests are answered meanwhile (status says its counts are not complete yet). It reads
+// storage directly, so the process cache keeps its working set.
+func (b *backend) seedCensus(s logical.Storage) {
+	go func() {
+		ctx := b.lifetime
+		start := time.Now()
+		ids, err := s.List(ctx, processStoragePrefix)
+		if err != nil {
+			b.Logger().Error("counting processes: listing", "error", err)
+			return
+		}
+		for _, id := range ids {
+			p, err := readJSON[processEntry](ctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
+			if err != nil {
+				b.Logger().Error("counting processes", "error", err)
+				return
+			}
+			if p != nil {
+				b.census.Seed(summarize(p))
+			}
+		}
+		b.census.Seeded()
+		b.Logger().Debug("processes counted", "processes", len(ids), "took", time.Since(start))
+	}()
+}
+
+func pathStatus(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern:      "status$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "status"},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathStatusRead,
+				Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+					"processes":             {Type: framework.TypeInt, Description: "Live processes.", Required: true},
+					"processes_by_health":   {Type: framework.TypeMap, Description: "Live processes by health: running, broken, failed.", Required: true},
+					"processes_by_keep":     {Type: framework.TypeMap, Description: "Live processes by keep_credentials mode.", Required: true},
+					"open_tasks":            {Type: framework.TypeInt, Description: "Processes waiting for their owner's task.", Required: true},
+					"technical_credentials": {Type: framework.TypeMap, Description: "Technical credentials by state: ok, failing (its last refresh failed, a valid token is still served), expired (nothing valid to serve).", Required: true},
+					"outbox":                {Type: framework.TypeMap, Description: "The Task Manager outbox: pending, dead, delivered, overflowed (notify/status has more).", Required: true},
+					"counts_complete":       {Type: framework.TypeBool, Description: "False for a short while after the plugin starts, while it counts the processes in storage.", Required: true},
+				}}}},
+			},
+		},
+		HelpSynopsis:    "Show counts for an operator's dashboard.",
+		HelpDescription: statusHelp,
+	}}
+}
+
+const statusHelp = `
+Counts for an operator's dashboard, kept as things change (never by scanning storage on a
+request): live processes by health and keep mode, processes waiting for a task, technical
+credentials by state, and the Task Manager outbox. After the plugin starts, it counts the
+processes in storage once, in the background; until then counts_complete is false.
+
+  $ vault read pecreds/status
+`
+
+func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
+		return nil, logical.ErrPerfStandbyPleaseForward // the counts live on the active node
+	}
+	technical, err := b.technicalStates(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	x, err := b.notifier.loaded(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	box, stats := x.Counts(), b.notifier.currentStats()
+	c := b.census.Counts()
+	return &logical.Response{Data: map[string]any{
+		"processes": c.Processes, "processes_by_health": c.ByHealth, "processes_by_keep": c.ByKeep,
+		"open_tasks": c.OpenTasks, "technical_credentials": technical, "counts_complete": c.Seeded,
+		"outbox": map[string]any{"pending": box.Pending, "dead": box.Dead, "delivered": stats.Delivered, "overflowed": stats.Overflowed},
+	}}, nil
+}
+
+// technicalStates counts the technical credentials by state, from the caches (they are few).
+func (b *backend) technicalStates(ctx context.Context, s logical.Storage) (map[string]int, error) {
+	out := map[string]int{"ok": 0, "failing": 0, "expired": 0}
+	names, err := eachWhole(ctx, s, b.technicals, technicalStoragePrefix, "technical credentials")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	for _, e := range names {
+		var st *oauth.State
+		if e.rotates() {
+			if st, err = b.getTokenState(ctx, s, e.Name); err != nil {
+				return nil, err
+			}
+		}
+		switch {
+		case technicalAsResolved(e, st, now, false).Material == nil:
+			out["expired"]++
+		case st != nil && st.Failures > 0:
+			out["failing"]++
+		default:
+			out["ok"]++
+		}
+	}
+	return out, nil
+}
