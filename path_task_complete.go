@@ -41,12 +41,12 @@ func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *fra
 	if req.EntityID == "" {
 		return logical.ListResponse([]string{}), nil
 	}
-	ids, err := req.Storage.List(ctx, taskStoragePrefix)
+	ids, err := b.openTaskIDs(ctx, req.Storage, req.EntityID)
 	if err != nil {
-		return nil, fmt.Errorf("listing tasks: %w", err)
+		return nil, err
 	}
 	keys, info := []string{}, map[string]any{}
-	for _, id := range ids {
+	for _, id := range ids { // the caller's own open tasks only
 		t, err := b.getTask(ctx, req.Storage, id)
 		if err != nil {
 			return nil, err

@@ -20,7 +20,7 @@ import (
 // summarize is what the census keeps of a process.
 func summarize(p *processEntry) census.Process {
 	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
-		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime)}
+		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime), TaskID: p.TaskID, OwnerEntityID: p.OwnerEntityID}
 }
 
 // seedCensus reads every process once, in the background, when the plugin starts on the active

@@ -19,6 +19,10 @@ type Process struct {
 	Keep       string
 	OpenTask   bool
 	Technicals []string // the technical credentials its runtime layer names
+	// TaskID and OwnerEntityID, for a process waiting for its owner's task: the open tasks list
+	// without reading a task.
+	TaskID        string
+	OwnerEntityID string
 }
 
 // summary is a process as kept: the strings interned, so 100,000 processes cost little.
@@ -41,10 +45,15 @@ type Census struct {
 	unsure   map[string]bool // changed underneath (an invalidation): ask storage
 	byHealth map[string]int
 	byKeep   map[string]int
-	tasks    int
+	nTasks   int
 	byDef    map[string]*group
 	runtime  map[string]map[string]string // technical -> process id -> its definition
+	tasks    map[string]openTask          // open task id -> what it is of
+	taskOf   map[string]string            // process id -> its open task's id
 }
+
+// openTask is an open task: its process and owner entity.
+type openTask struct{ processID, owner string }
 
 // group is the processes of one definition: how many, and a sample of their ids.
 type group struct {
@@ -55,7 +64,8 @@ type group struct {
 // New is an empty census, not yet seeded.
 func New() *Census {
 	return &Census{index: map[string]uint16{}, procs: map[string]summary{}, gone: map[string]bool{}, unsure: map[string]bool{},
-		byHealth: map[string]int{}, byKeep: map[string]int{}, byDef: map[string]*group{}, runtime: map[string]map[string]string{}}
+		byHealth: map[string]int{}, byKeep: map[string]int{}, byDef: map[string]*group{}, runtime: map[string]map[string]string{},
+		tasks: map[string]openTask{}, taskOf: map[string]string{}}
 }
 
 func (c *Census) intern(s string) uint16 {
@@ -131,7 +141,11 @@ func (c *Census) set(p Process) {
 	c.byHealth[p.Health]++
 	c.byKeep[p.Keep]++
 	if p.OpenTask {
-		c.tasks++
+		c.nTasks++
+	}
+	if p.TaskID != "" {
+		c.tasks[p.TaskID] = openTask{processID: p.ID, owner: p.OwnerEntityID}
+		c.taskOf[p.ID] = p.TaskID
 	}
 	g := c.byDef[p.Definition]
 	if g == nil {
@@ -159,7 +173,11 @@ func (c *Census) remove(id string) {
 	c.byHealth[c.strings[s.health]]--
 	c.byKeep[c.strings[s.keep]]--
 	if s.openTask {
-		c.tasks--
+		c.nTasks--
+	}
+	if task, ok := c.taskOf[id]; ok {
+		delete(c.tasks, task)
+		delete(c.taskOf, id)
 	}
 	def := c.strings[s.def]
 	if g := c.byDef[def]; g != nil {
@@ -192,7 +210,7 @@ type Counts struct {
 func (c *Census) Counts() Counts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := Counts{Seeded: c.seeded, Processes: len(c.procs), ByHealth: map[string]int{}, ByKeep: map[string]int{}, OpenTasks: c.tasks}
+	out := Counts{Seeded: c.seeded, Processes: len(c.procs), ByHealth: map[string]int{}, ByKeep: map[string]int{}, OpenTasks: c.nTasks}
 	for k, v := range c.byHealth {
 		if v > 0 {
 			out.ByHealth[k] = v
@@ -204,6 +222,24 @@ func (c *Census) Counts() Counts {
 		}
 	}
 	return out
+}
+
+// OpenTasks lists the open tasks' ids, of one owner entity (all when owner is ""), in order;
+// known is false until the census is seeded (the caller then reads storage).
+func (c *Census) OpenTasks(owner string) (ids []string, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.seeded {
+		return nil, false
+	}
+	ids = []string{}
+	for id, t := range c.tasks {
+		if owner == "" || t.owner == owner {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, true
 }
 
 // Usage is how many live processes reach a technical credential, with up to 100 of their ids:

@@ -94,3 +94,22 @@ func TestExistsOnlyWhenSure(t *testing.T) {
 		t.Error("deleted")
 	}
 }
+
+func TestOpenTasksByOwner(t *testing.T) {
+	c := New()
+	c.Set(Process{ID: "a", OpenTask: true, TaskID: "t-a", OwnerEntityID: "ann"})
+	if _, known := c.OpenTasks(""); known {
+		t.Error("known before seeded")
+	}
+	c.Seeded()
+	c.Set(Process{ID: "b", OpenTask: true, TaskID: "t-b", OwnerEntityID: "bob"})
+	c.Set(Process{ID: "c", OpenTask: true, TaskID: "t-c", OwnerEntityID: "ann"})
+	if ids, _ := c.OpenTasks("ann"); !reflect.DeepEqual(ids, []string{"t-a", "t-c"}) {
+		t.Errorf("ann's: %v", ids)
+	}
+	c.Set(Process{ID: "a"}) // completed: no task
+	c.Delete("b")
+	if ids, _ := c.OpenTasks(""); !reflect.DeepEqual(ids, []string{"t-c"}) || c.Counts().OpenTasks != 1 {
+		t.Errorf("all: %v, count %d", ids, c.Counts().OpenTasks)
+	}
+}
