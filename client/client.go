@@ -1,0 +1,188 @@
+// Package client is the Go client of pecreds for process engines, on Vault's own API client
+// (github.com/hashicorp/vault/api).
+//
+// An engine starts a process with the credentials of the user who started it, resolves the
+// credentials of each service it calls (by name or by URL), reports a failed call, waits while a
+// broken process's owner updates their credentials, and ends the process when it is done:
+//
+//	c := client.New(vaultClient, "pecreds")
+//	p, err := c.Start(ctx, client.StartInput{ID: "order-42", Definition: "orders", Owner: "ann",
+//		Current: client.Password("ann", password)})
+//	defer p.Close(ctx)
+//	creds, err := p.Resolve(ctx, "crm")
+//	// ... call the service with creds.Fields["username"], creds.Fields["password"] ...
+//	verdict, err := p.Report(ctx, "crm", client.AuthFailed)
+//	if verdict.Action == client.ActionWait {
+//		err = p.WaitRunning(ctx) // until the owner completes task verdict.TaskID
+//	}
+//
+// A Process keeps its Vault lease renewed (api.LifetimeWatcher) until Close, which ends it. Behind
+// Vault Proxy (examples/engine-host/proxy.hcl) the vault/api client needs no token of its own.
+//
+// Errors are typed: ErrNotFound, ErrPermissionDenied, *BadRequestError (Vault's messages), and
+// *BrokenError (the process waits for its owner's task).
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+)
+
+// Error classes a report names (config's error_health_mapping maps them to a health).
+const (
+	AuthFailed             = "auth_failed"
+	CredentialsExpired     = "credentials_expired"
+	CredentialsUnavailable = "credentials_unavailable"
+	Forbidden              = "forbidden"
+	Unavailable            = "unavailable"
+)
+
+// What a report's verdict tells the engine to do.
+const (
+	ActionRetry = "retry" // the process runs: retry the call (after re-resolving)
+	ActionWait  = "wait"  // the process is broken: wait for the owner's task (or an operator)
+	ActionAbort = "abort" // the process failed: give up
+)
+
+// ErrNotFound: the process (or what the path names) does not exist.
+var ErrNotFound = errors.New("pecreds: not found")
+
+// ErrPermissionDenied: the token's policies do not allow the call.
+var ErrPermissionDenied = errors.New("pecreds: permission denied")
+
+// BadRequestError is a 400: Vault's messages say which field and which rule.
+type BadRequestError struct{ Messages []string }
+
+func (e *BadRequestError) Error() string { return "pecreds: " + strings.Join(e.Messages, "; ") }
+
+// BrokenError: the process is broken and waits for its owner's task (TaskID; empty when an
+// operator must resume it).
+type BrokenError struct {
+	ProcessID, TaskID, Reason string
+}
+
+func (e *BrokenError) Error() string {
+	if e.TaskID == "" {
+		return fmt.Sprintf("pecreds: process %s is broken (%s): an operator resumes it", e.ProcessID, e.Reason)
+	}
+	return fmt.Sprintf("pecreds: process %s is broken (%s): it waits for its owner's task %s", e.ProcessID, e.Reason, e.TaskID)
+}
+
+// Client calls one pecreds mount.
+type Client struct {
+	vault *api.Client
+	mount string
+}
+
+// New is a client of the pecreds mount at mount (such as "pecreds").
+func New(vault *api.Client, mount string) *Client {
+	return &Client{vault: vault, mount: strings.Trim(mount, "/")}
+}
+
+// Password is a password credential, for StartInput.Current or a runtime service.
+func Password(username, password string) map[string]any {
+	return map[string]any{"type": "password", "username": username, "password": password}
+}
+
+// StartInput is what a process starts with.
+type StartInput struct {
+	ID            string
+	Definition    string         // its definition registry; empty for none
+	Owner         string         // the user who started it, as the engine names them
+	OwnerEntityID string         // their Vault identity entity; empty: the calling token's
+	Current       map[string]any // the user's own credentials (Password(...)); nil for none
+	TTL           time.Duration  // the lease TTL; 0: config's process_ttl
+}
+
+// Process is a started process. Its lease is renewed in the background until Close.
+type Process struct {
+	c       *Client
+	ID      string
+	LeaseID string
+
+	watcher *api.LifetimeWatcher
+	wake    chan struct{}
+	once    sync.Once
+}
+
+// Start instantiates a process (a Vault lease) and keeps its lease renewed.
+func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
+	data := map[string]any{"definition": in.Definition, "owner": in.Owner}
+	if in.OwnerEntityID != "" {
+		data["owner_entity_id"] = in.OwnerEntityID
+	}
+	if in.Current != nil {
+		cur, err := json.Marshal(in.Current)
+		if err != nil {
+			return nil, fmt.Errorf("pecreds: encoding the current credentials: %w", err)
+		}
+		data["current"] = string(cur)
+	}
+	if in.TTL > 0 {
+		data["ttl"] = int(in.TTL.Seconds())
+	}
+	secret, err := c.vault.Logical().WriteWithContext(ctx, c.path("process", in.ID), data)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if secret == nil || secret.LeaseID == "" {
+		return nil, fmt.Errorf("pecreds: process %s started without a lease", in.ID)
+	}
+	p := &Process{c: c, ID: in.ID, LeaseID: secret.LeaseID, wake: make(chan struct{}, 1)}
+	if p.watcher, err = c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret}); err != nil {
+		return nil, err
+	}
+	go p.watcher.Start()
+	go func() { // drain the watcher's notices; it stops at the lease's max TTL or on Close
+		for {
+			select {
+			case <-p.watcher.DoneCh():
+				return
+			case <-p.watcher.RenewCh():
+			}
+		}
+	}()
+	return p, nil
+}
+
+// Close stops renewing the lease and ends the process (its lease revoked: its credentials wiped,
+// an open task cancelled). Closing twice is harmless.
+func (p *Process) Close(ctx context.Context) error {
+	var err error
+	p.once.Do(func() {
+		p.watcher.Stop()
+		// The URL form, which the engine-host policy grants for this mount's process leases only.
+		_, err = p.c.vault.Logical().WriteWithContext(ctx, "sys/leases/revoke/"+p.LeaseID, nil)
+		err = classify(err)
+	})
+	return err
+}
+
+func (c *Client) path(parts ...string) string {
+	return c.mount + "/" + strings.Join(parts, "/")
+}
+
+// classify turns Vault's answer into the package's typed errors.
+func classify(err error) error {
+	var re *api.ResponseError
+	if !errors.As(err, &re) {
+		return err
+	}
+	switch re.StatusCode {
+	case http.StatusNotFound:
+		return fmt.Errorf("%w: %s", ErrNotFound, strings.Join(re.Errors, "; "))
+	case http.StatusForbidden:
+		return fmt.Errorf("%w: %s", ErrPermissionDenied, strings.Join(re.Errors, "; "))
+	case http.StatusBadRequest:
+		return &BadRequestError{Messages: re.Errors}
+	}
+	return err
+}
