@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -121,19 +122,33 @@ func (c *configEntry) responseData() map[string]any {
 	return map[string]any{
 		"keep_credentials":     c.KeepCredentials,
 		"global_registries":    append([]string{}, c.GlobalRegistries...),
-		"process_ttl":          int64(c.ProcessTTL.Seconds()),
-		"process_max_ttl":      int64(c.ProcessMaxTTL.Seconds()),
+		"process_ttl":          formatDuration(c.ProcessTTL),
+		"process_max_ttl":      formatDuration(c.ProcessMaxTTL),
 		"task_manager":         c.TaskManager,
 		"error_health_mapping": c.effectiveErrorHealth(),
 		"refresh_fraction":     c.RefreshFraction,
 		"notify_url":           c.NotifyURL,
-		"notify_timeout":       int64(c.NotifyTimeout.Seconds()),
+		"notify_timeout":       formatDuration(c.NotifyTimeout),
 
-		"notify_secret_overlap":        int64(c.NotifySecretOverlap.Seconds()),
+		"notify_secret_overlap":        formatDuration(c.NotifySecretOverlap),
 		"notify_concurrency":           c.NotifyConcurrency,
 		"notify_max_events":            c.NotifyMaxEvents,
 		"notify_previous_secret_until": c.previousSecretUntil(time.Now()),
 	}
+}
+
+// formatDuration is how every duration reads (config, notify/status): a Go duration without its
+// zero tail ("24h", "90m", "10s", "0s"), the form writes accept. (Lease-like ttl and
+// rotation_period stay integer seconds, as Vault and its agent read them.)
+func formatDuration(d time.Duration) string {
+	s := d.Round(time.Second).String() // "24h0m0s", "1h30m0s", "1m0s", "10s", "0s"
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func pathConfig(b *backend) []*framework.Path {

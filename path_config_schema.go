@@ -74,15 +74,15 @@ var configFields = map[string]*framework.FieldSchema{
 var configResponseFields = map[string]*framework.FieldSchema{
 	"keep_credentials":     {Type: framework.TypeString, Description: "How new processes keep their current credentials.", Required: true},
 	"global_registries":    {Type: framework.TypeStringSlice, Description: "The global registries, in resolution order.", Required: true},
-	"process_ttl":          {Type: framework.TypeDurationSecond, Description: "The lease TTL of a new process, in seconds.", Required: true},
-	"process_max_ttl":      {Type: framework.TypeDurationSecond, Description: "The longest a process lease may live, in seconds; 0 is the mount's maximum.", Required: true},
+	"process_ttl":          {Type: framework.TypeString, Description: "The lease TTL of a new process, as a duration (24h).", Required: true},
+	"process_max_ttl":      {Type: framework.TypeString, Description: "The longest a process lease may live, as a duration; 0s is the mount's maximum.", Required: true},
 	"task_manager":         {Type: framework.TypeBool, Description: "Whether user-credential failures open a task.", Required: true},
 	"error_health_mapping": {Type: framework.TypeMap, Description: "The error class to health mapping in force, defaults included.", Required: true},
 	"refresh_fraction":     {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
 	"notify_url":           {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
-	"notify_timeout":       {Type: framework.TypeDurationSecond, Description: "The timeout of one delivery, in seconds.", Required: true},
+	"notify_timeout":       {Type: framework.TypeString, Description: "The timeout of one delivery, as a duration (10s).", Required: true},
 
-	"notify_secret_overlap":        {Type: framework.TypeDurationSecond, Description: "How long a replaced signing secret keeps signing, in seconds.", Required: true},
+	"notify_secret_overlap":        {Type: framework.TypeString, Description: "How long a replaced signing secret keeps signing, as a duration (24h).", Required: true},
 	"notify_concurrency":           {Type: framework.TypeInt, Description: "How many processes' events are delivered at once.", Required: true},
 	"notify_max_events":            {Type: framework.TypeInt, Description: "The most events the outbox holds.", Required: true},
 	"notify_previous_secret_until": {Type: framework.TypeString, Description: "When the previous signing secret stops signing (RFC 3339); empty when none does.", Required: true},
@@ -93,7 +93,7 @@ const configHelpSynopsis = "Configure the engine: how processes keep credentials
 const configHelpDescription = `
 The configuration of the pecreds engine. A read returns the values in force, defaults included,
 even before any write. A write changes only the fields it gives. Durations accept seconds or Go
-duration strings (24h, 90m).
+duration strings (24h, 90m), and read as Go durations (24h, 10s), which a write takes back as is.
 
   $ vault write pecreds/config keep_credentials=transient global_registries=common,partners
   $ vault write pecreds/config error_health_mapping='{"forbidden": "broken"}'

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -14,8 +15,8 @@ func TestConfigDefaults(t *testing.T) {
 	want := map[string]any{
 		"keep_credentials":  "persistent",
 		"global_registries": []string{},
-		"process_ttl":       int64(86400),
-		"process_max_ttl":   int64(0),
+		"process_ttl":       "24h",
+		"process_max_ttl":   "0s",
 		"task_manager":      true,
 		"error_health_mapping": map[string]string{
 			"auth_failed": "broken", "credentials_expired": "broken", "credentials_unavailable": "broken",
@@ -23,9 +24,9 @@ func TestConfigDefaults(t *testing.T) {
 		},
 		"refresh_fraction": 0.67,
 		"notify_url":       "",
-		"notify_timeout":   int64(10),
+		"notify_timeout":   "10s",
 
-		"notify_secret_overlap":        int64(86400),
+		"notify_secret_overlap":        "24h",
 		"notify_concurrency":           4,
 		"notify_max_events":            100000,
 		"notify_previous_secret_until": "",
@@ -55,8 +56,8 @@ func TestConfigWrite(t *testing.T) {
 	for k, want := range map[string]any{
 		"keep_credentials":  "transient",
 		"global_registries": []string{"common", "partners"},
-		"process_ttl":       int64(48 * 3600),
-		"process_max_ttl":   int64(8760 * 3600),
+		"process_ttl":       "48h",
+		"process_max_ttl":   "8760h",
 		"task_manager":      false,
 		"notify_url":        "https://tasks.example.com/hook",
 	} {
@@ -120,5 +121,13 @@ func TestConfigRejects(t *testing.T) {
 				t.Errorf("a rejected write changed the config: keep_credentials = %v", got)
 			}
 		})
+	}
+}
+
+func TestFormatDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{24 * time.Hour: "24h", 90 * time.Minute: "1h30m", time.Minute: "1m", 10 * time.Second: "10s", 0: "0s", 61 * time.Second: "1m1s", 720 * time.Hour: "720h"} {
+		if got := formatDuration(d); got != want {
+			t.Errorf("%s: %q, want %q", d, got, want)
+		}
 	}
 }

@@ -27,7 +27,7 @@ func pathNotify(b *backend) []*framework.Path {
 						"pending":             {Type: framework.TypeInt, Description: "Events waiting for delivery.", Required: true},
 						"delivered":           {Type: framework.TypeInt, Description: "Events delivered since the mount was created.", Required: true},
 						"dead":                {Type: framework.TypeInt, Description: "Events still undelivered after the limit (24h), kept until notify/retry.", Required: true},
-						"oldest_pending_age":  {Type: framework.TypeInt, Description: "Seconds since the oldest pending event was made; 0 when none.", Required: true},
+						"oldest_pending_age":  {Type: framework.TypeString, Description: "How long ago the oldest pending event was made, as a duration such as 3m12s; 0s when none.", Required: true},
 						"overflowed":          {Type: framework.TypeInt, Description: "Events lost to the bound (notify_max_events): new ones not kept, and dead ones dropped to make room. When it grows, reconcile by listing task/.", Required: true},
 						"last_error":          {Type: framework.TypeString, Description: "The last delivery failure, at last_error_time; a delivery since (last_delivered_time later) means it has passed.", Required: true},
 						"last_error_time":     {Type: framework.TypeString, Description: "When the last delivery failed (RFC 3339); empty when none has.", Required: true},
@@ -86,13 +86,13 @@ func (b *backend) pathNotifyStatus(ctx context.Context, req *logical.Request, _ 
 		return nil, err
 	}
 	c, stats := x.Counts(), b.notifier.currentStats()
-	age := int64(0)
+	age := time.Duration(0)
 	if !c.OldestPending.IsZero() {
-		age = int64(time.Since(c.OldestPending).Seconds())
+		age = time.Since(c.OldestPending)
 	}
 	resp := &logical.Response{Data: map[string]any{
 		"pending": c.Pending, "delivered": stats.Delivered, "dead": c.Dead, "overflowed": stats.Overflowed,
-		"oldest_pending_age": age, "last_error": stats.LastError, "last_error_time": formatTime(stats.LastErrorTime),
+		"oldest_pending_age": formatDuration(age), "last_error": stats.LastError, "last_error_time": formatTime(stats.LastErrorTime),
 		"last_delivered_time": formatTime(stats.LastDelivered), "notify_url": cfg.NotifyURL,
 	}}
 	if w := cfg.oldFormSecretWarning(); w != "" {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a dev Vault with the plugin built, registered (by sha256 and version) and enabled at
 # pecreds/, loads the examples, and prints what to type next. Ctrl-C stops everything it started.
-#   PECREDS_ADDR   listen address (default 127.0.0.1:8200)
+#   PECREDS_ADDR      listen address (default 127.0.0.1:8200)
+#   PECREDS_DEV_DIR   where the server's files go (default bin/dev; emptied first)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -12,7 +13,7 @@ VAULT_BIN=$(scripts/vault.sh)
 vault() { "$VAULT_BIN" "$@"; }
 version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' version.go)
 
-dev="$root/bin/dev"
+dev=${PECREDS_DEV_DIR:-$root/bin/dev}
 rm -rf "$dev" && mkdir -p "$dev/plugins"
 echo "dev.sh: building the plugin $version"
 go build -o "$dev/plugins/vault-plugin-pecreds" ./cmd/vault-plugin-pecreds
@@ -21,7 +22,7 @@ printf 'plugin_directory = "%s"\n' "$dev/plugins" > "$dev/vault.hcl"
 
 go build -o "$dev/token-endpoint" ./examples/token-endpoint
 
-echo "dev.sh: starting vault server -dev on $addr (log: bin/dev/vault.log)"
+echo "dev.sh: starting vault server -dev on $addr (log: $dev/vault.log)"
 "$VAULT_BIN" server -dev -dev-root-token-id=root -dev-listen-address="$addr" \
   -config="$dev/vault.hcl" >"$dev/vault.log" 2>&1 &
 server=$!
@@ -33,10 +34,10 @@ trap 'exit 0' INT TERM
 
 for _ in $(seq 1 100); do
   vault status >/dev/null 2>&1 && break
-  kill -0 $server 2>/dev/null || { echo "dev.sh: the server exited; see bin/dev/vault.log" >&2; tail -20 "$dev/vault.log" >&2; exit 1; }
+  kill -0 $server 2>/dev/null || { echo "dev.sh: the server exited; see $dev/vault.log" >&2; tail -20 "$dev/vault.log" >&2; exit 1; }
   sleep 0.2
 done
-vault status >/dev/null || { echo "dev.sh: the server did not come up; see bin/dev/vault.log" >&2; exit 1; }
+vault status >/dev/null || { echo "dev.sh: the server did not come up; see $dev/vault.log" >&2; exit 1; }
 
 vault plugin register -sha256="$sha" -version="$version" -command=vault-plugin-pecreds secret vault-plugin-pecreds >/dev/null
 vault secrets enable -path=pecreds -plugin-version="$version" vault-plugin-pecreds >/dev/null
@@ -51,6 +52,23 @@ vault write pecreds/registry/common @examples/registries/common.json >/dev/null
 vault write pecreds/config global_registries=common >/dev/null
 echo root > "$dev/agent-token"   # for examples/agent/agent.hcl
 
+# The people of the walkthrough: the policies; Ann, an end user (userpass, the user policy, her
+# own identity entity); the engine host, an AppRole bound to the engine-host policy, whose ids
+# examples/engine-host/proxy.hcl reads.
+for policy in admin engine-host user task-manager; do
+  vault policy write "$policy" "examples/policies/$policy.hcl" >/dev/null
+done
+vault auth enable userpass >/dev/null
+vault write auth/userpass/users/ann password=ann-dev-login token_policies=user >/dev/null
+userpass=$(vault read -field=accessor sys/auth/userpass)
+ann_entity=$(vault write -field=id identity/entity name=ann)
+vault write identity/entity-alias name=ann canonical_id="$ann_entity" mount_accessor="$userpass" >/dev/null
+echo "$ann_entity" > "$dev/ann-entity-id"
+vault auth enable approle >/dev/null
+vault write auth/approle/role/engine-host token_policies=engine-host token_ttl=1h >/dev/null
+vault read -field=role_id auth/approle/role/engine-host/role-id > "$dev/engine-host-role-id"
+vault write -f -field=secret_id auth/approle/role/engine-host/secret-id > "$dev/engine-host-secret-id"
+
 cat <<TEXT
 
 pecreds $version is enabled at pecreds/ on a dev Vault (root token "root"), with the example
@@ -58,10 +76,18 @@ registries "orders" (a process definition) and "common" (global), the technical 
 "crm-service" (a password) and "engine" (oauth2, 60s tokens from a stand-in token endpoint at
 $token_url).
 
+The policies admin, engine-host, user and task-manager are installed. Ann logs in with userpass
+(password ann-dev-login); her identity entity's id is in bin/dev/ann-entity-id. The engine host is
+the AppRole engine-host, its ids in bin/dev/engine-host-role-id and -secret-id (read by
+examples/engine-host/proxy.hcl).
+
 In another shell:
 
   export VAULT_ADDR=$VAULT_ADDR VAULT_TOKEN=root
   alias vault=$VAULT_BIN    # unless a vault CLI is on your PATH
+
+  ANN_TOKEN=\$(vault login -token-only -method=userpass username=ann password=ann-dev-login)
+  vault proxy -config=examples/engine-host/proxy.hcl   # the engine host's proxy on 127.0.0.1:8100
 
   vault read pecreds/config
   vault list pecreds/registry

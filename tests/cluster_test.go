@@ -383,7 +383,9 @@ func TestRaftHAFailover(t *testing.T) {
 	// (The transient process's break after the fail-over adds its own two events.)
 	rcv.setFailing(false)
 	var persistentEvents []string
-	for _, typ := range types(distinctInOrder(rcv.waitFor(t, 4, 30*time.Second))) {
+	// The events failed for about 35 s before the receiver came back, so their next attempt (the
+	// backoff doubles: 1, 2, 4 ... 32 s) may be half a minute away: wait past it.
+	for _, typ := range types(distinctInOrder(rcv.waitFor(t, 4, 75*time.Second))) {
 		if strings.HasSuffix(typ, "@persistent") {
 			persistentEvents = append(persistentEvents, typ)
 		}
@@ -471,7 +473,7 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 		t.Errorf("renewing after the restart: %v", err)
 	}
 	rcv.setFailing(false)
-	if got := types(distinctInOrder(rcv.waitFor(t, 2, 30*time.Second))); strings.Join(got, " ") != "process-broken@q task-created@q" {
+	if got := types(distinctInOrder(rcv.waitFor(t, 2, 75*time.Second))); strings.Join(got, " ") != "process-broken@q task-created@q" { // past the backoff
 		t.Errorf("after the restart the Task Manager got %v", got)
 	}
 	// The scheduler resumed: each token is refreshed at its time (~27s after it was issued).

@@ -66,8 +66,8 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 	want := map[string]any{
 		"keep_credentials":  "persistent",
 		"global_registries": []any{},
-		"process_ttl":       json.Number("86400"),
-		"process_max_ttl":   json.Number("0"),
+		"process_ttl":       "24h",
+		"process_max_ttl":   "0s",
 		"task_manager":      true,
 		"error_health_mapping": map[string]any{
 			"auth_failed": "broken", "credentials_expired": "broken", "credentials_unavailable": "broken",
@@ -75,9 +75,9 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 		},
 		"refresh_fraction": json.Number("0.67"),
 		"notify_url":       "",
-		"notify_timeout":   json.Number("10"),
+		"notify_timeout":   "10s",
 
-		"notify_secret_overlap":        json.Number("86400"),
+		"notify_secret_overlap":        "24h",
 		"notify_concurrency":           json.Number("4"),
 		"notify_max_events":            json.Number("100000"),
 		"notify_previous_secret_until": "",
@@ -101,7 +101,7 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, v := range map[string]any{
-		"keep_credentials": "transient", "process_ttl": float64(172800), "task_manager": true,
+		"keep_credentials": "transient", "process_ttl": "48h", "task_manager": true,
 		"global_registries": []any{"common", "partners"},
 	} {
 		if !reflect.DeepEqual(got.Data[k], v) {
