@@ -9,24 +9,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// reloaded is a new backend over the same storage: a plugin reload.
-func reloaded(t *testing.T, s logical.Storage) *backend {
-	t.Helper()
-	conf := logical.TestBackendConfig()
-	conf.StorageView = s
-	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 8760 * time.Hour}}
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := raw.(*backend)
-	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return b
-}
-
 func statusOf(t *testing.T, b *backend, s logical.Storage) map[string]any {
 	t.Helper()
 	var data map[string]any
@@ -62,7 +44,7 @@ func TestStatusCountsAcrossChangesAndReload(t *testing.T) {
 		"open_tasks":            1,
 		"technical_credentials": map[string]int{"ok": 2, "failing": 0, "expired": 0},
 	}
-	for _, backend := range []*backend{b, reloaded(t, s)} {
+	for _, backend := range []*backend{b, restart(t, s)} {
 		got := statusOf(t, backend, s)
 		for k, v := range want {
 			if !reflect.DeepEqual(got[k], v) {
@@ -96,7 +78,7 @@ func TestUsageIndexAcrossChangesAndReload(t *testing.T) {
 	if n, ids := usage(b); n != 1 || !reflect.DeepEqual(ids, []string{"o1"}) {
 		t.Errorf("after a delete and a runtime change: %v %v", n, ids)
 	}
-	r := reloaded(t, s)
+	r := restart(t, s)
 	statusOf(t, r, s)
 	if n, ids := usage(r); n != 1 || !reflect.DeepEqual(ids, []string{"o1"}) {
 		t.Errorf("after a reload: %v %v", n, ids)

@@ -89,8 +89,8 @@ func benchBreak(b *testing.B, mount, prefix string, n int) {
 	})
 }
 
-// forEach runs fn(0..n-1) from 16 workers and fails the benchmark on the first error.
-func forEach(b *testing.B, n int, fn func(i int) error) {
+// forEach runs fn(0..n-1) from 16 workers and fails the test or benchmark on an error.
+func forEach(b testing.TB, n int, fn func(i int) error) {
 	b.Helper()
 	work := make(chan int)
 	var wg sync.WaitGroup

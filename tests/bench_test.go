@@ -221,22 +221,10 @@ func BenchmarkResolve(b *testing.B) {
 	mustWrite(kv+"/data/app", map[string]any{"data": map[string]any{"password": "kv-bench"}})
 
 	createProcesses := func(from, to int) {
-		work := make(chan int)
-		var wg sync.WaitGroup
-		for w := 0; w < 16; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range work {
-					mustWrite(fmt.Sprintf("%s/process/p%d", mount, i), map[string]any{"definition": "orders"})
-				}
-			}()
-		}
-		for i := from; i < to; i++ {
-			work <- i
-		}
-		close(work)
-		wg.Wait()
+		forEach(b, to-from, func(i int) error {
+			_, err := env.client.Logical().Write(fmt.Sprintf("%s/process/p%d", mount, from+i), map[string]any{"definition": "orders"})
+			return err
+		})
 	}
 	createProcesses(0, 100)
 	resolvePath := mount + "/process/p7/resolve/crm"

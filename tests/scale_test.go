@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -12,31 +11,10 @@ import (
 // createMany creates n processes id prefix0..prefix(n-1) of the definition, from 16 workers.
 func createMany(t testing.TB, mount, prefix, definition string, n int) {
 	t.Helper()
-	work := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed error
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				if _, err := env.client.Logical().Write(fmt.Sprintf("%s/process/%s%d", mount, prefix, i), map[string]any{"definition": definition}); err != nil {
-					mu.Lock()
-					failed = err
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
-	if failed != nil {
-		t.Fatal(failed)
-	}
+	forEach(t, n, func(i int) error {
+		_, err := env.client.Logical().Write(fmt.Sprintf("%s/process/%s%d", mount, prefix, i), map[string]any{"definition": definition})
+		return err
+	})
 }
 
 // listPage is one LIST process/ page through the HTTP API, as a client library pages; past the
