@@ -233,7 +233,7 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	}
 	d := outbox.Deliverer{
 		Index: x, Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, s: s},
-		Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()), Concurrency: cfg.NotifyConcurrency,
+		Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()), Concurrency: cfg.NotifyConcurrency, Holding: &n.mu,
 		Dying: func(ev *notifyEvent, err error) {
 			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
 		},
@@ -245,48 +245,58 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 // events get in.
 const retryBatch = 100
 
-// retry queues every dead event again, in its place in its process's order, a batch at a time.
+// retry queues every dead event again, in its place in its process's order, a batch at a time
+// under the outbox lock (which the delivery's hold of overdue events takes too), until none is
+// left dead: an event held dead meanwhile behind one requeued is requeued as well.
 func (n *notifier) retry(ctx context.Context, s logical.Storage) (int, error) {
 	x, err := n.loaded(ctx, s)
 	if err != nil {
 		return 0, err
 	}
-	dead := x.Dead()
-	requeued := 0
-	for len(dead) > 0 {
-		batch := dead[:min(retryBatch, len(dead))]
-		dead = dead[len(batch):]
-		done, err := n.retryLocked(ctx, s, x, batch)
+	requeued, seen := 0, map[uint64]bool{} // each event once: one that dies again meanwhile waits for the next retry
+	for {
+		done, more, err := n.retryBatch(ctx, s, x, seen)
 		requeued += done
-		if err != nil {
+		if err != nil || !more {
+			n.poke()
 			return requeued, err
 		}
-		n.poke()
 	}
-	return requeued, nil
 }
 
-func (n *notifier) retryLocked(ctx context.Context, s logical.Storage, x *outbox.Index, batch []outbox.Entry) (int, error) {
+// retryBatch requeues up to retryBatch dead events; more says whether any was left to look at.
+func (n *notifier) retryBatch(ctx context.Context, s logical.Storage, x *outbox.Index, seen map[uint64]bool) (done int, more bool, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	now := time.Now().UTC()
-	done := 0
-	for _, e := range batch {
-		ev, err := loadOutboxEvent(ctx, s, outboxKey(e.Seq))
-		if err != nil {
-			return done, err
+	var dead []outbox.Entry
+	for _, e := range x.Dead() {
+		if !seen[e.Seq] && len(dead) < retryBatch {
+			dead = append(dead, e)
 		}
-		if ev == nil || !ev.Dead {
-			continue // dropped to make room, or retried meanwhile
-		}
-		outbox.Retry(ev, now)
-		if err := putOutboxEvent(ctx, s, ev); err != nil {
-			return done, err
-		}
-		x.Update(ev.Entry())
-		done++
 	}
-	return done, nil
+	if len(dead) == 0 {
+		return 0, false, nil
+	}
+	now := time.Now().UTC()
+	for _, e := range dead {
+		seen[e.Seq] = true
+		ev, err := loadOutboxEvent(ctx, s, outboxKey(e.Seq))
+		switch {
+		case err != nil:
+			return done, false, err
+		case ev == nil:
+			x.Remove(e.ProcessID, e.Seq) // gone from storage: the index follows
+			continue
+		case ev.Dead:
+			outbox.Retry(ev, now)
+			if err := putOutboxEvent(ctx, s, ev); err != nil {
+				return done, false, err
+			}
+			done++
+		}
+		x.Update(ev.Entry()) // storage's state, requeued or not
+	}
+	return done, true, nil
 }
 
 // outboxStore is the outbox in Vault storage, with the counters notify/status shows.

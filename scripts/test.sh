@@ -21,6 +21,17 @@ VAULT_BIN=$(scripts/vault.sh)
 export VAULT_BIN
 echo "test.sh: Vault server: $VAULT_BIN ($("$VAULT_BIN" version))"
 
+# The README walkthrough (run by TestREADMEWalkthroughRunsAsIs) pages with curl, as a reader does.
+if ! command -v curl >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing curl (Debian's package), which the README walkthrough uses"
+    apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null
+  else
+    echo "test.sh: the README walkthrough needs curl; install it" >&2
+    exit 1
+  fi
+fi
+
 stage "go vet"
 go vet ./...
 

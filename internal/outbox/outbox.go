@@ -96,6 +96,9 @@ type Deliverer struct {
 	Concurrency int
 	// Dying is told of an event that just became dead.
 	Dying func(ev *Event, err error)
+	// Holding, when set, is held while events are marked dead behind a dead one, so that a retry
+	// (holding it too) never misses one: nothing stays dead behind an event it requeued.
+	Holding sync.Locker
 }
 
 // DeliverDue delivers the events due at Now, in order per process: a process's later events wait
@@ -187,6 +190,10 @@ func (d *Deliverer) drain(ctx context.Context, pid string) (time.Time, error) {
 // holdOverdue marks dead, without an attempt, a process's events that waited behind its dead
 // first event past their own limit.
 func (d *Deliverer) holdOverdue(ctx context.Context, pid string) error {
+	if d.Holding != nil {
+		d.Holding.Lock()
+		defer d.Holding.Unlock()
+	}
 	for _, e := range d.Index.Overdue(pid, d.Now(), d.DeadAfter) {
 		ev, err := d.Store.Load(ctx, e.Seq)
 		if err != nil || ev == nil {
