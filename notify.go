@@ -366,6 +366,15 @@ func (n *notifier) loadStats(ctx context.Context, s logical.Storage) error {
 	return nil
 }
 
+// counts are the outbox's own counts and the stored counters, as status paths show them.
+func (n *notifier) counts(ctx context.Context, s logical.Storage) (outbox.Counts, notifyStats, error) {
+	x, err := n.loaded(ctx, s)
+	if err != nil {
+		return outbox.Counts{}, notifyStats{}, err
+	}
+	return x.Counts(), n.currentStats(), nil
+}
+
 // currentStats is a copy of the counters.
 func (n *notifier) currentStats() notifyStats {
 	n.statsMu.Lock()

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/consts"
-
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -74,18 +72,17 @@ func pathNotify(b *backend) []*framework.Path {
 }
 
 func (b *backend) pathNotifyStatus(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
-		return nil, logical.ErrPerfStandbyPleaseForward // the outbox index lives on the active node
+	if err := b.activeOnly(); err != nil {
+		return nil, err
 	}
 	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	x, err := b.notifier.loaded(ctx, req.Storage)
+	c, stats, err := b.notifier.counts(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	c, stats := x.Counts(), b.notifier.currentStats()
 	age := time.Duration(0)
 	if !c.OldestPending.IsZero() {
 		age = time.Since(c.OldestPending)

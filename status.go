@@ -83,24 +83,32 @@ processes in storage once, in the background; until then counts_complete is fals
 `
 
 func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
-		return nil, logical.ErrPerfStandbyPleaseForward // the counts live on the active node
+	if err := b.activeOnly(); err != nil {
+		return nil, err
 	}
 	technical, err := b.technicalStates(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	x, err := b.notifier.loaded(ctx, req.Storage)
+	box, stats, err := b.notifier.counts(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	box, stats := x.Counts(), b.notifier.currentStats()
 	c := b.census.Counts()
 	return &logical.Response{Data: map[string]any{
 		"processes": c.Processes, "processes_by_health": c.ByHealth, "processes_by_keep": c.ByKeep,
 		"open_tasks": c.OpenTasks, "technical_credentials": technical, "counts_complete": c.Seeded,
 		"outbox": map[string]any{"pending": box.Pending, "dead": box.Dead, "delivered": stats.Delivered, "overflowed": stats.Overflowed},
 	}}, nil
+}
+
+// activeOnly forwards a read from a performance standby to the active node, where the counts
+// and the outbox index live (they are kept as things change there).
+func (b *backend) activeOnly() error {
+	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
+		return logical.ErrPerfStandbyPleaseForward
+	}
+	return nil
 }
 
 // technicalStates counts the technical credentials by state, from the caches (they are few).

@@ -70,8 +70,7 @@ func fillWhole[T any](ctx context.Context, s logical.Storage, whole *cache.Whole
 func eachWhole[T any](ctx context.Context, s logical.Storage, whole *cache.Whole[T], prefix, what string) ([]*T, error) {
 	var out []*T
 	for !whole.Each(func(_ string, v *T) { out = append(out, v) }) {
-		_, _, ticket := whole.Lookup("")
-		if err := fillWhole(ctx, s, whole, prefix, what, ticket); err != nil {
+		if err := fillWhole(ctx, s, whole, prefix, what, whole.Ticket()); err != nil {
 			return nil, err
 		}
 	}

@@ -53,6 +53,13 @@ func (w *Whole[T]) Lookup(name string) (*T, bool, Ticket) {
 // Offer does nothing: a Whole cache is filled whole (FillIf), never one entry at a time.
 func (w *Whole[T]) Offer(string, *T, Ticket) {}
 
+// Ticket is the set's generation now, for a fill that starts reading storage.
+func (w *Whole[T]) Ticket() Ticket {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.gen
+}
+
 // Loaded says whether the set is held whole.
 func (w *Whole[T]) Loaded() bool {
 	w.mu.RLock()

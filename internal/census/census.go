@@ -48,6 +48,7 @@ type Census struct {
 	nTasks   int
 	byDef    map[string]*group
 	runtime  map[string]map[string]string // technical -> process id -> its definition
+	techOf   map[string][]string          // process id -> the technicals its runtime layer names (only when some)
 	tasks    map[string]openTask          // open task id -> what it is of
 	taskOf   map[string]string            // process id -> its open task's id
 }
@@ -65,7 +66,7 @@ type group struct {
 func New() *Census {
 	return &Census{index: map[string]uint16{}, procs: map[string]summary{}, gone: map[string]bool{}, unsure: map[string]bool{},
 		byHealth: map[string]int{}, byKeep: map[string]int{}, byDef: map[string]*group{}, runtime: map[string]map[string]string{},
-		tasks: map[string]openTask{}, taskOf: map[string]string{}}
+		tasks: map[string]openTask{}, taskOf: map[string]string{}, techOf: map[string][]string{}}
 }
 
 func (c *Census) intern(s string) uint16 {
@@ -156,6 +157,9 @@ func (c *Census) set(p Process) {
 	if len(g.sample) < maxSample {
 		g.sample[p.ID] = true
 	}
+	if len(p.Technicals) > 0 {
+		c.techOf[p.ID] = p.Technicals
+	}
 	for _, t := range p.Technicals {
 		if c.runtime[t] == nil {
 			c.runtime[t] = map[string]string{}
@@ -187,14 +191,13 @@ func (c *Census) remove(id string) {
 			delete(c.byDef, def)
 		}
 	}
-	for t, ids := range c.runtime {
-		if _, ok := ids[id]; ok {
-			delete(ids, id)
-			if len(ids) == 0 {
-				delete(c.runtime, t)
-			}
+	for _, t := range c.techOf[id] { // only its own technicals: no walk over every one on each change
+		delete(c.runtime[t], id)
+		if len(c.runtime[t]) == 0 {
+			delete(c.runtime, t)
 		}
 	}
+	delete(c.techOf, id)
 }
 
 // Counts is what status shows of the processes.
