@@ -31,7 +31,11 @@ var objectFields = []string{"services", "current", "credentials", "error_health_
 // Factory returns a configured pecreds backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend()
-	if err := b.Setup(ctx, conf); err != nil {
+	withView := *conf
+	if conf.System != nil {
+		withView.System = newSystemView(conf.System)
+	}
+	if err := b.Setup(ctx, &withView); err != nil {
 		return nil, err
 	}
 	return b, nil

@@ -217,13 +217,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 		resp.AddWarning(warning)
 	}
 
-	// The credentials first: a process record is never left pointing at credentials not kept.
-	if cur != nil {
-		if err := b.putCurrent(ctx, req.Storage, p, *cur); err != nil {
-			return nil, err
-		}
-	}
-	if err := b.putProcess(ctx, req.Storage, p); err != nil {
+	if err := b.putNewProcess(ctx, req.Storage, p, cur); err != nil {
 		return nil, err
 	}
 	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})

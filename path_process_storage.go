@@ -2,6 +2,7 @@ package pecreds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -64,6 +65,27 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 	}
 	b.census.Set(summarize(p))
 	return nil
+}
+
+// putNewProcess writes a new process and its current credentials side by side: a create is the
+// write an engine makes most, and each write is a round trip to Vault. When either write fails,
+// both are removed again, so a refused create leaves nothing behind: no process pointing at
+// credentials not kept, and no credentials without their process.
+func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *processEntry, cur *Credential) error {
+	curDone := make(chan error, 1)
+	if cur == nil {
+		curDone <- nil
+	} else {
+		go func() { curDone <- b.putCurrent(ctx, s, p, *cur) }()
+	}
+	err := errors.Join(b.putProcess(ctx, s, p), <-curDone)
+	if err == nil {
+		return nil
+	}
+	if cur != nil {
+		err = errors.Join(err, b.deleteCurrent(ctx, s, p.ID))
+	}
+	return errors.Join(err, b.deleteProcess(ctx, s, p.ID))
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {

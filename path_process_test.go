@@ -365,3 +365,50 @@ func TestProcessListPages(t *testing.T) {
 	}
 	mustFail(t, b, s, logical.ListOperation, "process/", map[string]any{"limit": 0}, "limit must be between 1 and 10000")
 }
+
+// putFailingStorage fails every Put of a key that starts with prefix.
+type putFailingStorage struct {
+	logical.Storage
+	prefix string
+}
+
+func (f putFailingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.HasPrefix(e.Key, f.prefix) {
+		return errInjected
+	}
+	return f.Storage.Put(ctx, e)
+}
+
+// A create writes the process and its current credentials side by side; when either write fails,
+// the refused create leaves neither behind, and the id is free for the next try.
+func TestRefusedCreateLeavesNothingBehind(t *testing.T) {
+	for _, prefix := range []string{processStoragePrefix, currentStoragePrefix} {
+		t.Run(prefix, func(t *testing.T) {
+			b, s := getTestBackend(t)
+			setupLayers(t, b, s)
+			failing := putFailingStorage{Storage: s, prefix: prefix}
+			resp, err := b.HandleRequest(context.Background(), &logical.Request{
+				Operation: logical.CreateOperation, Path: "process/p1", Storage: failing,
+				Data: map[string]any{"definition": "orders", "current": annJSON},
+			})
+			if err == nil && !resp.IsError() {
+				t.Fatalf("a create whose %s write failed answered %v", prefix, resp)
+			}
+			if err != nil && strings.Contains(err.Error(), "ann-secret-pw") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+			for _, key := range []string{processStoragePrefix + "p1", currentStoragePrefix + "p1"} {
+				if e, _ := s.Get(context.Background(), key); e != nil {
+					t.Errorf("the refused create left %s in storage", key)
+				}
+			}
+			if r := request(t, b, s, logical.ReadOperation, "process/p1", nil); r != nil {
+				t.Errorf("the refused process reads as %v", r.Data)
+			}
+			if n := statusOf(t, b, s)["processes"]; n != 0 {
+				t.Errorf("status counts %v processes after a refused create", n)
+			}
+			mustSucceed(t, b, s, logical.CreateOperation, "process/p1", map[string]any{"definition": "orders", "current": annJSON})
+		})
+	}
+}

@@ -251,6 +251,18 @@ func newMount(t testing.TB) string {
 // newMountNamed enables the plugin at mount, removed when the test ends.
 func newMountNamed(t testing.TB, mount string) string {
 	t.Helper()
+	enableMount(t, mount)
+	t.Cleanup(func() {
+		if err := env.client.Sys().Unmount(mount); err != nil {
+			t.Errorf("disabling %s: %v", mount, err)
+		}
+	})
+	return mount
+}
+
+// enableMount enables the plugin at mount and leaves it there.
+func enableMount(t testing.TB, mount string) {
+	t.Helper()
 	err := env.client.Sys().Mount(mount, &api.MountInput{
 		Type:   pluginName,
 		Config: api.MountConfigInput{PluginVersion: pecreds.Version},
@@ -258,12 +270,6 @@ func newMountNamed(t testing.TB, mount string) string {
 	if err != nil {
 		t.Fatalf("enabling the plugin at %s: %v", mount, err)
 	}
-	t.Cleanup(func() {
-		if err := env.client.Sys().Unmount(mount); err != nil {
-			t.Errorf("disabling %s: %v", mount, err)
-		}
-	})
-	return mount
 }
 
 // waitFor polls cond until it holds, failing the test after within: tests wait by polling with
