@@ -2,6 +2,7 @@ package pecreds
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -95,4 +96,47 @@ func testCertificate(t *testing.T) (certPEM, keyPEM, otherKeyPEM string) {
 		t.Fatal(err)
 	}
 	return certPEM, keyPEM, otherKeyPEM
+}
+
+// TestRouting: every kind of request reaches its own path, and patterns of different families
+// (the first segment: process, config, registry, ...) never match the same request, so the order
+// of the families in Paths changes no routing; within a family, order matters (task/mine).
+func TestRouting(t *testing.T) {
+	b, _ := getTestBackend(t)
+	family := func(s string) string {
+		return strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(s, "^"), "/", 2)[0], "$")
+	}
+	for request, pattern := range map[string]string{
+		"process/p1":                 `^process/(?P<id>[^/]+)$`,
+		"process/":                   `^process/?$`,
+		"process/p1/resolve/crm":     `^process/(?P<id>[^/]+)/resolve/(?P<service>[^/]+)$`,
+		"process/p1/resolve":         `^process/(?P<id>[^/]+)/resolve$`,
+		"process/p1/report":          `^process/(?P<id>[^/]+)/report$`,
+		"process/p1/preflight":       `^process/(?P<id>[^/]+)/preflight$`,
+		"process/p1/resume":          `^process/(?P<id>[^/]+)/resume$`,
+		"process/p1/credentials":     `^process/(?P<id>[^/]+)/credentials$`,
+		"process/p1/credentials/crm": `^process/(?P<id>[^/]+)/credentials/(?P<service>[^/]+)$`,
+		"config":                     `^config$`,
+		"registry/":                  `^registry/?$`,
+		"registry/orders":            `^registry/(?P<name>.*)$`,
+		"technical/":                 `^technical/?$`,
+		"technical/crm/creds":        `^technical/(?P<name>[^/]+)/creds$`,
+		"technical/crm":              `^technical/(?P<name>.*)$`,
+		"task/":                      `^task/?$`,
+		"task/mine":                  `^task/mine/?$`,
+		"task/T1":                    `^task/(?P<id>[^/]+)$`,
+		"task/T1/complete":           `^task/(?P<id>[^/]+)/complete$`,
+		"task/T1/complete-on-behalf": `^task/(?P<id>[^/]+)/complete-on-behalf$`,
+		"notify/status":              `^notify/status$`,
+		"status":                     `^status$`,
+	} {
+		if got := b.Route(request); got == nil || got.Pattern != pattern {
+			t.Errorf("%s routes to %v, want %s", request, got, pattern)
+		}
+		for _, p := range b.Paths {
+			if regexp.MustCompile(p.Pattern).MatchString(request) && family(p.Pattern) != family(request) {
+				t.Errorf("%s also matches %s, of another family", request, p.Pattern)
+			}
+		}
+	}
 }

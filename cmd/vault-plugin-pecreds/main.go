@@ -7,7 +7,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
-	"github.com/hashicorp/vault/sdk/plugin"
 
 	pecreds "github.com/pecreds/vault-plugin-pecreds"
 )
@@ -25,10 +24,7 @@ func main() {
 	tlsConfig := apiClientMeta.GetTLSConfig()
 	tlsProviderFunc := api.VaultPluginTLSProvider(tlsConfig)
 
-	if err := plugin.ServeMultiplex(&plugin.ServeOpts{
-		BackendFactoryFunc: pecreds.Factory,
-		TLSProviderFunc:    tlsProviderFunc,
-	}); err != nil {
+	if err := serveMultiplex(pecreds.Factory, tlsProviderFunc); err != nil {
 		fatal(err)
 	}
 }
