@@ -71,6 +71,8 @@ type backend struct {
 	census   *census.Census
 	tasks    *cache.Bounded[taskEntry]
 	currents *cache.Bounded[Credential] // persistent current credentials, as stored
+	// side runs the storage calls made beside a request's own.
+	side *sideCalls
 
 	// reportRefreshes: when a reported failure last forced a technical token's refresh (memory
 	// only; a heuristic against a herd of reports).
@@ -103,6 +105,7 @@ func newBackend() *backend {
 		tasks:          cache.NewBounded[taskEntry](processCacheSize),
 		currents:       cache.NewBounded[Credential](processCacheSize),
 		census:         census.New(),
+		side:           newSideCalls(),
 
 		transientCurrent: map[string]*Credential{},
 		reportRefreshes:  map[string]time.Time{},
@@ -283,6 +286,7 @@ func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
 	b.notifier.stop()
+	b.side.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.

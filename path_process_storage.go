@@ -48,10 +48,10 @@ func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id str
 		return b.liveProcess(ctx, s, id)
 	}
 	done := make(chan struct{})
-	go func() {
+	b.side.Go(func() {
 		defer close(done)
 		_, _ = cachedGet(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
-	}()
+	})
 	p, err := b.liveProcess(ctx, s, id)
 	<-done
 	return p, err
@@ -76,7 +76,7 @@ func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *proce
 	if cur == nil {
 		curDone <- nil
 	} else {
-		go func() { curDone <- b.putCurrent(ctx, s, p, *cur) }()
+		b.side.Go(func() { curDone <- b.putCurrent(ctx, s, p, *cur) })
 	}
 	err := errors.Join(b.putProcess(ctx, s, p), <-curDone)
 	if err == nil {
