@@ -30,7 +30,17 @@ var objectFields = []string{"services", "current", "credentials", "error_health_
 
 // Factory returns a configured pecreds backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-	b := newBackend()
+	return factoryWith(defaultDeps())(ctx, conf)
+}
+
+// factoryWith builds backends from the given dependencies (deps.go).
+func factoryWith(d deps) logical.Factory {
+	return func(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+		return setUp(ctx, conf, newBackend(d))
+	}
+}
+
+func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logical.Backend, error) {
 	withView := *conf
 	if conf.System != nil {
 		withView.System = newSystemView(conf.System)
@@ -74,25 +84,25 @@ type backend struct {
 	// side runs the storage calls made beside a request's own.
 	side *sideCalls
 
-	// reportRefreshes: when a reported failure last forced a technical token's refresh (memory
-	// only; a heuristic against a herd of reports).
-	reportRefreshes map[string]time.Time
-
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.
 	transientCurrent map[string]*Credential
 
-	// tokenFlights makes concurrent demands for one token share one token request.
+	deps deps
+	// tokenFlights makes concurrent demands for one token share one token request (token_fetch.go).
 	tokenFlights singleflight.Group
-	httpClient   *http.Client
-	refresher    *refresher
-	notifier     *notifier
+	// forceWanted: a demand for a fresh token of these credentials waits, so the next flight fetches
+	// even if the stored token is not due. Guarded by forceLock.
+	forceLock   sync.Mutex
+	forceWanted map[string]bool
+	refresher   *refresher
+	notifier    *notifier
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
 	lifetime    context.Context
 	endLifetime context.CancelFunc
 }
 
-func newBackend() *backend {
+func newBackend(d deps) *backend {
 	b := &backend{
 		registryLocks:  locksutil.CreateLocks(),
 		technicalLocks: locksutil.CreateLocks(),
@@ -108,8 +118,8 @@ func newBackend() *backend {
 		side:           newSideCalls(),
 
 		transientCurrent: map[string]*Credential{},
-		reportRefreshes:  map[string]time.Time{},
-		httpClient:       newOutboundClient(oauth.RequestTimeout),
+		forceWanted:      map[string]bool{},
+		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)
@@ -152,8 +162,8 @@ func newBackend() *backend {
 }
 
 // HandleRequest checks secret fields' types and decodes JSON text given for an object or list
-// field (prepareFields), hands the request to the framework, and answers a coded error (404, 403,
-// 502) with its message as it is (codedAnswer).
+// field (prepareFields), hands the request to the framework, and answers a coded error (404, 403)
+// with its message as it is (codedAnswer).
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if err := b.prepareFields(req); err != nil {
 		return badRequest(err)
@@ -179,8 +189,6 @@ func codedAnswer(coded logical.HTTPCodedError) (*logical.Response, error) {
 		sentinel = logical.ErrPermissionDenied
 	case http.StatusNotFound:
 		sentinel = logical.ErrUnsupportedPath
-	case http.StatusBadGateway:
-		sentinel = logical.ErrUpstreamRateLimited // Vault's only sentinel that answers 502
 	default:
 		return nil, coded
 	}

@@ -15,13 +15,28 @@ import (
 
 func getTestBackend(t *testing.T) (*backend, logical.Storage) {
 	t.Helper()
+	return getTestBackendWith(t, testDeps())
+}
+
+// testDeps are the production dependencies with the waits of a test: a token request is waited
+// on for at most a second, and may follow the last one at once.
+func testDeps() deps {
+	d := defaultDeps()
+	d.tokenWait = time.Second
+	d.minFetchInterval = 0 // tests of the interval set their own
+	return d
+}
+
+// getTestBackendWith builds a backend from the given dependencies over fresh storage.
+func getTestBackendWith(t *testing.T, d deps) (*backend, logical.Storage) {
+	t.Helper()
 	conf := logical.TestBackendConfig()
 	conf.StorageView = &logical.InmemStorage{}
 	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{
 		DefaultLeaseTTLVal: 24 * time.Hour,
 		MaxLeaseTTLVal:     8760 * time.Hour, // as dev.sh tunes the mount
 	}}
-	raw, err := Factory(context.Background(), conf)
+	raw, err := factoryWith(d)(context.Background(), conf)
 	if err != nil {
 		t.Fatal(err)
 	}

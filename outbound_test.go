@@ -25,7 +25,7 @@ func TestOutboundClientFollowsNoRedirect(t *testing.T) {
 		}))
 		_, err := fetchToken(t.Context(), newOutboundClient(5*time.Second), Credential{Type: "oauth2", Fields: map[string]string{
 			"token_url": redirector.URL + "/token", "client_id": "c", "client_secret": "the-client-secret",
-		}})
+		}}, time.Now)
 		redirector.Close()
 		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("HTTP %d", code)) || !strings.Contains(err.Error(), "redirects are not followed") {
 			t.Errorf("%d: %v", code, err)
@@ -95,7 +95,7 @@ func TestTokenErrorsNeverCarryEndpointText(t *testing.T) {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, r.Header.Get("Authorization")) }))
 		_, err := fetchToken(context.Background(), newOutboundClient(5*time.Second), Credential{Type: "oauth2", Fields: map[string]string{
 			"token_url": srv.URL + "/token", "client_id": "c", "client_secret": secret,
-		}})
+		}}, time.Now)
 		srv.Close()
 		if err == nil || strings.Contains(err.Error(), basic) || strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "Basic") {
 			t.Errorf("%s: %v", name, err)
@@ -124,7 +124,7 @@ func TestDescribeTokenErrorKeepsStandardCodes(t *testing.T) {
 	defer srv.Close()
 	_, err := fetchToken(context.Background(), newOutboundClient(5*time.Second), Credential{Type: "oauth2", Fields: map[string]string{
 		"token_url": srv.URL, "client_id": "c", "client_secret": "s",
-	}})
+	}}, time.Now)
 	if err == nil || err.Error() != "the token endpoint answered HTTP 401 Unauthorized (error invalid_client)" {
 		t.Errorf("got %v", err)
 	}

@@ -20,10 +20,6 @@ import (
 // health, a failure of the user's own credentials opens a task for the owner, and an operator
 // resumes a process broken by a technical credential.
 
-// forcedRefreshReuse: a report shortly after a report-forced refresh of the same token reuses
-// that refresh instead of forcing another (many processes report one token's failure at once).
-const forcedRefreshReuse = 5 * time.Second
-
 // actionFor is what the engine should do at a health.
 func actionFor(health string) string {
 	switch health {
@@ -95,6 +91,11 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 		return badRequest(fmt.Errorf("error: %q is not a known error class: use one of %s (an operator adds classes in config's error_health_mapping)",
 			class, strings.Join(cfg.errorClasses(), ", ")))
 	}
+	if class == "auth_failed" || class == "credentials_expired" {
+		if resp, err := b.refreshReported(ctx, req.Storage, id, service); resp != nil || err != nil {
+			return resp, err
+		}
+	}
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
@@ -105,7 +106,7 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	if st.Process == nil {
 		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
-	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolve.Query{Service: service})
+	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolve.Query{Service: service}, false)
 	if errors.Is(err, resolve.ErrNoService) {
 		return badRequest(fmt.Errorf("service: process %q has no service %q in any layer", id, service))
 	}
@@ -169,13 +170,47 @@ func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *con
 	return ev, nil
 }
 
+// refreshReported asks once for a fresh token of the OAuth2 technical credential a reported
+// failure was served with — before the process is locked, since a token request may take long —
+// so that the verdict under the lock finds it. A request still in flight after the token wait is
+// a retryable answer, and changes nothing. nil, nil when there is nothing to ask for.
+func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, service string) (*logical.Response, error) {
+	p, err := b.getProcess(ctx, s, id)
+	if err != nil || p == nil || p.Health == healthFailed {
+		return nil, err
+	}
+	res, err := b.resolveProcess(ctx, s, p, resolve.Query{Service: service}, false)
+	if err != nil || len(res.Found) == 0 {
+		return nil, nil // the verdict under the lock says why
+	}
+	used := res.Tried[res.Found[0].Index]
+	e, err := b.getTechnical(ctx, s, used.Name)
+	if used.Type != "technical" || err != nil || e == nil || !e.rotates() {
+		return nil, err
+	}
+	st, err := b.getTokenState(ctx, s, e.Name)
+	if err != nil || st == nil {
+		return nil, err
+	}
+	if retried, ok := p.Retried[e.Name]; ok && retried == st.Generation {
+		return nil, nil // the fresh token failed too: the mapping decides
+	}
+	_, pending, err := b.awaitToken(ctx, s, e.Name, tokenWant{force: true, after: st.Generation, version: e.Version})
+	if err != nil || !pending {
+		return nil, err
+	}
+	return retryAnswer(fmt.Sprintf("process %q: technical credential %q failed, and the request for a fresh token is still in flight after %s; nothing changed: report again, or retry the call, in a few seconds",
+		id, e.Name, b.deps.tokenWait))
+}
+
 func reportAnswer(p *processEntry) *logical.Response {
 	return &logical.Response{Data: map[string]any{"health": p.Health, "action": actionFor(p.Health), "task_id": p.TaskID}}
 }
 
-// retryTechnical decides a technical token's failure: once per token generation a process is
-// told to retry with a fresh token; the same generation failing again, or a refresh that fails,
-// falls to the mapping (false, with the reason). The process's new bookkeeping comes back.
+// retryTechnical decides a technical token's failure from the state refreshReported left: once
+// per token generation a process is told to retry with a fresh token; the same generation failing
+// again, or no fresh token to be had, falls to the mapping (false, with the reason). The process's
+// new bookkeeping comes back. It makes no token request: the caller holds the process's lock.
 func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *processEntry, name string) (bool, string, map[string]int, error) {
 	e, err := b.getTechnical(ctx, s, name)
 	if err != nil {
@@ -191,21 +226,12 @@ func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *proc
 	if retried, ok := p.Retried[name]; ok && st != nil && retried == st.Generation {
 		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil, nil
 	}
-	b.cacheLock.RLock()
-	last := b.reportRefreshes[name]
-	b.cacheLock.RUnlock()
-	if st == nil || time.Since(last) > forcedRefreshReuse {
-		if st, err = b.refreshToken(ctx, s, e, true); err != nil {
-			return false, "", nil, err
+	if !st.Valid(b.deps.now()) || st.Failures > 0 {
+		why := "no token request could be made"
+		if st != nil && st.LastError != "" {
+			why = st.LastError
 		}
-		b.refresher.schedule(name, st)
-		b.cacheLock.Lock()
-		b.cacheGen++
-		b.reportRefreshes[name] = time.Now()
-		b.cacheLock.Unlock()
-	}
-	if !st.Valid(time.Now()) || (st.LastError != "" && st.Failures > 0) {
-		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, st.LastError), nil, nil
+		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, why), nil, nil
 	}
 	retried := map[string]int{}
 	for k, v := range p.Retried {

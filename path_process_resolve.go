@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
@@ -131,13 +133,17 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if p.Health == healthFailed {
 		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
 	}
-	res, rerr := b.resolveProcess(ctx, req.Storage, p, q)
+	res, rerr := b.resolveProcess(ctx, req.Storage, p, q, true)
 	var ambiguous resolve.AmbiguousRealmError
 	if errors.As(rerr, &ambiguous) {
 		return badRequest(fmt.Errorf("process %q: %v", id, ambiguous))
 	}
 	if rerr != nil && !errors.Is(rerr, resolve.ErrNoService) {
 		return nil, rerr
+	}
+	if rerr == nil && len(res.Found) == 0 && len(res.Pending) > 0 {
+		// A token on its way: retry, and nothing changes (not even for lost current credentials).
+		return retryAnswer(describeFailure(p, q, res, nil) + "; " + whenToRetry(time.Time{}, b.deps.now()))
 	}
 	if rerr == nil && len(res.Found) == 0 && res.CurrentUnusable != "" && q.Type == "" {
 		// Every entry was tried (nothing was found), so the trace is whole.
@@ -147,6 +153,9 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 			return nil, err
 		}
 		return badRequest(errors.New(msg + "; " + describeFailure(p, q, res, nil)))
+	}
+	if rerr == nil && len(res.Found) == 0 && !res.RetryAt.IsZero() {
+		return retryAnswer(describeFailure(p, q, res, nil) + "; " + whenToRetry(res.RetryAt, b.deps.now()))
 	}
 	if rerr != nil || len(res.Found) == 0 {
 		return badRequest(errors.New(describeFailure(p, q, res, rerr)))
@@ -223,10 +232,10 @@ func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, 
 
 // resolveProcess resolves for a process from what the backend holds (served from memory): it
 // finds the service, snapshots the technical credentials it names and the current credentials,
-// and chooses. When a technical entry before the answer has no valid token, it fetches one
-// (shared with concurrent callers) and chooses again, so a token is asked for only when its
-// place in the list is reached.
-func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query) (*resolve.Resolution, error) {
+// and chooses. A technical entry before the answer without a valid token is passed over when a
+// later entry is usable now (its token is asked for in the background); when nothing is usable,
+// and wait, the tokens are asked for and waited on for a bounded time (awaitTokens).
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query, wait bool) (*resolve.Resolution, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -239,16 +248,100 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *proc
 	if err != nil {
 		return nil, err
 	}
-	res := resolve.Choose(m, q, snap, time.Now())
-	if len(res.Refresh) == 0 {
+	res := resolve.Choose(m, q, snap, b.deps.now())
+	switch {
+	case len(res.Refresh) == 0:
+		return res, nil
+	case len(res.Found) > 0:
+		// A later credential is usable now: it is the answer, and the tokens of those passed over
+		// are asked for in the background, for the next resolve.
+		for _, name := range res.Refresh {
+			b.demandToken(s, name, false)
+		}
+		passedOver(res)
 		return res, nil
 	}
-	for _, name := range res.Refresh {
-		if snap.Technical[name], err = b.refreshedTechnical(ctx, s, name); err != nil {
-			return nil, err
+	if !wait {
+		return res, nil // the caller holds a lock: it never waits on a token request
+	}
+	return b.awaitTokens(ctx, s, m, q, snap, res.Refresh)
+}
+
+// awaitTokens is the last hope of a resolve that found nothing usable: the tokens it needs are
+// asked for at once, and it chooses again as each flight lands, answering as soon as something is
+// usable; after deps.tokenWait, the flights still in the air count as pending (a retryable answer).
+func (b *backend) awaitTokens(ctx context.Context, s logical.Storage, m *resolve.Match, q resolve.Query, snap resolve.Snapshot, names []string) (*resolve.Resolution, error) {
+	type landed struct {
+		name string
+		r    singleflight.Result
+	}
+	done := make(chan landed, len(names)) // buffered: a flight that lands after the answer blocks nobody
+	pending := make(map[string]bool, len(names))
+	for _, name := range names {
+		pending[name] = true
+		ch := b.demandToken(s, name, false)
+		go func() { done <- landed{name, <-ch} }()
+	}
+	timer := time.NewTimer(b.deps.tokenWait)
+	defer timer.Stop()
+	for len(pending) > 0 {
+		select {
+		case l := <-done:
+			if l.r.Err != nil {
+				return nil, l.r.Err
+			}
+			delete(pending, l.name)
+			st, _ := l.r.Val.(*oauth.State)
+			if err := b.snapTechnical(ctx, s, snap, l.name, st, false); err != nil {
+				return nil, err
+			}
+			if res := resolve.Choose(m, q, snap, b.deps.now()); len(res.Found) > 0 {
+				passedOver(res)
+				return res, nil
+			}
+		case <-timer.C:
+			for name := range pending {
+				if err := b.snapTechnical(ctx, s, snap, name, nil, true); err != nil {
+					return nil, err
+				}
+			}
+			pending = nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	return resolve.Choose(m, q, snap, time.Now()), nil
+	return resolve.Choose(m, q, snap, b.deps.now()), nil
+}
+
+// snapTechnical puts a technical credential into a resolve's snapshot after its flight landed
+// (st), or while it is still in the air (pending: the stored state is read).
+func (b *backend) snapTechnical(ctx context.Context, s logical.Storage, snap resolve.Snapshot, name string, st *oauth.State, pending bool) error {
+	e, err := b.getTechnical(ctx, s, name)
+	if err != nil || e == nil {
+		snap.Technical[name] = resolve.Technical{Unusable: fmt.Sprintf("technical credential %q does not exist", name)}
+		return err
+	}
+	if pending {
+		if st, err = b.getTokenState(ctx, s, name); err != nil {
+			return err
+		}
+	}
+	plan := b.tokenPlan(e, st, pending)
+	if plan == planFetch {
+		plan = planWait // its flight has landed: no second request in this resolve
+	}
+	snap.Technical[name] = b.technicalAsResolved(e, st, b.deps.now(), plan)
+	return nil
+}
+
+// passedOver says in the trace why an entry before the answer was not waited for.
+func passedOver(res *resolve.Resolution) {
+	first := res.Found[0].Index
+	for i, t := range res.Tried {
+		if t.Index < first && t.Type == "technical" && (slices.Contains(res.Refresh, t.Name) || slices.Contains(res.Pending, t.Name)) {
+			res.Tried[i].Skipped += "; passed over, not waited for: a later credential is usable now (its token is asked for in the background)"
+		}
+	}
 }
 
 // redactURL drops what a URL may carry that is secret (user info, query, fragment) before it is
@@ -320,32 +413,17 @@ func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *pro
 				return resolve.Snapshot{}, err
 			}
 		}
-		snap.Technical[name] = technicalAsResolved(e, st, now, true)
+		snap.Technical[name] = b.technicalAsResolved(e, st, now, b.tokenPlan(e, st, false))
 	}
 	return snap, nil
 }
 
-// refreshedTechnical is a technical credential after a token request (one shared with any
-// concurrent caller): a valid token, or why none is to be had.
-func (b *backend) refreshedTechnical(ctx context.Context, s logical.Storage, name string) (resolve.Technical, error) {
-	e, err := b.getTechnical(ctx, s, name)
-	if err != nil || e == nil {
-		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q does not exist", name)}, err
-	}
-	st, err := b.refreshToken(ctx, s, e, false)
-	if err != nil {
-		return resolve.Technical{}, err
-	}
-	if st.Valid(time.Now()) {
-		b.refresher.schedule(name, st)
-	}
-	return technicalAsResolved(e, st, time.Now(), false), nil
-}
-
 // technicalAsResolved is a technical credential as resolution sees it: a static credential's
-// fields unless expired; an OAuth2 credential's token while valid, else the reason, and whether a
-// token request is still worth making (mayFetch). The credential's name answers as technical.
-func technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, mayFetch bool) resolve.Technical {
+// fields unless expired; an OAuth2 credential's token while valid, else why not and what may come
+// of it (plan): a token request may be made now (NeedsToken), one is in flight (Pending), or none
+// before the backoff or minimum interval ends (RetryAt). The credential's name answers as
+// technical.
+func (b *backend) technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, plan tokenPlan) resolve.Technical {
 	var m map[string]any
 	switch {
 	case !e.rotates() && credentialExpired(e.Credential, now):
@@ -356,13 +434,27 @@ func technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, mayF
 	case st.Valid(now):
 		m = st.Material(e.Name, now)
 		delete(m, "name")
-	case mayFetch:
-		return resolve.Technical{NeedsToken: true, Unusable: fmt.Sprintf("technical credential %q has no valid token", e.Name)}
 	default:
-		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError)}
+		_, next := st.FetchAllowed(now, b.deps.minFetchInterval, e.Version)
+		return unusableToken(e.Name, st, now, plan, next)
 	}
 	m["technical"] = e.Name
 	return resolve.Technical{Material: m}
+}
+
+// unusableToken says why an OAuth2 credential has no token to serve, and when it may.
+func unusableToken(name string, st *oauth.State, now time.Time, plan tokenPlan, next time.Time) resolve.Technical {
+	why := fmt.Sprintf("technical credential %q has no valid token", name)
+	if st != nil && st.LastError != "" {
+		why += ": " + st.LastError
+	}
+	switch plan {
+	case planPending:
+		return resolve.Technical{Pending: true, Unusable: fmt.Sprintf("technical credential %q has no valid token yet: its token request is in flight (%s)", name, whenToRetry(time.Time{}, now))}
+	case planWait:
+		return resolve.Technical{RetryAt: next, Unusable: why + "; no token request before " + formatTime(next)}
+	}
+	return resolve.Technical{NeedsToken: true, Unusable: why}
 }
 
 const resolveHelpDescription = `

@@ -257,15 +257,18 @@ func TestOldLeaseDoesNotEndANewProcessOfTheSameID(t *testing.T) {
 	}
 }
 
-// Resolution fetches a token only when the technical entry's place in the list is reached, and a
-// token endpoint that gives none leaves the entry skipped with the reason.
+// Resolution asks for a token only when the technical entry's place in the list is reached; a
+// later entry usable now is answered without waiting (the trace says why the first was passed
+// over, and its token is asked for in the background); a token endpoint that gives none leaves
+// the entry skipped with the reason.
 func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
 	srv := startTokenServer(t)
 	b, s := getTestBackend(t)
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/idp", oauth2Input(srv, "app"))
 	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[
 		{"name": "first", "credentials": [{"type": "technical", "name": "idp"}, {"type": "password", "username": "u", "password": "p"}]},
-		{"name": "later", "credentials": [{"type": "password", "username": "u", "password": "p"}, {"type": "technical", "name": "idp"}]}]`})
+		{"name": "later", "credentials": [{"type": "password", "username": "u", "password": "p"}, {"type": "technical", "name": "idp"}]},
+		{"name": "only", "credentials": [{"type": "technical", "name": "idp"}]}]`})
 	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "r"})
 	expire := func() {
 		st, _ := b.getTokenState(t.Context(), s, "idp")
@@ -280,17 +283,39 @@ func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/later", nil).Data; got["index"] != 0 || srv.Requests("app") != before {
 		t.Fatalf("the answer comes first: %v, %d token requests", got, srv.Requests("app")-before)
 	}
-	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", nil).Data
-	if got["index"] != 0 || got["technical"] != "idp" || got["access_token"] == "" || srv.Requests("app") != before+1 {
-		t.Fatalf("a token fetched on reaching it: %v, %d token requests", got, srv.Requests("app")-before)
+	got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", map[string]any{"explain": true}).Data
+	tried := got["explain"].(map[string]any)["tried"].([]resolve.Tried)
+	if got["index"] != 1 || !strings.Contains(tried[0].Skipped, "passed over") {
+		t.Fatalf("a later credential usable now is answered at once: %v, trace %+v", got, tried)
+	}
+	waitUntil(t, 10*time.Second, func() bool { return srv.Requests("app") == before+1 }) // asked for in the background
+	waitUntil(t, 10*time.Second, func() bool {
+		got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", nil).Data
+		return got["index"] == 0
+	})
+	if got["technical"] != "idp" || got["access_token"] == "" || srv.Requests("app") != before+1 {
+		t.Fatalf("the token fetched in the background serves: %v, %d token requests", got, srv.Requests("app")-before)
+	}
+	// The last hope is waited for.
+	expire()
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/only", nil).Data; got["technical"] != "idp" || srv.Requests("app") != before+2 {
+		t.Fatalf("the only entry: %v, %d token requests", got, srv.Requests("app")-before)
 	}
 
 	expire()
 	srv.FailWith(503)
 	got = mustSucceed(t, b, s, logical.ReadOperation, "process/p/resolve/first", map[string]any{"explain": true}).Data
-	tried := got["explain"].(map[string]any)["tried"].([]resolve.Tried)
-	if got["index"] != 1 || !strings.Contains(tried[0].Skipped, "no valid token") || !strings.Contains(tried[0].Skipped, "503") {
+	tried = got["explain"].(map[string]any)["tried"].([]resolve.Tried)
+	if got["index"] != 1 || !strings.Contains(tried[0].Skipped, "no valid token") {
 		t.Fatalf("no token to be had: %v, trace %+v", got, tried)
+	}
+	waitUntil(t, 10*time.Second, func() bool {
+		st, _ := b.getTokenState(t.Context(), s, "idp")
+		return st.Failures == 1
+	})
+	msg := mustFailCode(t, b, s, logical.ReadOperation, "process/p/resolve/only", http.StatusServiceUnavailable)
+	if !strings.Contains(msg, "503") || !strings.Contains(msg, "retry after") {
+		t.Errorf("the only entry, backing off: %s", msg)
 	}
 }
 

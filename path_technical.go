@@ -168,59 +168,85 @@ func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d
 }
 
 func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
-	lock := locksutil.LockForKey(b.technicalLocks, name)
-	lock.Lock()
-	defer lock.Unlock()
-
-	current, err := b.getTechnical(ctx, req.Storage, name)
+	current, next, err := b.writeTechnical(ctx, req.Storage, d, name)
+	var bad badInput
+	if errors.As(err, &bad) {
+		return badRequest(err)
+	}
 	if err != nil {
 		return nil, err
 	}
+	st, err := b.getTokenState(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	resp := &logical.Response{}
+	// A new credential, or one without a valid token (being fixed), asks for a token now, outside
+	// the credential's lock and for at most the token wait; a working one keeps serving its token
+	// and uses the new settings at the next refresh.
+	if next.rotates() && (current == nil || !current.rotates() || !st.Valid(b.deps.now())) {
+		want := tokenWant{force: true, after: -1, version: next.Version}
+		if st != nil {
+			want.after = st.Generation
+		}
+		fresh, pending, err := b.awaitToken(ctx, req.Storage, name, want)
+		if err != nil {
+			return nil, err
+		}
+		st = fresh
+		switch {
+		case pending:
+			resp.AddWarning(fmt.Sprintf("stored; its token request is still in flight after %s: read technical/%s for the outcome", b.deps.tokenWait, name))
+		case st != nil && st.Generation <= want.after || st != nil && st.Failures > 0:
+			resp.AddWarning(fmt.Sprintf("stored, but no token was fetched: %s; it is retried with backoff, or fix the credential and write it again",
+				b.technicalAsResolved(next, st, b.deps.now(), b.tokenPlan(next, st, false)).Unusable))
+		}
+	}
+	resp.Data = next.responseData(st)
+	return resp, nil
+}
+
+// badInput is a write refused for its input: the handler answers 400 with its message.
+type badInput struct{ error }
+
+// writeTechnical stores a technical credential from a write, under the credential's lock (held for
+// storage calls only): the stored one before, and the new one.
+func (b *backend) writeTechnical(ctx context.Context, s logical.Storage, d *framework.FieldData, name string) (current, next *technicalEntry, err error) {
+	lock := locksutil.LockForKey(b.technicalLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	if current, err = b.getTechnical(ctx, s, name); err != nil {
+		return nil, nil, err
+	}
 	if err := secretFollowsEndpoint(d, current); err != nil {
-		return badRequest(err)
+		return nil, nil, badInput{err}
 	}
 	cred, err := credential.Parse(technicalInput(d, current), credential.UseTechnical)
 	if err != nil {
-		return badRequest(err)
+		return nil, nil, badInput{err}
 	}
-	now := time.Now().UTC()
-	next := &technicalEntry{Name: name, Credential: cred, Version: 1, CreatedTime: now, UpdatedTime: now}
+	now := b.deps.now().UTC()
+	next = &technicalEntry{Name: name, Credential: cred, Version: 1, CreatedTime: now, UpdatedTime: now}
 	if current != nil {
 		next.Version = current.Version + 1
 		next.CreatedTime = current.CreatedTime
 	}
-	if err := b.putTechnical(ctx, req.Storage, next); err != nil {
-		return nil, err
+	if err := b.putTechnical(ctx, s, next); err != nil {
+		return nil, nil, err
 	}
-
-	resp := &logical.Response{}
 	if current != nil && current.rotates() && !next.rotates() {
-		if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
-			return nil, err
-		}
+		return current, next, b.dropTokenState(ctx, s, name)
 	}
-	var st *oauth.State
-	if next.rotates() {
-		// A new oauth2 credential fetches its token now; a changed one keeps serving its token
-		// and uses the new settings at the next refresh.
-		if st, err = b.getTokenState(ctx, req.Storage, name); err != nil {
-			return nil, err
-		}
-		// A new credential, or one without a valid token (being fixed), fetches now; a
-		// working one keeps its token and uses the new settings at the next refresh.
-		if current == nil || !current.rotates() || !st.Valid(time.Now()) {
-			st, err = b.refreshToken(ctx, req.Storage, next, true)
-			if err != nil {
-				return nil, err
-			}
-			if st.LastError != "" {
-				resp.AddWarning(fmt.Sprintf("stored, but the token request failed: %s; it is retried with backoff, or fix the credential and write it again", st.LastError))
-			}
-		}
-		b.refresher.schedule(name, st)
-	}
-	resp.Data = next.responseData(st)
-	return resp, nil
+	return current, next, nil
+}
+
+// dropTokenState removes a credential's token, ordered with a flight's store by the refresh lock.
+func (b *backend) dropTokenState(ctx context.Context, s logical.Storage, name string) error {
+	b.refresher.unschedule(name)
+	lock := locksutil.LockForKey(b.refreshLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	return b.deleteTokenState(ctx, s, name)
 }
 
 // secretFollowsEndpoint: an update that sends an oauth2 credential's stored client secret
@@ -273,13 +299,8 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	lock := locksutil.LockForKey(b.technicalLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
-	b.refresher.unschedule(name)
-	// A refresh in flight finishes first; after the delete it finds no credential and stores
-	// nothing.
-	refresh := locksutil.LockForKey(b.refreshLocks, name)
-	refresh.Lock()
-	defer refresh.Unlock()
-	if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
+	// A flight in the air finds no credential when it comes to store, and stores nothing.
+	if err := b.dropTokenState(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
 	return nil, b.deleteTechnical(ctx, req.Storage, name)
@@ -292,14 +313,12 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 	}
 	m, err := b.technicalMaterial(ctx, req.Storage, e)
 	var none noMaterial
-	if errors.As(err, &none) {
-		code := http.StatusBadRequest // the credential itself is out of date: the operator writes it
-		if none.upstream {
-			code = http.StatusBadGateway // the token endpoint gives none
-		}
-		return nil, logical.CodedError(code, none.reason)
-	}
-	if err != nil {
+	switch {
+	case errors.As(err, &none) && none.retryable():
+		return retryAnswer(none.reason + "; " + whenToRetry(none.retryAt, b.deps.now()))
+	case errors.As(err, &none):
+		return badRequest(none) // the credential itself is out of date: the operator writes it
+	case err != nil:
 		return nil, err
 	}
 	return &logical.Response{Data: m}, nil
@@ -308,9 +327,13 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 // noMaterial says why a technical credential has no usable material now: a reason, not a
 // failure. Callers choose their answer (creds: 400 or 502; resolve: a skipped entry).
 type noMaterial struct {
-	reason   string
-	upstream bool // the token endpoint gave none (else the stored credential expired)
+	reason  string
+	pending bool      // a token request is in flight
+	retryAt time.Time // no token request before then (backoff)
 }
+
+// retryable: a token may come without anyone's act (else the stored credential expired).
+func (n noMaterial) retryable() bool { return n.pending || !n.retryAt.IsZero() }
 
 func (n noMaterial) Error() string { return n.reason }
 
@@ -325,7 +348,7 @@ func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *t
 			return nil, err
 		}
 	}
-	t := technicalAsResolved(e, st, time.Now(), false)
+	t := b.technicalAsResolved(e, st, b.deps.now(), planFetch)
 	if t.Material == nil {
 		return nil, noMaterial{reason: t.Unusable}
 	}
@@ -345,17 +368,29 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 	if !e.rotates() {
 		return badRequest(fmt.Errorf("technical credential %q is of type %s, which is static: change it by writing technical/%s", name, e.Credential.Type, name))
 	}
-	lock := locksutil.LockForKey(b.technicalLocks, name)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.refreshToken(ctx, req.Storage, e, true)
+	st, err := b.getTokenState(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
-	if st.LastError != "" {
-		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("rotating technical credential %q: %s", name, st.LastError))
+	want := tokenWant{force: true, after: -1, version: e.Version}
+	if st != nil {
+		want.after = st.Generation
 	}
-	b.refresher.schedule(name, st)
+	st, pending, err := b.awaitToken(ctx, req.Storage, name, want)
+	now := b.deps.now()
+	switch {
+	case err != nil:
+		return nil, err
+	case pending:
+		return retryAnswer(fmt.Sprintf("rotating technical credential %q: its token request is still in flight after %s; read technical/%s for the outcome", name, b.deps.tokenWait, name))
+	case st == nil || st.Generation <= want.after:
+		_, next := st.FetchAllowed(now, b.deps.minFetchInterval, e.Version)
+		why := "a token request was made less than " + b.deps.minFetchInterval.String() + " ago"
+		if st != nil && st.Failures > 0 {
+			why = "token requests are failing (" + st.LastError + ")"
+		}
+		return retryAnswer(fmt.Sprintf("rotating technical credential %q: %s; %s", name, why, whenToRetry(next, now)))
+	}
 	return &logical.Response{Data: e.responseData(st)}, nil
 }
 

@@ -120,7 +120,7 @@ func TestTechnicalOAuth2(t *testing.T) {
 	if len(resp.Warnings) == 0 || !strings.Contains(resp.Data["last_error"].(string), "401") {
 		t.Errorf("failed first request: warnings %v, data %v", resp.Warnings, resp.Data)
 	}
-	msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/bad/creds", http.StatusBadGateway)
+	msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/bad/creds", http.StatusServiceUnavailable)
 	if !strings.Contains(msg, `"bad"`) || !strings.Contains(msg, "401") || strings.Contains(msg, "wrong-secret") {
 		t.Errorf("creds error %q", msg)
 	}
@@ -237,7 +237,7 @@ func TestTokenSingleFlightAndNeverExpired(t *testing.T) {
 	if err := b.putTokenState(t.Context(), s, "idp", expired); err != nil {
 		t.Fatal(err)
 	}
-	if msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/idp/creds", 502); !strings.Contains(msg, "HTTP 503") {
+	if msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/idp/creds", http.StatusServiceUnavailable); !strings.Contains(msg, "HTTP 503") || !strings.Contains(msg, "retry after") {
 		t.Errorf("creds with a failing endpoint: %s", msg)
 	}
 }

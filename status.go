@@ -127,7 +127,7 @@ func (b *backend) technicalStates(ctx context.Context, s logical.Storage) (map[s
 			}
 		}
 		switch {
-		case technicalAsResolved(e, st, now, false).Material == nil:
+		case b.technicalAsResolved(e, st, now, planFetch).Material == nil:
 			out["expired"]++
 		case st != nil && st.Failures > 0:
 			out["failing"]++

@@ -2,14 +2,11 @@ package pecreds
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
@@ -135,7 +132,7 @@ func (r *refresher) rebuild(ctx context.Context, s logical.Storage) error {
 // schedule (re)places a credential in the queue at its next refresh (or retry, after a failure);
 // now, when it has no token yet; nowhere, when its token never expires.
 func (r *refresher) schedule(name string, st *oauth.State) {
-	at := time.Now()
+	at := r.b.deps.now()
 	switch {
 	case st == nil:
 	case !st.NextRefresh.IsZero():
@@ -162,7 +159,7 @@ func (r *refresher) loop(ctx context.Context, s logical.Storage) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		name, wait := r.queue.PopDue(time.Now())
+		name, wait := r.queue.PopDue(r.b.deps.now())
 		if name == "" {
 			timer.Reset(wait)
 			select {
@@ -194,112 +191,23 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 	}
 	var st *oauth.State
 	if err == nil {
-		st, err = r.b.refreshToken(ctx, s, e, false)
+		select {
+		case res := <-r.b.demandToken(s, name, false):
+			st, _ = res.Val.(*oauth.State)
+			err = res.Err
+		case <-ctx.Done():
+			return
+		}
 	}
 	switch {
 	case ctx.Err() != nil:
 		// stopped
 	case err != nil:
 		r.b.Logger().Error("scheduled token refresh failed", "technical", name, "error", err)
-		r.scheduleAt(name, time.Now().Add(oauth.MinBackoff))
-	default:
-		r.schedule(name, st)
+		r.scheduleAt(name, r.b.deps.now().Add(oauth.MinBackoff))
+	case st != nil:
+		r.schedule(name, st) // the flight scheduled what it stored; a token it did not ask for is placed here
 	}
-}
-
-// refreshToken re-creates a credential's token when it is due (always when force), sharing one
-// token request among concurrent callers. A failed request is recorded in the state, not
-// returned: the error is for storage failures.
-func (b *backend) refreshToken(ctx context.Context, s logical.Storage, e *technicalEntry, force bool) (*oauth.State, error) {
-	// A forced refresh never joins a flight that may answer "not due"; and the work outlives
-	// the request that started it, since others wait on it.
-	key := e.Name
-	if force {
-		key += "\x00force"
-	}
-	asked := time.Now()
-	ctx = context.WithoutCancel(ctx)
-	v, err, _ := b.tokenFlights.Do(key, func() (any, error) {
-		// One refresh of a credential at a time (forced and scheduled flights included), so a
-		// slow one never writes back over a newer token; a delete waits for it too.
-		lock := locksutil.LockForKey(b.refreshLocks, e.Name)
-		lock.Lock()
-		defer lock.Unlock()
-		cur, err := b.getTokenState(ctx, s, e.Name)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case cur != nil && !force && !cur.Due(time.Now()):
-			return cur, nil // refreshed meanwhile
-		case cur != nil && force && cur.LastRefresh.After(asked) && cur.Valid(time.Now()):
-			return cur, nil // a fresh token came while this one waited
-		}
-		return b.fetchAndStore(ctx, s, e, cur)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*oauth.State), nil
-}
-
-// fetchAndStore requests a token and stores the outcome over cur: the new token, or the failure
-// with its backoff (the old token kept while valid). The caller holds the refresh lock.
-func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
-	var next oauth.State
-	if cur != nil {
-		next = *cur
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return nil, err
-	}
-	// The request outlives the caller that started it (others share it); Clean ends it.
-	tok, fetchErr := fetchToken(b.lifetime, b.httpClient, e.Credential)
-	if b.lifetime.Err() != nil {
-		return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
-	}
-	now := time.Now()
-	if fetchErr != nil {
-		next = next.Failed(fetchErr, now)
-		b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
-	} else {
-		next = next.Succeeded(tok, cfg.RefreshFraction, rand.Float64(), now)
-		b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
-	}
-	// A credential deleted meanwhile keeps no token in storage.
-	if still, err := b.getTechnical(ctx, s, e.Name); err != nil || still == nil {
-		return &next, err
-	}
-	if err := b.putTokenState(ctx, s, e.Name, &next); err != nil {
-		return nil, err
-	}
-	if fetchErr != nil {
-		b.emit(ctx, eventTechnicalRefreshFailed, "technical", e.Name, "error", next.LastError)
-	} else {
-		b.emit(ctx, eventTechnicalRefreshed, "technical", e.Name, "expires_at", formatTime(next.ExpiresAt))
-	}
-	return &next, nil
-}
-
-// validToken returns a token that may be served now, fetching one when none is valid; a
-// noMaterial when none is to be had.
-func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*oauth.State, error) {
-	st, err := b.getTokenState(ctx, s, e.Name)
-	if err != nil {
-		return nil, err
-	}
-	if st.Valid(time.Now()) {
-		return st, nil
-	}
-	if st, err = b.refreshToken(ctx, s, e, false); err != nil {
-		return nil, err
-	}
-	if !st.Valid(time.Now()) {
-		return nil, noMaterial{reason: fmt.Sprintf("technical credential %q has no valid token: %s", e.Name, st.LastError), upstream: true}
-	}
-	b.refresher.schedule(e.Name, st)
-	return st, nil
 }
 
 func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*oauth.State, error) {
@@ -318,9 +226,9 @@ func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name 
 var outboundWording = oauth.DescribeHTTP{Status: describeStatus, Transport: describeTransportError}
 
 // fetchToken asks an oauth2 credential's token endpoint for a new token.
-func fetchToken(ctx context.Context, client *http.Client, c Credential) (oauth.Token, error) {
+func fetchToken(ctx context.Context, client *http.Client, c Credential, now func() time.Time) (oauth.Token, error) {
 	return oauth.Fetch(ctx, client, outboundWording, oauth.Config{
 		TokenURL: c.Fields["token_url"], ClientID: c.Fields["client_id"], ClientSecret: c.Fields["client_secret"],
 		Audience: c.Fields["audience"], Scopes: c.Lists["scopes"],
-	}, time.Now)
+	}, now)
 }

@@ -130,7 +130,7 @@ func TestAttackTokenEndpointRedirects(t *testing.T) {
 		t.Errorf("last_error %v", got)
 	}
 	_, err := env.client.Logical().Write(m+"/technical/idp/rotate", nil)
-	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != http.StatusBadGateway || strings.Contains(err.Error(), "1 error occurred") {
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "HTTP 307") {
 		t.Errorf("rotate: %v", err)
 	}
 	if n := len(target.requests()); n != 0 {

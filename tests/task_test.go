@@ -275,6 +275,8 @@ func TestTechnicalFailureForcesOneRefresh(t *testing.T) {
 	write(t, mount+"/config", map[string]any{"keep_credentials": "none"})
 	write(t, mount+"/process/p", map[string]any{"definition": "orders", "current": userCurrent(t, "hal")})
 	first, _ := readCreds(t, mount+"/process/p/resolve/crm")
+	// A token fetched within the minimum interval (2 s) counts as fresh: no second request for it.
+	waitPastMinInterval(t, mount, "idp")
 
 	before := srv.Requests("report")
 	got := write(t, mount+"/process/p/report", map[string]any{"service": "crm", "error": "auth_failed"}).Data

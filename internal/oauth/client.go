@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -61,7 +64,57 @@ func Fetch(ctx context.Context, client *http.Client, describe DescribeHTTP, c Co
 	if err != nil {
 		return Token{}, describeTokenError(err, describe)
 	}
-	return Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), IssuedAt: issued, ExpiresAt: tok.Expiry}, nil
+	return checkToken(tok, issued)
+}
+
+// tokenTypeRule is what a token_type may hold (RFC 6750's b64token alphabet, without "="): it is
+// written into Authorization headers as it is.
+var tokenTypeRule = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]{1,64}$`)
+
+// checkToken refuses an answer that parsed but cannot be served: a token_type that is not one
+// word of the allowed characters, or an expires_in that is not a positive number of seconds (an
+// absent expires_in is a token without a stated lifetime). The lifetime counts from issued, the
+// injected clock's time of the request. Its error never quotes the answer.
+func checkToken(tok *oauth2.Token, issued time.Time) (Token, error) {
+	if !tokenTypeRule.MatchString(tok.Type()) {
+		return Token{}, errors.New("the token endpoint answered a token_type that is not letters, digits and -._~+/")
+	}
+	out := Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), IssuedAt: issued}
+	secs, stated := expiresIn(tok.Extra("expires_in"))
+	switch {
+	case !stated:
+	case secs <= 0 || math.IsNaN(secs):
+		return Token{}, errors.New("the token endpoint answered an expires_in that is not a positive number of seconds")
+	default:
+		out.ExpiresAt = issued.Add(time.Duration(min(secs, maxLifetime.Seconds()) * float64(time.Second)))
+	}
+	return out, nil
+}
+
+// maxLifetime caps a stated lifetime, so that arithmetic on it never overflows.
+const maxLifetime = 10 * 365 * 24 * time.Hour
+
+// expiresIn reads expires_in as the answer gave it (a JSON number or string, or a form value);
+// stated is false when the answer gave none. A value that is not a number reads as NaN.
+func expiresIn(raw any) (secs float64, stated bool) {
+	switch v := raw.(type) {
+	case nil:
+		return 0, false
+	case float64:
+		return v, true
+	case int64:
+		return float64(v), true
+	case string:
+		if v == "" {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return math.NaN(), true
+		}
+		return f, true
+	}
+	return math.NaN(), true
 }
 
 // rfc6749ErrorCodes are the error codes RFC 6749 defines (sections 4.1.2.1 and 5.2): the only

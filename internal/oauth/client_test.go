@@ -50,3 +50,45 @@ func TestFetch(t *testing.T) {
 		t.Errorf("no endpoint: %v", err)
 	}
 }
+
+// TestFetchRefusesUnservableAnswers: an answer that parses but could not be served is a failure
+// (counted, backed off), never a token: a lifetime of zero or less, or not a number, or a
+// token_type that would break an Authorization header. The error quotes nothing of the answer.
+func TestFetchRefusesUnservableAnswers(t *testing.T) {
+	t0 := time.Date(2030, 6, 1, 0, 0, 0, 0, time.UTC) // far from the real clock: the lifetime counts from it
+	for _, tc := range []struct {
+		body, contentType, wantErr string
+		life                       time.Duration
+	}{
+		{`{"access_token":"t","token_type":"Bearer","expires_in":60}`, "application/json", "", time.Minute},
+		{`{"access_token":"t","token_type":"Bearer","expires_in":"90"}`, "application/json", "", 90 * time.Second},
+		{`{"access_token":"t","token_type":"Bearer"}`, "application/json", "", 0},
+		{`access_token=t&token_type=bearer&expires_in=30`, "application/x-www-form-urlencoded", "", 30 * time.Second},
+		{`access_token=t&token_type=bearer`, "application/x-www-form-urlencoded", "", 0},
+		{`{"access_token":"t","token_type":"Bearer","expires_in":-5}`, "application/json", "expires_in", 0},
+		{`{"access_token":"t","token_type":"Bearer","expires_in":0}`, "application/json", "expires_in", 0},
+		{`access_token=t&token_type=bearer&expires_in=-5`, "application/x-www-form-urlencoded", "expires_in", 0},
+		{`access_token=t&token_type=bearer&expires_in=soon`, "application/x-www-form-urlencoded", "expires_in", 0},
+		{`{"access_token":"t","token_type":"Bearer\r\nX-Evil: 1","expires_in":60}`, "application/json", "token_type", 0},
+		{`{"access_token":"t","token_type":"Bearer x","expires_in":60}`, "application/json", "token_type", 0},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", tc.contentType)
+			fmt.Fprint(w, tc.body)
+		}))
+		tok, err := Fetch(context.Background(), srv.Client(), plainWording, Config{TokenURL: srv.URL, ClientID: "c", ClientSecret: "s"}, func() time.Time { return t0 })
+		srv.Close()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", tc.body, err)
+		case tc.wantErr == "" && tc.life == 0 && !tok.ExpiresAt.IsZero():
+			t.Errorf("%s: expires at %v, want no stated lifetime", tc.body, tok.ExpiresAt)
+		case tc.wantErr == "" && tc.life != 0 && !tok.ExpiresAt.Equal(t0.Add(tc.life)):
+			t.Errorf("%s: expires at %v, want %v", tc.body, tok.ExpiresAt, t0.Add(tc.life))
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s: error %v, want one naming %s", tc.body, err, tc.wantErr)
+		case err != nil && (strings.Contains(err.Error(), "Evil") || strings.Contains(err.Error(), "soon")):
+			t.Errorf("%s: the error quotes the answer: %v", tc.body, err)
+		}
+	}
+}

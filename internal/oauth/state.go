@@ -30,6 +30,12 @@ type State struct {
 	NextRefresh time.Time `json:"next_refresh"` // zero: nothing scheduled
 	LastError   string    `json:"last_error"`
 	Failures    int       `json:"failures"` // consecutive failed token requests
+	// LastAttempt is when the last token request ended, well or not: no request follows it
+	// sooner than a minimum interval (FetchAllowed).
+	LastAttempt time.Time `json:"last_attempt"`
+	// ConfigVersion is the technical credential's version the token was asked with, so that a
+	// write that changes the credential knows whether a token already follows it.
+	ConfigVersion int `json:"config_version"`
 }
 
 // Valid says whether the token may be served at now.
@@ -43,6 +49,24 @@ func (st *State) Valid(now time.Time) bool {
 // Due says whether the token should be re-created at now.
 func (st *State) Due(now time.Time) bool {
 	return !st.Valid(now) || (!st.NextRefresh.IsZero() && !now.Before(st.NextRefresh))
+}
+
+// FetchAllowed says whether a token request may be made at now for the credential's version: not
+// sooner than minInterval after the last one, and not before the backoff after failures has
+// passed — unless the failures were of an older version of the credential (an operator fixed
+// it). When it may not, next is the earliest time it may.
+func (st *State) FetchAllowed(now time.Time, minInterval time.Duration, version int) (ok bool, next time.Time) {
+	if st == nil {
+		return true, now
+	}
+	next = now
+	if !st.LastAttempt.IsZero() && st.LastAttempt.Add(minInterval).After(next) {
+		next = st.LastAttempt.Add(minInterval)
+	}
+	if st.Failures > 0 && st.ConfigVersion >= version && st.NextRefresh.After(next) {
+		next = st.NextRefresh
+	}
+	return !next.After(now), next
 }
 
 // Lifetime is the token's lifetime; zero when it never expires.
@@ -59,7 +83,7 @@ func (st State) Succeeded(tok Token, fraction, jitter float64, now time.Time) St
 	st.AccessToken, st.TokenType = tok.AccessToken, tok.TokenType
 	st.IssuedAt, st.ExpiresAt = tok.IssuedAt, tok.ExpiresAt
 	st.Generation++
-	st.LastRefresh = now
+	st.LastRefresh, st.LastAttempt = now, now
 	st.LastError, st.Failures = "", 0
 	st.NextRefresh = time.Time{}
 	if life := st.Lifetime(); life > 0 {
@@ -74,6 +98,7 @@ func (st State) Succeeded(tok Token, fraction, jitter float64, now time.Time) St
 // and the next attempt backs off exponentially.
 func (st State) Failed(err error, now time.Time) State {
 	st.LastError = err.Error()
+	st.LastAttempt = now
 	st.Failures++
 	st.NextRefresh = now.Add(Backoff(st.Failures))
 	return st

@@ -127,3 +127,33 @@ func TestQueue(t *testing.T) {
 		t.Errorf("an empty queue waits %s", wait)
 	}
 }
+
+// TestFetchAllowed: no token request sooner than the minimum interval after the last one, and
+// none during the backoff after failures, whoever asks.
+func TestFetchAllowed(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	var none *State
+	if ok, _ := none.FetchAllowed(t0, 2*time.Second, 0); !ok {
+		t.Error("a credential without a state may fetch")
+	}
+	st := State{}.Succeeded(Token{AccessToken: "a", IssuedAt: t0, ExpiresAt: t0.Add(time.Hour)}, 0.67, 0, t0)
+	if ok, next := st.FetchAllowed(t0.Add(time.Second), 2*time.Second, 0); ok || !next.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("1s after a fetch: %v, next %v", ok, next)
+	}
+	if ok, _ := st.FetchAllowed(t0.Add(2*time.Second), 2*time.Second, 0); !ok {
+		t.Error("the minimum interval has passed")
+	}
+	failed := st.Failed(errors.New("x"), t0.Add(10*time.Second)).Failed(errors.New("x"), t0.Add(20*time.Second))
+	if ok, next := failed.FetchAllowed(t0.Add(25*time.Second), 2*time.Second, 0); ok || !next.Equal(t0.Add(30*time.Second)) {
+		t.Errorf("during the second backoff (10s): %v, next %v", ok, next)
+	}
+	if ok, _ := failed.FetchAllowed(t0.Add(30*time.Second), 2*time.Second, 0); !ok {
+		t.Error("the backoff has passed")
+	}
+	if ok, _ := failed.FetchAllowed(t0.Add(25*time.Second), 2*time.Second, 1); !ok {
+		t.Error("a credential written since its failures is not held to their backoff")
+	}
+	if ok, _ := failed.FetchAllowed(t0.Add(21*time.Second), 2*time.Second, 1); ok {
+		t.Error("nor is it asked sooner than the minimum interval")
+	}
+}

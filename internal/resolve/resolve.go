@@ -47,6 +47,11 @@ type Technical struct {
 	// NeedsToken: no valid token is stored, and a token request may give one. Resolution skips
 	// the entry and names it in Resolution.Refresh.
 	NeedsToken bool
+	// Pending: its token request is in flight and was not waited for; RetryAt: no token request
+	// may be made before then (backoff). Either way the entry is not usable now but may be soon
+	// without anyone's act, so a caller that finds nothing usable answers "retry", not "no".
+	Pending bool
+	RetryAt time.Time
 }
 
 // Query is what a resolve asks for.
@@ -85,6 +90,10 @@ type Resolution struct {
 	// Refresh names the technical credentials skipped for want of a token, which a token request
 	// may make usable: the caller may fetch and Choose again.
 	Refresh []string
+	// Pending names the technical credentials skipped while their token request is in flight;
+	// RetryAt is the earliest time a skipped technical credential may get a token again.
+	Pending []string
+	RetryAt time.Time
 	// CurrentUnusable says a current entry was skipped because the credentials were lost or
 	// expired (not because the mode keeps none).
 	CurrentUnusable string
@@ -157,8 +166,8 @@ func Choose(m *Match, q Query, snap Snapshot, now time.Time) *Resolution {
 		switch {
 		case reason != "":
 			t.Skipped = reason
-			if tech := snap.Technical[t.Name]; c.Type == "technical" && tech.NeedsToken && !slices.Contains(res.Refresh, t.Name) {
-				res.Refresh = append(res.Refresh, t.Name)
+			if c.Type == "technical" {
+				res.noteSkipped(t.Name, snap.Technical[t.Name])
 			}
 			if c.Type == "current" && (snap.CurrentStatus == CurrentLost || snap.CurrentStatus == CurrentExpired) {
 				res.CurrentUnusable = snap.CurrentStatus
@@ -174,6 +183,20 @@ func Choose(m *Match, q Query, snap Snapshot, now time.Time) *Resolution {
 		res.Tried = append(res.Tried, t)
 	}
 	return &res
+}
+
+// noteSkipped records what a skipped technical credential may become: usable after a token
+// request (Refresh), after the one in flight (Pending), or not before RetryAt.
+func (res *Resolution) noteSkipped(name string, tech Technical) {
+	switch {
+	case tech.Pending && !slices.Contains(res.Pending, name):
+		res.Pending = append(res.Pending, name)
+	case tech.NeedsToken && !slices.Contains(res.Refresh, name):
+		res.Refresh = append(res.Refresh, name)
+	}
+	if !tech.RetryAt.IsZero() && (res.RetryAt.IsZero() || tech.RetryAt.Before(res.RetryAt)) {
+		res.RetryAt = tech.RetryAt
+	}
 }
 
 // Resolve finds the service and chooses its usable credentials from one snapshot. An error means

@@ -1,0 +1,209 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+)
+
+// Token requests (DESIGN.md "Outbound calls", "Technical token refresh"). Every token request of
+// a credential, scheduled or on request, runs in the credential's one flight: a goroutine of its
+// own, outside every lock a request needs, under the credential's backoff and minimum interval.
+// A request that needs the token waits on the flight for at most deps.tokenWait and then answers
+// "retry" without changing anything; the flight goes on and stores its outcome.
+
+// tokenWant is what a demand needs of a flight: any token (the stored one if it is not due), or,
+// forced, one newer than the generation after, asked with the credential's version or later.
+type tokenWant struct {
+	force   bool
+	after   int
+	version int
+}
+
+// satisfiedBy says whether a flight's outcome answers the demand: a forced demand is answered by
+// a newer token, or by a state that allows no token request now (the caller reads why).
+func (w tokenWant) satisfiedBy(st *oauth.State, now time.Time, minInterval time.Duration) bool {
+	if !w.force || st == nil {
+		return true
+	}
+	if st.Generation > w.after && st.ConfigVersion >= w.version {
+		return true
+	}
+	ok, _ := st.FetchAllowed(now, minInterval, w.version)
+	return !ok
+}
+
+// demandToken starts the credential's flight, or joins the one in the air.
+func (b *backend) demandToken(s logical.Storage, name string, force bool) <-chan singleflight.Result {
+	if force {
+		b.forceLock.Lock()
+		b.forceWanted[name] = true
+		b.forceLock.Unlock()
+	}
+	return b.tokenFlights.DoChan(name, func() (any, error) { return b.tokenFlight(s, name) })
+}
+
+// awaitToken demands a token and waits for the flight at most deps.tokenWait. pending says the
+// wait ran out: st is then the stored state, and the flight goes on.
+func (b *backend) awaitToken(ctx context.Context, s logical.Storage, name string, want tokenWant) (st *oauth.State, pending bool, err error) {
+	timer := time.NewTimer(b.deps.tokenWait)
+	defer timer.Stop()
+	// A forced demand that joined a flight begun before it may need one more flight.
+	for attempt := 0; attempt < 2; attempt++ {
+		select {
+		case r := <-b.demandToken(s, name, want.force):
+			if r.Err != nil {
+				return nil, false, r.Err
+			}
+			st, _ = r.Val.(*oauth.State)
+			if want.satisfiedBy(st, b.deps.now(), b.deps.minFetchInterval) {
+				return st, false, nil
+			}
+		case <-timer.C:
+			st, err = b.getTokenState(ctx, s, name)
+			return st, true, err
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	return st, false, nil
+}
+
+// tokenFlight is the body of a credential's flight: it asks the token endpoint when the token is
+// due (or a fresh one is wanted) and the backoff and minimum interval allow, and stores the
+// outcome. It runs in its own goroutine, bounded by the plugin's lifetime, never under a lock.
+func (b *backend) tokenFlight(s logical.Storage, name string) (*oauth.State, error) {
+	ctx := b.lifetime
+	b.forceLock.Lock()
+	force := b.forceWanted[name]
+	delete(b.forceWanted, name)
+	b.forceLock.Unlock()
+
+	e, err := b.getTechnical(ctx, s, name)
+	if err != nil || e == nil || !e.rotates() {
+		return nil, err
+	}
+	cur, err := b.getTokenState(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	now := b.deps.now()
+	if ok, _ := cur.FetchAllowed(now, b.deps.minFetchInterval, e.Version); !ok {
+		return cur, nil
+	}
+	if cur != nil && !force && !cur.Due(now) && cur.ConfigVersion >= e.Version {
+		return cur, nil
+	}
+	return b.fetchAndStore(ctx, s, e, cur)
+}
+
+// fetchAndStore requests a token and stores the outcome over cur: the new token, or the failure
+// with its backoff (the old token kept while valid). Only the storage write is under a lock.
+func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
+	var next oauth.State
+	if cur != nil {
+		next = *cur
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	tok, fetchErr := fetchToken(ctx, b.deps.http, e.Credential, b.deps.now)
+	if ctx.Err() != nil {
+		return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
+	}
+	now := b.deps.now()
+	if fetchErr != nil {
+		next = next.Failed(fetchErr, now)
+		b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
+	} else {
+		next = next.Succeeded(tok, cfg.RefreshFraction, rand.Float64(), now)
+		b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
+	}
+	next.ConfigVersion = e.Version
+	if stored, err := b.storeTokenState(ctx, s, e.Name, &next); err != nil || !stored {
+		return &next, err
+	}
+	b.refresher.schedule(e.Name, &next)
+	if fetchErr != nil {
+		b.emit(ctx, eventTechnicalRefreshFailed, "technical", e.Name, "error", next.LastError)
+	} else {
+		b.emit(ctx, eventTechnicalRefreshed, "technical", e.Name, "expires_at", formatTime(next.ExpiresAt))
+	}
+	return &next, nil
+}
+
+// storeTokenState stores a flight's outcome unless the credential was deleted (or stopped
+// rotating) meanwhile; the refresh lock orders it with that delete, and is held for storage calls
+// only.
+func (b *backend) storeTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) (bool, error) {
+	lock := locksutil.LockForKey(b.refreshLocks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	still, err := b.getTechnical(ctx, s, name)
+	if err != nil || still == nil || !still.rotates() {
+		return false, err
+	}
+	return true, b.putTokenState(ctx, s, name, st)
+}
+
+// validToken returns a token that may be served now: the stored one while valid, else the
+// outcome of the credential's flight, waited for a bounded time; a noMaterial saying why there is
+// none, and when to retry.
+func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*oauth.State, error) {
+	st, err := b.getTokenState(ctx, s, e.Name)
+	if err != nil || st.Valid(b.deps.now()) {
+		return st, err
+	}
+	st, pending, err := b.awaitToken(ctx, s, e.Name, tokenWant{})
+	if err != nil {
+		return nil, err
+	}
+	if t := b.technicalAsResolved(e, st, b.deps.now(), b.tokenPlan(e, st, pending)); t.Material == nil {
+		return nil, noMaterial{reason: t.Unusable, retryAt: t.RetryAt, pending: t.Pending}
+	}
+	return st, nil
+}
+
+// tokenPlan says what may happen next for a credential without a valid token (technicalAsResolved).
+type tokenPlan int
+
+const (
+	planFetch   tokenPlan = iota // a token request may be made now
+	planPending                  // one is in flight and was not waited for
+	planWait                     // none may be made before the backoff or minimum interval ends
+)
+
+// tokenPlan is the plan for a credential's stored state; pending when a wait on its flight ran out.
+func (b *backend) tokenPlan(e *technicalEntry, st *oauth.State, pending bool) tokenPlan {
+	if pending {
+		return planPending
+	}
+	if ok, _ := st.FetchAllowed(b.deps.now(), b.deps.minFetchInterval, e.Version); !ok {
+		return planWait
+	}
+	return planFetch
+}
+
+// retryAnswer is the retryable answer to a request that needed a token it could not have now: a
+// 503 naming the credential and when to retry; nothing was changed.
+func retryAnswer(msg string) (*logical.Response, error) {
+	return nil, logical.CodedError(http.StatusServiceUnavailable, msg)
+}
+
+// whenToRetry words a retry time for a message.
+func whenToRetry(at, now time.Time) string {
+	if at.IsZero() || !at.After(now) {
+		return "retry in a few seconds"
+	}
+	return fmt.Sprintf("retry after %s (in %s)", formatTime(at), at.Sub(now).Round(time.Second))
+}

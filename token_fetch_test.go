@@ -1,0 +1,230 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Now()} }
+
+func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// hostileEndpoint is a token endpoint that answers what it is told, or hangs (from hold until
+// release), and counts the requests it got.
+type hostileEndpoint struct {
+	*httptest.Server
+	requests atomic.Int64
+	holding  atomic.Bool
+	released chan struct{}
+	once     sync.Once
+	body     atomic.Value // the JSON it answers
+}
+
+func startHostileEndpoint(t *testing.T, body string, hang bool) *hostileEndpoint {
+	t.Helper()
+	h := &hostileEndpoint{released: make(chan struct{})}
+	h.holding.Store(hang)
+	h.body.Store(body)
+	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.requests.Add(1)
+		if h.holding.Load() {
+			select {
+			case <-h.released:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, h.body.Load().(string))
+	}))
+	t.Cleanup(func() { h.release(); h.Close() })
+	return h
+}
+
+func (h *hostileEndpoint) hold() { h.holding.Store(true) }
+
+func (h *hostileEndpoint) release() {
+	h.holding.Store(false)
+	h.once.Do(func() { close(h.released) })
+}
+
+func oauth2At(h *hostileEndpoint, client string) map[string]any {
+	return map[string]any{"type": "oauth2", "token_url": h.URL + "/token", "client_id": client, "client_secret": client + "-secret"}
+}
+
+const goodToken = `{"access_token": "tok-%d", "token_type": "Bearer", "expires_in": 3600}`
+
+// A token endpoint that hangs costs only the requests that need its credential, and those for a
+// bounded wait: creating the credential, reading its creds, resolving a service that has nothing
+// else, and reporting a failure of its token each answer after the token wait (a warning, or a
+// retryable 503 naming it) and change no process; a service that lists a usable credential after
+// it is answered at once; every request that does not need it is answered while it hangs —
+// reports on processes that share lock stripes with the waiting ones included. Each hung
+// endpoint is asked at most twice.
+func TestHungEndpointCostsOnlyItsDependants(t *testing.T) {
+	d := testDeps()
+	d.tokenWait = 100 * time.Millisecond
+	b, s := getTestBackendWith(t, d)
+	slow := startHostileEndpoint(t, fmt.Sprintf(goodToken, 1), false) // answers once, then hangs
+	dead := startHostileEndpoint(t, fmt.Sprintf(goodToken, 2), true)  // hangs from the start
+	fast := startHostileEndpoint(t, fmt.Sprintf(goodToken, 3), false)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/slow", oauth2At(slow, "s"))
+	slow.hold()
+	resp := mustSucceed(t, b, s, logical.CreateOperation, "technical/dead", oauth2At(dead, "d"))
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "still in flight") {
+		t.Fatalf("creating a credential whose endpoint hangs: warnings %v", resp.Warnings)
+	}
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/fast", oauth2At(fast, "f"))
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[
+		{"name": "both", "credentials": [{"type": "technical", "name": "dead"}, {"type": "technical", "name": "fast"}]},
+		{"name": "deadonly", "credentials": [{"type": "technical", "name": "dead"}]},
+		{"name": "slowonly", "credentials": [{"type": "technical", "name": "slow"}]},
+		{"name": "fastonly", "credentials": [{"type": "technical", "name": "fast"}]}]`})
+	for i := range 40 {
+		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/p%d", i), map[string]any{"definition": "r"})
+	}
+
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/both", nil).Data; got["technical"] != "fast" {
+		t.Errorf("a later usable credential is answered at once: %v", got)
+	}
+	for _, path := range []string{"technical/dead/creds", "process/p0/resolve/deadonly"} {
+		if msg := mustFailCode(t, b, s, logical.ReadOperation, path, http.StatusServiceUnavailable); !strings.Contains(msg, `"dead"`) || !strings.Contains(msg, "in flight") {
+			t.Errorf("%s: %s", path, msg)
+		}
+	}
+	report := map[string]any{"service": "slowonly", "error": "auth_failed"}
+	if code, msg := answerCode(t, b, s, logical.UpdateOperation, "process/p1/report", report); code != http.StatusServiceUnavailable || !strings.Contains(msg, `"slow"`) {
+		t.Errorf("a report on the hung credential: %d %s", code, msg)
+	}
+	if p := mustSucceed(t, b, s, logical.ReadOperation, "process/p1", nil).Data; p["health"] != "running" {
+		t.Errorf("a report that timed out changed the process: %v", p)
+	}
+
+	// Requests that wait on the hung endpoints for as long as they hang, beside requests that do
+	// not need them: every one of the latter is answered while the former still wait.
+	b.deps.tokenWait = time.Hour
+	var waiting sync.WaitGroup
+	for i := range 20 {
+		waiting.Add(1)
+		go func() {
+			defer waiting.Done()
+			op, path, data := logical.Operation(logical.ReadOperation), fmt.Sprintf("process/p%d/resolve/deadonly", i), map[string]any(nil)
+			if i%2 == 1 {
+				op, path, data = logical.UpdateOperation, fmt.Sprintf("process/p%d/report", i), map[string]any{"service": "slowonly", "error": "auth_failed"}
+			}
+			_, _ = b.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: path, Storage: s, Data: data})
+		}()
+	}
+	for i := 20; i < 40; i++ {
+		mustSucceed(t, b, s, logical.ReadOperation, fmt.Sprintf("process/p%d/resolve/fastonly", i), nil)
+		mustSucceed(t, b, s, logical.UpdateOperation, fmt.Sprintf("process/p%d/report", i), map[string]any{"service": "fastonly", "error": "unavailable"})
+		mustSucceed(t, b, s, logical.ReadOperation, "technical/fast/creds", nil)
+		mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/slowonly", nil) // its token is still valid
+	}
+	slow.release()
+	dead.release()
+	waiting.Wait()
+	if n, m := slow.requests.Load(), dead.requests.Load(); n > 2 || m > 2 {
+		t.Errorf("the hung endpoints were asked %d and %d times, want at most 2 each", n, m)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/deadonly", nil).Data; got["technical"] != "dead" {
+		t.Errorf("once it answers, its token serves: %v", got)
+	}
+}
+
+// No request bypasses backoff: an endpoint that answers an expires_in of zero or less is a
+// counted failure, and while it backs off reads and resolves answer 503 with the time to retry,
+// asking nothing; a token too short-lived to serve is not asked for again sooner than the minimum
+// interval.
+func TestEveryFetchObeysBackoff(t *testing.T) {
+	clock := newFakeClock()
+	d := testDeps()
+	d.now, d.minFetchInterval = clock.now, 2*time.Second
+	b, s := getTestBackendWith(t, d)
+	h := startHostileEndpoint(t, `{"access_token": "x", "token_type": "Bearer", "expires_in": -5}`, false)
+	resp := mustSucceed(t, b, s, logical.CreateOperation, "technical/neg", oauth2At(h, "n"))
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "expires_in") {
+		t.Errorf("warnings %v", resp.Warnings)
+	}
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[{"name": "svc", "credentials": [{"type": "technical", "name": "neg"}]}]`})
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "r"})
+	for range 20 {
+		msg := mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
+		if !strings.Contains(msg, "expires_in") || !strings.Contains(msg, "retry after") {
+			t.Fatalf("creds while backing off: %s", msg)
+		}
+		mustFailCode(t, b, s, logical.ReadOperation, "process/p/resolve/svc", http.StatusServiceUnavailable)
+	}
+	if n := h.requests.Load(); n != 1 {
+		t.Errorf("40 demands during the backoff made %d token requests, want the first only", n)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data; got["failures"] != 1 {
+		t.Errorf("failures %v", got["failures"])
+	}
+	clock.advance(5 * time.Second) // the first backoff is over: one more request, one more failure
+	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
+	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
+	if n, f := h.requests.Load(), mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 2 || f != 2 {
+		t.Errorf("after the backoff: %d requests, %v failures", n, f)
+	}
+
+	// A token that lives one second is never valid to serve (MinValidity): asked again only after
+	// the minimum interval.
+	h.body.Store(`{"access_token": "short", "token_type": "Bearer", "expires_in": 1}`)
+	clock.advance(2 * time.Second) // past the minimum interval, within the second backoff (10s)
+	before := h.requests.Load()
+	mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg", map[string]any{"scopes": "a"}) // a write lifts the old backoff, and asks
+	for range 10 {
+		mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
+	}
+	if n := h.requests.Load() - before; n != 1 {
+		t.Errorf("a write and 10 reads within the minimum interval made %d token requests, want the write's", n)
+	}
+	clock.advance(2 * time.Second)
+	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
+	if n := h.requests.Load() - before; n != 2 {
+		t.Errorf("after the minimum interval: %d token requests", n)
+	}
+}
+
+// A token_type that would break an Authorization header is a failure, not served.
+func TestTokenTypeChecked(t *testing.T) {
+	b, s := getTestBackend(t)
+	h := startHostileEndpoint(t, `{"access_token": "x", "token_type": "Bearer\r\nX-Injected: 1", "expires_in": 60}`, false)
+	resp := mustSucceed(t, b, s, logical.CreateOperation, "technical/tt", oauth2At(h, "t"))
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "token_type") || strings.Contains(resp.Warnings[0], "Injected") {
+		t.Errorf("warnings %v", resp.Warnings)
+	}
+	mustFailCode(t, b, s, logical.ReadOperation, "technical/tt/creds", http.StatusServiceUnavailable)
+}
+
+// answerCode is the HTTP status and message Vault would answer for a request, as its HTTP layer
+// derives them.
+func answerCode(t *testing.T, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]any) (int, string) {
+	t.Helper()
+	req := &logical.Request{Operation: op, Path: path, Storage: s, Data: data}
+	resp, err := b.HandleRequest(t.Context(), req)
+	code, cerr := logical.RespondErrorCommon(req, resp, err)
+	logical.AdjustErrorStatusCode(&code, err)
+	if cerr == nil {
+		return code, ""
+	}
+	return code, cerr.Error()
+}
