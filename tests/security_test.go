@@ -264,7 +264,8 @@ func TestAttackOwnerlessTaskCannotBeTaken(t *testing.T) {
 	badRequest(t, err, "owner_entity_id", "no identity entity")
 }
 
-// 7. Dot segments do not steer URL matching; a realm-less request reaches a realm's service, and
+// 7. Dot segments do not steer URL matching (encoded separators and double encodings are refused
+// as ambiguous); a realm-less request reaches a realm's service, and
 // several realms without a realm-less service ask for the realm.
 func TestAttackDotSegmentsAndRealms(t *testing.T) {
 	m := newMount(t)
@@ -289,6 +290,21 @@ func TestAttackDotSegmentsAndRealms(t *testing.T) {
 	for _, u := range []string{"https://api.example.com/admin/..;/public/x", `https://api.example.com/admin\..\public`} {
 		_, err := resolve(u, "")
 		badRequest(t, err, "servers read in different ways")
+	}
+	// Separators and dot segments hidden by encoding, which a server or proxy may decode after
+	// the match: refused as ambiguous, never matched (each would match "public" as written).
+	for u, rule := range map[string]string{
+		"https://api.example.com/public/..%2Fadmin":           "encoded slash",
+		"https://api.example.com/public/..%2fadmin":           "encoded slash",
+		"https://api.example.com/public/%2E%2E%2Fadmin":       "encoded slash",
+		"https://api.example.com/public/..%5Cadmin":           "backslash",
+		"https://api.example.com/public/%252E%252E/admin":     "double-encoded",
+		"https://api.example.com/public/%252e%252e%252fadmin": "double-encoded",
+	} {
+		_, err := resolve(u, "")
+		badRequest(t, err, "servers read in different ways", rule)
+		_, err = env.client.Logical().ReadWithData(m+"/process/p/resolve", map[string][]string{"url": {u}})
+		badRequest(t, err, "servers read in different ways", rule)
 	}
 	if s, err := resolve("https://one.example.com/api/x", ""); err != nil || s.Data["service"] != "only" {
 		t.Errorf("a realm-less request to a realm's service: %v %v", s, err)
