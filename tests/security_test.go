@@ -316,38 +316,6 @@ func TestAttackDotSegmentsAndRealms(t *testing.T) {
 	}
 }
 
-// 8. The engine-host policy ends its own processes' leases, never another lease in the namespace.
-func TestAttackEngineHostRevokesOnlyProcessLeases(t *testing.T) {
-	p := setupPeople(t)
-	m := p.mount
-	write(t, m+"/registry/orders", map[string]any{"services": []map[string]any{{"name": "crm", "credentials": []map[string]any{{"type": "current"}}}}})
-	other := newMountNamed(t, m+"-other")
-	write(t, other+"/registry/orders", map[string]any{"services": []map[string]any{{"name": "crm", "credentials": []map[string]any{{"type": "current"}}}}})
-	foreign := write(t, other+"/process/foreign", map[string]any{"definition": "orders"}).LeaseID
-
-	_, err := p.engine.Logical().Write("sys/leases/revoke", map[string]any{"lease_id": foreign})
-	if statusOf(err) != http.StatusForbidden {
-		t.Errorf("the body form of sys/leases/revoke: %v", err)
-	}
-	_, err = p.engine.Logical().Write("sys/leases/revoke/"+foreign, nil)
-	if statusOf(err) != http.StatusForbidden {
-		t.Errorf("the URL form for another mount's lease: %v", err)
-	}
-	if read(t, other+"/process/foreign") == nil {
-		t.Fatal("the foreign process was ended")
-	}
-	own, err := p.engine.Logical().Write(m+"/process/own", map[string]any{"definition": "orders", "owner_entity_id": p.annEntity})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.engine.Logical().Write("sys/leases/revoke/"+own.LeaseID, nil); err != nil {
-		t.Fatalf("the engine revokes its own process's lease: %v", err)
-	}
-	if s, _ := env.client.Logical().Read(m + "/process/own"); s != nil {
-		t.Errorf("the process outlived its lease: %v", s.Data)
-	}
-}
-
 // 9. A typo in a report's class is a 400 that lists the classes; the process runs on. A mapping
 // key that is not built in is accepted with a warning naming it as a new class.
 func TestAttackTypoDoesNotKillAProcess(t *testing.T) {
