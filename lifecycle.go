@@ -13,6 +13,10 @@ import (
 //	running ──failure(current, broken)──▶ broken + open task ──complete──▶ running
 //	running ──failure(technical, broken)─▶ broken (no task) ──resume──▶ running
 //	running ──expiring──▶ running + open task (the owner is asked early)
+//	running + open task ──failure(technical, broken)──▶ broken ──complete──▶ broken ──resume──▶ running
+//
+// A broken process keeps why it is broken (lifecycle_broken.go): completing a task resumes only
+// a process its current credentials broke; what a technical credential broke waits for resume.
 //	any ──failure(failed) or cancel──▶ failed (final: task cancelled, current credentials wiped)
 //	any ──end──▶ gone (task cancelled, current credentials wiped)
 //
@@ -161,6 +165,9 @@ func failure(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 		// Only the owner's task or an operator's resume un-breaks a process.
 		p.Health, p.HealthReason = before.Health, before.HealthReason
 	}
+	if ev.Health == healthBroken && p.Health == healthBroken {
+		breakBy(&p, before, ev)
+	}
 	var fx effects
 	open := openTaskIn(st)
 	var created *taskEntry
@@ -193,6 +200,7 @@ func failure(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 // fail makes p failed: its open task cancelled, its current credentials wiped.
 func fail(p *processEntry, open *taskEntry, reason string, now time.Time, fx *effects) {
 	p.Health, p.TaskID, p.UpdatedTime = healthFailed, "", now
+	p.BrokenByCurrent, p.OperatorReason = false, ""
 	if reason != "" {
 		p.HealthReason = reason
 	}
@@ -238,7 +246,7 @@ func complete(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 	p := *st.Process
 	p.HasCurrent = p.KeepCredentials != keepNone
 	if p.TaskID == t.ID {
-		p.Health, p.HealthReason, p.TaskID = healthRunning, "", ""
+		ownerDone(&p)
 	}
 	p.UpdatedTime = ev.Now
 	fx := effects{
@@ -272,13 +280,18 @@ func cancel(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 
 func resume(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 	p := *st.Process
+	current, operator := brokenCauses(&p)
 	switch {
 	case p.Health != healthBroken:
 		return st, nil, refusal{fmt.Sprintf("process %q is %s, not broken", p.ID, p.Health)}
-	case p.TaskID != "":
+	case current && operator != "":
+		return st, nil, refusal{fmt.Sprintf("process %q waits for its owner first: its current credentials failed too; resume it once task %s is completed", p.ID, p.TaskID)}
+	case current:
 		return st, nil, refusal{fmt.Sprintf("process %q waits for its owner: it resumes when task %s is completed", p.ID, p.TaskID)}
 	}
+	// An open task (a preflight's) stays open: the owner may still complete it.
 	p.Health, p.HealthReason, p.Retried, p.UpdatedTime = healthRunning, "", nil, ev.Now
+	p.BrokenByCurrent, p.OperatorReason = false, ""
 	fx := effects{
 		announce: []effect{{Kind: effAnnounce, Event: notifyEvent{Type: eventProcessResumed, ProcessID: p.ID, Owner: p.Owner,
 			OwnerEntityID: p.OwnerEntityID, Reason: "resumed by an operator"}}},
@@ -326,7 +339,8 @@ func repair(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 	p := *st.Process
 	var fx effects
 	if t.Status == taskCompleted {
-		p.Health, p.HealthReason, p.TaskID, p.UpdatedTime = healthRunning, "", "", ev.Now
+		ownerDone(&p)
+		p.UpdatedTime = ev.Now
 	} else {
 		fail(&p, nil, fmt.Sprintf("task %s was cancelled", t.ID), ev.Now, &fx)
 	}

@@ -33,11 +33,16 @@ type processEntry struct {
 	OwnerEntityID   string `json:"owner_entity_id"`
 	KeepCredentials string `json:"keep_credentials"`
 	// HasCurrent: current credentials were given and kept per the mode.
-	HasCurrent   bool      `json:"has_current"`
-	Health       string    `json:"health"`
-	HealthReason string    `json:"health_reason"`
-	TaskID       string    `json:"task_id"`
-	Runtime      []Service `json:"runtime"`
+	HasCurrent   bool   `json:"has_current"`
+	Health       string `json:"health"`
+	HealthReason string `json:"health_reason"`
+	TaskID       string `json:"task_id"`
+	// Why a broken process is broken (lifecycle_broken.go): its current credentials failed (the
+	// owner's task resumes it), and/or something its owner cannot fix did (a technical credential,
+	// a service: OperatorReason says what, and only an operator's resume clears it).
+	BrokenByCurrent bool      `json:"broken_by_current,omitempty"`
+	OperatorReason  string    `json:"operator_reason,omitempty"`
+	Runtime         []Service `json:"runtime"`
 	// Retried holds, per technical credential, the token generation this process was told to
 	// retry with after reporting a failure: the same generation failing again is final.
 	Retried     map[string]int `json:"retried,omitempty"`

@@ -70,7 +70,7 @@ func pathProcessReport(b *backend) []*framework.Path {
 				},
 			},
 			HelpSynopsis:    "Set a broken process running again (an operator's act).",
-			HelpDescription: "For a process broken by a technical or registry credential, once the credential is fixed. A process broken by its current credentials resumes through its task instead, so resuming it is a 400 naming the task.",
+			HelpDescription: "For a process broken by a technical or registry credential, once the credential is fixed. A process broken by its current credentials resumes through its task instead, so resuming it is a 400 naming the task. Completing a task never resumes what a technical credential broke: a process the owner was asked about early (preflight, reason expiring) and that a technical credential then broke stays broken after the task is completed, until this resume; a task still open then stays open.",
 		},
 	}
 }

@@ -31,7 +31,7 @@ func pathProcessResolve(b *backend) []*framework.Path {
 	}
 	byName := map[string]*framework.FieldSchema{"service": {Type: framework.TypeString, Description: "The service's name."}}
 	byURL := map[string]*framework.FieldSchema{
-		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. It is normalized first (RFC 3986: percent-encoded unreserved characters decoded, dot segments removed). A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
+		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. It is normalized first (RFC 3986: percent-encoded unreserved characters decoded, dot segments removed); a path that servers read in different ways — a backslash, an encoded slash or backslash (%2F, %5C, so also ..%2F), a double encoding of a dot, slash or backslash (%252E, %252F, %255C), or a dot segment with parameters (..;) — is a 400, never matched. A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
 		"realm": {Type: framework.TypeString, Description: "The request's realm (RFC 7235), once a challenge named it: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none: services with or without a realm match, one without wins at equal path length, and several with different realms (none without) are a 400 naming the realms."},
 	}
 	for k, v := range queryFields {

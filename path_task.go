@@ -91,7 +91,8 @@ about (key_info: process_id, service, reason, created). A token without an entit
 		},
 		taskCompletePath(b, "complete", b.pathTaskComplete, "Complete your credential-update task with new credentials: the process resumes.",
 			`Replaces the process's current credentials (kept per the process's keep_credentials),
-sets the process running again and closes the task. Only a token of the task's owner (the
+sets the process running again and closes the task — when its current credentials are what broke
+it: a process a technical credential broke stays broken until an operator's process/:id/resume. Only a token of the task's owner (the
 identity entity the process was started for) may complete it: anyone else gets 403, and so does
 everyone when the process has no owner entity (it was started by a token without one, such as
 root). A Task Manager that authenticated the owner itself uses task/:id/complete-on-behalf.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // Credentials is a resolved credential: where it came from, and its fields (username and
@@ -35,28 +37,48 @@ func WithRealm(realm string) ResolveOption { return func(m map[string]any) { m["
 
 // Resolve answers the credentials to use for a service, by name. Nothing usable is a
 // *BadRequestError that lists every candidate and why it was skipped, or a *BrokenError when the
-// process broke because its user's own credentials are gone.
+// process broke because its user's own credentials are gone. A service name that breaks the
+// server's name rule is a *BadRequestError before any call.
 func (p *Process) Resolve(ctx context.Context, service string, opts ...ResolveOption) (*Credentials, error) {
-	return p.resolve(ctx, p.c.path("process", p.ID, "resolve", service), nil, opts)
-}
-
-// ResolveURL answers the credentials to use for the URL the process is about to call.
-func (p *Process) ResolveURL(ctx context.Context, url string, opts ...ResolveOption) (*Credentials, error) {
-	return p.resolve(ctx, p.c.path("process", p.ID, "resolve"), map[string]any{"url": url}, opts)
-}
-
-func (p *Process) resolve(ctx context.Context, path string, data map[string]any, opts []ResolveOption) (*Credentials, error) {
-	if data == nil {
-		data = map[string]any{}
+	if err := checkName("service", service); err != nil {
+		return nil, err
 	}
-	for _, o := range opts {
-		o(data)
+	path, err := p.c.processPath(p.ID, "resolve", service)
+	if err != nil {
+		return nil, err
 	}
 	q := map[string][]string{}
-	for k, v := range data {
+	for k, v := range options(opts) {
 		q[k] = []string{fmt.Sprint(v)}
 	}
 	s, err := p.c.vault.Logical().ReadWithDataWithContext(ctx, path, q)
+	return p.answer(ctx, path, s, err)
+}
+
+// ResolveURL answers the credentials to use for the URL the process is about to call. The URL
+// goes in the request body (a write), so it is in no request line, and in no proxy's or Vault's
+// request log.
+func (p *Process) ResolveURL(ctx context.Context, url string, opts ...ResolveOption) (*Credentials, error) {
+	path, err := p.c.processPath(p.ID, "resolve")
+	if err != nil {
+		return nil, err
+	}
+	data := options(opts)
+	data["url"] = url
+	s, err := p.c.vault.Logical().WriteWithContext(ctx, path, data)
+	return p.answer(ctx, path, s, err)
+}
+
+func options(opts []ResolveOption) map[string]any {
+	data := map[string]any{}
+	for _, o := range opts {
+		o(data)
+	}
+	return data
+}
+
+// answer reads a resolve's answer into Credentials.
+func (p *Process) answer(ctx context.Context, path string, s *api.Secret, err error) (*Credentials, error) {
 	if err != nil {
 		err = classify(err)
 		var bad *BadRequestError
@@ -112,7 +134,11 @@ type State struct {
 
 // State reads the process.
 func (p *Process) State(ctx context.Context) (*State, error) {
-	s, err := p.c.vault.Logical().ReadWithContext(ctx, p.c.path("process", p.ID))
+	path, err := p.c.processPath(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.c.vault.Logical().ReadWithContext(ctx, path)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -133,9 +159,19 @@ type Verdict struct {
 // Report tells pecreds that a call with the service's credentials failed, with an error class
 // (AuthFailed, ...). The verdict says what to do.
 func (p *Process) Report(ctx context.Context, service, class string) (*Verdict, error) {
-	s, err := p.c.vault.Logical().WriteWithContext(ctx, p.c.path("process", p.ID, "report"), map[string]any{"service": service, "error": class})
+	if err := checkName("service", service); err != nil {
+		return nil, err
+	}
+	path, err := p.c.processPath(p.ID, "report")
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.c.vault.Logical().WriteWithContext(ctx, path, map[string]any{"service": service, "error": class})
 	if err != nil {
 		return nil, classify(err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
 	str := func(k string) string { v, _ := s.Data[k].(string); return v }
 	return &Verdict{Health: str("health"), Action: str("action"), TaskID: str("task_id")}, nil
@@ -144,20 +180,31 @@ func (p *Process) Report(ctx context.Context, service, class string) (*Verdict, 
 // AddRuntime adds services to the process's runtime layer (merged by name), in the registry's
 // form: [{"name": ..., "url": ..., "credentials": [...]}].
 func (p *Process) AddRuntime(ctx context.Context, services []map[string]any) error {
+	path, err := p.c.processPath(p.ID, "credentials")
+	if err != nil {
+		return err
+	}
 	raw, err := json.Marshal(services)
 	if err != nil {
 		return fmt.Errorf("pecreds: encoding runtime services: %w", err)
 	}
-	_, err = p.c.vault.Logical().WriteWithContext(ctx, p.c.path("process", p.ID, "credentials"), map[string]any{"services": string(raw)})
+	_, err = p.c.vault.Logical().WriteWithContext(ctx, path, map[string]any{"services": string(raw)})
 	return classify(err)
 }
 
 // Preflight asks which credentials the process would use expire within d; pecreds opens the
 // owner's task early when its own do. It answers the raw report.
 func (p *Process) Preflight(ctx context.Context, d time.Duration) (map[string]any, error) {
-	s, err := p.c.vault.Logical().WriteWithContext(ctx, p.c.path("process", p.ID, "preflight"), map[string]any{"duration": d.String()})
+	path, err := p.c.processPath(p.ID, "preflight")
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.c.vault.Logical().WriteWithContext(ctx, path, map[string]any{"duration": d.String()})
 	if err != nil {
 		return nil, classify(err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
 	return s.Data, nil
 }

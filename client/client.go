@@ -21,6 +21,11 @@
 //
 // Errors are typed: ErrNotFound, ErrPermissionDenied, *BadRequestError (Vault's messages), and
 // *BrokenError (the process waits for its owner's task).
+//
+// Ids and names (process ids, service and registry names) are checked with the server's rule
+// before they go into a path, so a name holding ".." or "/" is a *BadRequestError and never
+// reaches another path. A resolve by URL sends the URL in the request body, never in the request
+// line (which proxies and servers log), and no error carries a request's query.
 package client
 
 import (
@@ -29,11 +34,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
 // Error classes a report names (config's error_health_mapping maps them to a health).
@@ -115,6 +123,15 @@ type Process struct {
 
 // Start instantiates a process (a Vault lease) and keeps its lease renewed.
 func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
+	path, err := c.processPath(in.ID)
+	if err != nil {
+		return nil, err
+	}
+	if in.Definition != "" {
+		if err := checkName("definition", in.Definition); err != nil {
+			return nil, err
+		}
+	}
 	data := map[string]any{"definition": in.Definition, "owner": in.Owner}
 	if in.OwnerEntityID != "" {
 		data["owner_entity_id"] = in.OwnerEntityID
@@ -129,7 +146,7 @@ func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
 	if in.TTL > 0 {
 		data["ttl"] = int(in.TTL.Seconds())
 	}
-	secret, err := c.vault.Logical().WriteWithContext(ctx, c.path("process", in.ID), data)
+	secret, err := c.vault.Logical().WriteWithContext(ctx, path, data)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -166,15 +183,30 @@ func (p *Process) Close(ctx context.Context) error {
 	return err
 }
 
-func (c *Client) path(parts ...string) string {
-	return c.mount + "/" + strings.Join(parts, "/")
+// processPath is the path of process id under the mount, then rest ("resolve", a service). id is
+// checked here; a caller checks any name in rest (checkName) before.
+func (c *Client) processPath(id string, rest ...string) (string, error) {
+	if err := checkName("process id", id); err != nil {
+		return "", err
+	}
+	return c.mount + "/" + strings.Join(append([]string{"process", id}, rest...), "/"), nil
 }
 
-// classify turns Vault's answer into the package's typed errors.
+// checkName is the server's name rule (1-128 letters, digits, '.', '_', '-', starting with a
+// letter or digit), as a *BadRequestError like the server's own answer.
+func checkName(what, name string) error {
+	if err := credential.ValidateName(what, name); err != nil {
+		return &BadRequestError{Messages: []string{err.Error()}}
+	}
+	return nil
+}
+
+// classify turns Vault's answer into the package's typed errors. No error keeps a request's
+// query: Vault's own errors and the transport's quote the request URL.
 func classify(err error) error {
 	var re *api.ResponseError
 	if !errors.As(err, &re) {
-		return err
+		return withoutQuery(err)
 	}
 	switch re.StatusCode {
 	case http.StatusNotFound:
@@ -184,5 +216,23 @@ func classify(err error) error {
 	case http.StatusBadRequest:
 		return &BadRequestError{Messages: re.Errors}
 	}
-	return err
+	bare := *re
+	bare.URL = stripQuery(re.URL)
+	return &bare
+}
+
+// withoutQuery is err with the query cut from the URL of a *url.Error (a transport failure).
+func withoutQuery(err error) error {
+	var ue *url.Error
+	if err == nil || !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: stripQuery(ue.URL), Err: ue.Err}
+}
+
+func stripQuery(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		return raw[:i]
+	}
+	return raw
 }

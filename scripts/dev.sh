@@ -6,6 +6,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# What this writes holds secrets (the agent's token, the AppRole secret id, the server's log with
+# its root token and unseal key): readable by this user only, files 0600 and directories 0700.
+umask 077
 
 addr=${PECREDS_ADDR:-127.0.0.1:8200}
 export VAULT_ADDR="http://$addr" VAULT_TOKEN=root

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,8 @@ import (
 // The real vault proxy, configured by examples/engine-host/proxy.hcl (addresses and files
 // replaced): it logs in with an AppRole bound to the engine-host policy and adds its token, so the
 // engine's client holds none. The Go client resolves through it, and the proxy's token can do no
-// more than the engine-host policy allows.
+// more than the engine-host policy allows; a request without X-Vault-Request (a web page on the
+// engine host) gets 412.
 func TestEngineHostThroughVaultProxy(t *testing.T) {
 	p := setupPeople(t)
 	write(t, p.mount+"/registry/orders", map[string]any{"services": []map[string]any{
@@ -91,6 +94,7 @@ func TestEngineHostThroughVaultProxy(t *testing.T) {
 	if err != nil || creds.Fields["password"] != "ann-proxy-password" {
 		t.Fatalf("resolve through the proxy: %v", err)
 	}
+	checkProxyNeedsRequestHeader(t, "http://"+listen, p.mount)
 	// The proxy's token is the engine-host policy's: config is not the engine's.
 	if _, err := viaProxy.Logical().Write(p.mount+"/config", map[string]any{"keep_credentials": "none"}); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Errorf("a config write through the proxy: %v", err)
@@ -100,5 +104,49 @@ func TestEngineHostThroughVaultProxy(t *testing.T) {
 	}
 	if _, err := proc.State(ctx); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("after Close: %v", err)
+	}
+}
+
+// checkProxyNeedsRequestHeader is the attack of a web page open in a browser on the engine host:
+// a form post (no custom header possible) and a plain fetch reach the proxy's loopback listener
+// without X-Vault-Request, and the proxy answers 412 before adding its token. The same requests
+// with the header, as vault/api sends them, go through.
+func checkProxyNeedsRequestHeader(t *testing.T, proxyURL, mount string) {
+	t.Helper()
+	send := func(method, path, contentType, body string, header bool) (int, string) {
+		req, err := http.NewRequest(method, proxyURL+"/v1/"+mount+"/"+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", "http://attacker.example")
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		if header {
+			req.Header.Set("X-Vault-Request", "true")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		text, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(text)
+	}
+	status, body := send(http.MethodGet, "process/via-proxy/resolve/crm", "", "", false)
+	if status != http.StatusPreconditionFailed || strings.Contains(body, "ann-proxy-password") {
+		t.Errorf("a resolve without X-Vault-Request: %d %s", status, body)
+	}
+	status, body = send(http.MethodPost, "process/via-proxy/report", "application/x-www-form-urlencoded", "service=crm&error=forbidden", false)
+	if status != http.StatusPreconditionFailed {
+		t.Errorf("a form post of a report: %d %s", status, body)
+	}
+	status, body = send(http.MethodGet, "process/via-proxy", "", "", true)
+	if status != http.StatusOK || !strings.Contains(body, `"health":"running"`) {
+		t.Errorf("with X-Vault-Request, after the form post: %d %s", status, body)
+	}
+	status, body = send(http.MethodGet, "process/via-proxy/resolve/crm", "", "", true)
+	if status != http.StatusOK || !strings.Contains(body, "ann-proxy-password") {
+		t.Errorf("a resolve with X-Vault-Request: %d", status)
 	}
 }

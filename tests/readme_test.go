@@ -129,6 +129,7 @@ func TestREADMEWalkthroughRunsAsIs(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		t.Fatalf("scripts/dev.sh did not come up:\n%s", devOut.String())
 	}
+	checkDevFilesPrivate(t, devDir)
 
 	// The commands, as one bash script, so that shell variables carry from one to the next.
 	binDir := t.TempDir()
@@ -160,6 +161,34 @@ func TestREADMEWalkthroughRunsAsIs(t *testing.T) {
 		}
 	}
 	t.Logf("the walkthrough ran: %d commands, %d of them shown failing and failing", len(cmds), failing)
+}
+
+// checkDevFilesPrivate: what scripts/dev.sh writes holds secrets (the agent's token, the
+// AppRole secret id, the server's log with its root token and unseal key), so none of it is
+// readable by another user of the machine: files 0600, directories 0700.
+func checkDevFilesPrivate(t *testing.T, devDir string) {
+	t.Helper()
+	for _, name := range []string{"agent-token", "engine-host-secret-id", "engine-host-role-id", "vault.log", "ann-entity-id"} {
+		if _, err := os.Stat(filepath.Join(devDir, name)); err != nil {
+			t.Errorf("dev.sh did not write %s: %v", name, err)
+		}
+	}
+	err := filepath.WalkDir(devDir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if info.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s is mode %v: readable beyond its owner", path, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func lastLines(s string, n int) string {

@@ -4,6 +4,7 @@
 #
 #   vault proxy -config=examples/engine-host/proxy.hcl
 #   VAULT_ADDR=http://127.0.0.1:8100 vault read pecreds/process/order-42/resolve/crm   # no token
+#   curl -H "X-Vault-Request: true" http://127.0.0.1:8100/v1/pecreds/process/order-42   # the header is required
 #
 # In production: TLS on the listener or a Unix socket (listener "unix"), the secret id delivered
 # by your platform (response-wrapped), and the proxy's own audit in Vault's audit log.
@@ -28,8 +29,14 @@ api_proxy {
   use_auto_auth_token = "force"
 }
 
-# Loopback only: anyone who reaches this listener acts with the engine-host policy.
+# Loopback only: anyone who reaches this listener acts with the engine-host policy. Every request
+# must carry the header X-Vault-Request: true (412 otherwise). vault/api, the vault CLI and the Go
+# client send it; a browser cannot add it to a form post, and a cross-origin page cannot add it
+# without a CORS preflight, which the proxy never grants. A page served through DNS rebinding is
+# same-origin and can add it: where a browser runs on the engine host, use a Unix socket
+# (listener "unix", file permissions limited to the engine's user), which no page can reach.
 listener "tcp" {
-  address     = "127.0.0.1:8100"
-  tls_disable = true
+  address                = "127.0.0.1:8100"
+  tls_disable            = true
+  require_request_header = true
 }

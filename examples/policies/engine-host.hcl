@@ -32,9 +32,15 @@ path "pecreds/technical/+/creds" {
 path "pecreds/config" {
   capabilities = ["read"]
 }
-# The process leases. Renewing (vault lease renew, api.LifetimeWatcher) uses the body form.
+# Renewing: only pecreds' process leases. vault lease renew and api.LifetimeWatcher (the Go
+# client) send the body form, {lease_id, increment}; allowed_parameters limits lease_id to this
+# mount's process leases, so the engine cannot keep any other lease in the namespace alive.
 path "sys/leases/renew" {
   capabilities = ["update"]
+  allowed_parameters = {
+    "lease_id"  = ["pecreds/process/*"]
+    "increment" = []
+  }
 }
 # Revoking: only the URL form, and only pecreds' process leases. Never the body form
 # "sys/leases/revoke": it would let the engine revoke any lease in the namespace. The engine ends a

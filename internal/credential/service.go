@@ -129,8 +129,9 @@ func checkServiceURL(v string) error {
 		return fmt.Errorf("field \"url\" must not carry user info: put credentials in the credentials list")
 	case u.RawQuery != "" || u.Fragment != "" || strings.ContainsAny(v, "?#"):
 		return fmt.Errorf("field \"url\" must not have a query or a fragment: a service is matched by scheme, host, port and path")
-	case AmbiguousPath(u.EscapedPath()):
-		return fmt.Errorf("field \"url\" must not hold a backslash or a dot segment with parameters (\"..;\"): servers read such paths in different ways")
+	}
+	if why := AmbiguousPath(u.EscapedPath()); why != "" {
+		return fmt.Errorf("field \"url\" must not hold %s in its path: servers read such paths in different ways", why)
 	}
 	return nil
 }

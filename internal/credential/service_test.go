@@ -61,6 +61,8 @@ func TestParseServices(t *testing.T) {
 		{"unknown field", []any{svc("crm", "uri", "x")}, `services[0] (crm): unknown field "uri"`},
 		{"relative url", []any{svc("crm", "url", "/api")}, `services[0] (crm): field "url" must be an absolute URL`},
 		{"url with query", []any{svc("crm", "url", "https://x/api?a=1")}, `field "url" must not have a query`},
+		{"url with encoded slash", []any{svc("crm", "url", "https://x/a%2Fb")}, `field "url" must not hold an encoded slash ("%2F") in its path`},
+		{"url with backslash", []any{svc("crm", "url", `https://x/a\b`)}, `field "url" must not hold a backslash`},
 		{"url with user", []any{svc("crm", "url", "https://u:p@x/api")}, `field "url" must not carry user info`},
 		{"no credentials", []any{map[string]any{"name": "crm"}}, `services[0] (crm): missing field "credentials"`},
 		{"empty credentials", []any{map[string]any{"name": "crm", "credentials": []any{}}}, `field "credentials" is empty`},

@@ -45,20 +45,31 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// AmbiguousPath: paths that RFC 3986 normalization leaves alone but some servers route elsewhere
-// — a backslash (a separator to IIS), a dot segment followed by ";" parameters (Tomcat, Spring).
-// It looks at the path with its unreserved characters decoded, so "%2E%2E;" counts as "..;".
-func AmbiguousPath(escaped string) bool {
+// AmbiguousPath names what makes a path ambiguous ("" when nothing does): what RFC 3986
+// normalization leaves alone but some servers route elsewhere — a backslash (a separator to IIS),
+// an encoded slash or backslash ("%2F", "%5C": decoded into separators by some servers and
+// proxies, so "..%2F" is a dot segment to them), a double-encoded dot, slash or backslash
+// ("%252E", "%252F", "%255C": dot segments to a server that decodes twice), or a dot segment
+// followed by ";" parameters (Tomcat, Spring). It looks at the path with its unreserved
+// characters decoded, so "%2E%2E;" counts as "..;". A plain encoded dot segment ("%2E%2E") is no
+// ambiguity: RFC 3986 decodes it, and NormalizePath removes it.
+func AmbiguousPath(escaped string) string {
 	decoded := decodeUnreserved(escaped)
-	if strings.ContainsRune(decoded, '\\') || strings.Contains(decoded, "%5C") {
-		return true
+	upper := strings.ToUpper(decoded)
+	switch {
+	case strings.ContainsRune(decoded, '\\') || strings.Contains(upper, "%5C"):
+		return `a backslash ("\\" or "%5C")`
+	case strings.Contains(upper, "%2F"):
+		return `an encoded slash ("%2F")`
+	case strings.Contains(upper, "%252E") || strings.Contains(upper, "%252F") || strings.Contains(upper, "%255C"):
+		return `a double-encoded dot, slash or backslash ("%252E", "%252F", "%255C")`
 	}
 	for _, seg := range strings.Split(decoded, "/") {
 		if strings.HasPrefix(seg, ".;") || strings.HasPrefix(seg, "..;") {
-			return true
+			return `a dot segment with parameters ("..;")`
 		}
 	}
-	return false
+	return ""
 }
 
 // NormalizePath is RFC 3986's normalization of an escaped path (section 6.2.2): percent-encoded

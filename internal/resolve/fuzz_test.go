@@ -1,6 +1,7 @@
 package resolve
 
 import (
+	"net/url"
 	"strings"
 	"testing"
 
@@ -15,6 +16,10 @@ func FuzzMatchURL(f *testing.F) {
 	f.Add("https://h:8443/a/b", "EU", "https://H:8443/a/b/c?x#y", "EU")
 	f.Add("http://[::1]/x", "", "http://[::1]:80/x", "")
 	f.Add("postgres://db/orders", "", "postgres://db:5432/orders/t", "R")
+	f.Add("https://h/public", "", "https://h/public/..%2Fadmin", "")
+	f.Add("https://h/public", "", "https://h/public/%2e%2E%2fadmin", "")
+	f.Add("https://h/public", "", "https://h/public/%252E%252E/admin", "")
+	f.Add("https://h/public", "", "https://h/public/..%5cadmin", "")
 	f.Fuzz(func(t *testing.T, serviceURL, serviceRealm, requestURL, realm string) {
 		services := EffectiveServices([]Layer{{Source: "definition:d", Services: []credential.Service{
 			{Name: "s", URL: serviceURL, Realm: serviceRealm, Credentials: []credential.Credential{{Type: "current"}}},
@@ -25,6 +30,15 @@ func FuzzMatchURL(f *testing.F) {
 		}
 		if realm != "" && serviceRealm != "" && serviceRealm != realm {
 			t.Fatalf("a service of realm %q matched a request of realm %q", serviceRealm, realm)
+		}
+		// Nothing a server may decode into a separator or a dot segment is ever matched.
+		if u, err := url.Parse(requestURL); err == nil {
+			p := strings.ToUpper(u.EscapedPath())
+			for _, bad := range []string{`\`, "%5C", "%2F", "%252E", "%252F", "%255C"} {
+				if strings.Contains(p, bad) {
+					t.Fatalf("%q matched although its path holds %s", requestURL, bad)
+				}
+			}
 		}
 		req, _ := ParseEndpoint(requestURL)
 		svc, _ := ParseEndpoint(s.URL)

@@ -31,8 +31,8 @@ func ParseEndpoint(raw string) (endpoint, error) {
 	if err != nil || u.Scheme == "" || u.Host == "" {
 		return endpoint{}, fmt.Errorf("url must be an absolute URL with a scheme and a host")
 	}
-	if credential.AmbiguousPath(u.EscapedPath()) {
-		return endpoint{}, fmt.Errorf("url: its path holds a backslash or a dot segment with parameters (\"..;\"), which servers read in different ways: refused, so that credentials never follow a path other than the one matched")
+	if why := credential.AmbiguousPath(u.EscapedPath()); why != "" {
+		return endpoint{}, fmt.Errorf("url: its path holds %s, which servers read in different ways: refused as ambiguous, so that credentials never follow a path other than the one matched", why)
 	}
 	e := endpoint{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
 	if e.port == "" {
