@@ -88,6 +88,9 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	if len(merged) > credential.MaxServices {
 		return badRequest(fmt.Errorf("services: the runtime layer would hold %d services; the limit is %d", len(merged), credential.MaxServices))
 	}
+	if err := credential.CheckLayer("services: the runtime layer", merged); err != nil {
+		return badRequest(err)
+	}
 	next := *p
 	next.Runtime, next.UpdatedTime = merged, time.Now().UTC()
 	if err := b.putProcess(ctx, req.Storage, &next); err != nil {

@@ -136,6 +136,9 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 	if next.Services == nil {
 		next.Services = []Service{}
 	}
+	if err := credential.CheckLayer("services: the registry", next.Services); err != nil {
+		return badRequest(err)
+	}
 	if err := b.putRegistry(ctx, req.Storage, next); err != nil {
 		return nil, err
 	}

@@ -69,14 +69,6 @@ type credentialType struct {
 	check func(Credential) error
 }
 
-// Limits of DESIGN.md.
-const (
-	maxPEMBytes          = 64 << 10
-	MaxServices          = 1000
-	maxServiceCredential = 32
-	MaxNameLength        = 128
-)
-
 // credentialTypes is the single list of authentication modules. It is never mutated.
 var credentialTypes = []credentialType{
 	{name: "password", uses: UseAnywhere, fields: []credentialField{
@@ -215,6 +207,9 @@ func Parse(raw any, use Use) (Credential, error) {
 	if err != nil {
 		return Credential{}, err
 	}
+	if err := checkCredentialSize(obj); err != nil {
+		return Credential{}, err
+	}
 	typeName, ok := obj["type"].(string)
 	if !ok || typeName == "" {
 		return Credential{}, fmt.Errorf("field \"type\" is required: one of %s", strings.Join(credentialTypeNames(use), ", "))
@@ -234,6 +229,9 @@ func Parse(raw any, use Use) (Credential, error) {
 		if c.Label, err = textValue("label", label); err != nil {
 			return Credential{}, err
 		}
+		if err := CheckBytes(`field "label"`, c.Label, MaxTextBytes); err != nil {
+			return Credential{}, err
+		}
 	}
 	for _, f := range t.fields {
 		if err := c.setField(t, f, obj[f.name]); err != nil {
@@ -246,6 +244,21 @@ func Parse(raw any, use Use) (Credential, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkCredentialSize bounds a credential before it is parsed, naming a field that alone passes
+// the bound.
+func checkCredentialSize(obj map[string]any) error {
+	n := RawSize(obj)
+	if n <= MaxCredentialBytes {
+		return nil
+	}
+	for k, v := range obj {
+		if s, ok := v.(string); ok && len(s) > MaxCredentialBytes {
+			return fmt.Errorf("field %q is %d bytes long; the limit is %s a credential, PEM included", k, len(s), byteCount(MaxCredentialBytes))
+		}
+	}
+	return fmt.Errorf("the credential takes about %d bytes; the limit is %s a credential, PEM included", n, byteCount(MaxCredentialBytes))
 }
 
 func checkKeys(t credentialType, obj map[string]any) error {

@@ -1,0 +1,39 @@
+package pecreds
+
+import "github.com/pecreds/vault-plugin-pecreds/internal/credential"
+
+// The plugin's limits, in one place (DESIGN.md, the end of "Paths"). What an outsider may send is
+// bounded at the edge, before anything is stored or cached: names, credentials, layers and the
+// credential types' own limits live in internal/credential/limits.go, which parsing enforces; the
+// top-level fields of a request are bounded here (request_fields.go). The plugin's memory is
+// bounded in bytes as well as in entries: the caches, and each process's pending events.
+
+// fieldByteLimits bound top-level string fields of a request; any other field, whatever its type,
+// is bounded by maxFieldBytes.
+var fieldByteLimits = map[string]int{
+	"owner":       credential.MaxOwnerBytes,
+	"message":     credential.MaxTextBytes,
+	"description": credential.MaxTextBytes,
+	"label":       credential.MaxTextBytes,
+}
+
+// maxFieldBytes bounds any one top-level field as JSON text: a registry's services are the
+// largest input, and they are measured exactly as stored later.
+const maxFieldBytes = credential.MaxLayerBytes
+
+const (
+	// processCacheSize bounds the process, current-credential and task caches in entries: the
+	// working set of a busy engine; the rest is read from storage when asked for.
+	processCacheSize = 10_000
+	// processCacheBytes bounds the process cache in bytes: a process holds its runtime layer (up
+	// to 1 MiB), so entries alone do not bound it.
+	processCacheBytes = 32 << 20
+	// currentCacheBytes and taskCacheBytes bound the current-credential (up to 64 KiB each) and
+	// task caches in bytes.
+	currentCacheBytes = 16 << 20
+	taskCacheBytes    = 8 << 20
+	// maxPendingPerProcess bounds a process's pending events in the Task Manager outbox: past it,
+	// its oldest event waiting behind the first gives way (the newest state wins), so one engine
+	// host cannot fill the outbox and push out other hosts' events.
+	maxPendingPerProcess = 8
+)
