@@ -36,6 +36,10 @@ var pathParam = regexp.MustCompile(`\(\?P<([a-z_]+)>`)
 // prepareFields readies a request's fields for the framework: errors name the field and the rule,
 // never a value. JSON text given for an object or list field is replaced by its value.
 func (b *backend) prepareFields(req *logical.Request) error {
+	switch req.Operation {
+	case logical.RenewOperation, logical.RevokeOperation, logical.RollbackOperation:
+		return nil // Vault's own requests: a lease's renewal carries the data its create was given
+	}
 	path := b.Route(req.Path)
 	if path == nil {
 		return nil

@@ -67,7 +67,14 @@ func TestAttackEmptyNameIsRefused(t *testing.T) {
 	if keys := storedKeys(t, s, processStoragePrefix); len(keys) != 0 {
 		t.Errorf("a refused create stored %v", keys)
 	}
-	mustSucceed(t, b, s, logical.CreateOperation, "process/p1", map[string]any{"owner": "ann"}) // left out: none
+	created := mustSucceed(t, b, s, logical.CreateOperation, "process/p1", map[string]any{"owner": "ann"}) // left out: none
+	// Vault renews a lease with the data its create was given, empty fields and all, on the
+	// create's path: the rules are the user's writes', not Vault's own requests'.
+	renew := &logical.Request{Operation: logical.RenewOperation, Path: "process/p1", Storage: s, Secret: created.Secret,
+		Data: map[string]any{"owner": "ann", "owner_entity_id": "", "definition": ""}}
+	if resp, err := b.HandleRequest(context.Background(), renew); err != nil || resp.IsError() {
+		t.Errorf("renewal: %v %v", resp, err)
+	}
 }
 
 // The framework's conversion error quotes the value it could not convert; every field's type
