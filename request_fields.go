@@ -183,11 +183,11 @@ func checkFieldValues(path *framework.Path, data map[string]any) error {
 		if schema == nil || data[k] == nil {
 			continue
 		}
+		if err := checkFieldSize(k, data[k]); err != nil { // first: converting copies the value
+			return err
+		}
 		if _, _, err := fd.GetOkErr(k); err != nil {
 			return fmt.Errorf("%s must be %s, not %s", k, typeWords(schema.Type), credential.JSONKind(data[k]))
-		}
-		if err := checkFieldSize(k, data[k]); err != nil {
-			return err
 		}
 		if want, ok := nameFields[k]; ok && data[k] == "" {
 			return fmt.Errorf("%s is empty: give %s", k, want)
