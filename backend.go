@@ -95,9 +95,9 @@ func newBackend() *backend {
 		registries:     &cache.Whole[registryEntry]{},
 		technicals:     &cache.Whole[technicalEntry]{},
 		tokenStates:    &cache.Whole[oauth.State]{},
-		processes:      cache.NewBounded[processEntry](processCacheSize),
-		tasks:          cache.NewBounded[taskEntry](processCacheSize),
-		currents:       cache.NewBounded[Credential](processCacheSize),
+		processes:      cache.NewBounded(processCacheSize, processCacheBytes, processBytes),
+		tasks:          cache.NewBounded(processCacheSize, taskCacheBytes, taskBytes),
+		currents:       cache.NewBounded(processCacheSize, currentCacheBytes, currentBytes),
 		census:         census.New(),
 		side:           newSideCalls(),
 

@@ -37,3 +37,19 @@ const (
 	// host cannot fill the outbox and push out other hosts' events.
 	maxPendingPerProcess = 8
 )
+
+// processBytes, currentBytes and taskBytes are about what a cached entry takes in memory.
+func processBytes(p *processEntry) int {
+	n := 256 + len(p.ID) + len(p.Nonce) + len(p.Definition) + len(p.Owner) + len(p.OwnerEntityID) +
+		len(p.HealthReason) + len(p.TaskID) + credential.ServicesApproxBytes(p.Runtime)
+	for k := range p.Retried {
+		n += 32 + len(k)
+	}
+	return n
+}
+
+func currentBytes(c *Credential) int { return c.ApproxBytes() }
+
+func taskBytes(t *taskEntry) int {
+	return 256 + len(t.ID) + len(t.ProcessID) + len(t.Service) + len(t.Reason) + len(t.Owner) + len(t.OwnerEntityID) + len(t.CompletedBy)
+}

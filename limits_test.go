@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 )
 
 // bigServices is n runtime services, each with an api_key of size bytes, as JSON text.
@@ -62,5 +64,23 @@ func TestAttackOversizedInputIsRefusedBeforeStored(t *testing.T) {
 		if keys := storedKeys(t, s, prefix); len(keys) != 0 {
 			t.Errorf("a refused write stored %s: %v", prefix, keys)
 		}
+	}
+}
+
+// The process cache is bounded in bytes: processes with large runtime layers push each other out
+// (they are read from storage again when asked for), however few they are.
+func TestProcessCacheIsBoundedInBytes(t *testing.T) {
+	b, s := getTestBackend(t)
+	b.processes = cache.NewBounded(100, 3<<20, processBytes)
+	for i := 0; i < 6; i++ {
+		id := fmt.Sprintf("process/p%d", i)
+		mustSucceed(t, b, s, logical.CreateOperation, id, nil)
+		mustSucceed(t, b, s, logical.UpdateOperation, id+"/credentials", map[string]any{"services": bigServices(0, 15, 60<<10)})
+	}
+	if n, size := b.processes.Len(), b.processes.Bytes(); n > 3 || size > 3<<20 {
+		t.Errorf("the process cache holds %d processes, %d bytes; the budget is 3 MiB", n, size)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/s3", nil).Data["key"]; got != strings.Repeat("k", 60<<10) {
+		t.Error("an evicted process does not resolve")
 	}
 }

@@ -90,3 +90,30 @@ func CheckLayer(what string, services []Service) error {
 	}
 	return nil
 }
+
+// ApproxBytes is about what a credential takes in memory: its strings and a little for each.
+func (c Credential) ApproxBytes() int {
+	n := 64 + len(c.Type) + len(c.Label)
+	for k, v := range c.Fields {
+		n += 32 + len(k) + len(v)
+	}
+	for k, l := range c.Lists {
+		n += 32 + len(k)
+		for _, v := range l {
+			n += 16 + len(v)
+		}
+	}
+	return n
+}
+
+// ServicesApproxBytes is about what services take in memory.
+func ServicesApproxBytes(services []Service) int {
+	n := 0
+	for _, s := range services {
+		n += 96 + len(s.Name) + len(s.Description) + len(s.URL) + len(s.Realm)
+		for _, c := range s.Credentials {
+			n += c.ApproxBytes()
+		}
+	}
+	return n
+}
