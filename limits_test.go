@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -82,5 +83,42 @@ func TestProcessCacheIsBoundedInBytes(t *testing.T) {
 	}
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/s3", nil).Data["key"]; got != strings.Repeat("k", 60<<10) {
 		t.Error("an evicted process does not resolve")
+	}
+}
+
+// The usage census holds only technical names that exist: a runtime layer naming thousands that
+// do not costs it nothing; one created later is found by the background scan.
+func TestCensusHoldsOnlyTechnicalsThatExist(t *testing.T) {
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p1", nil)
+	var services []string
+	for i := 0; i < 500; i++ { // 16,000 names, within the layer's 1 MiB
+		creds := make([]string, 32)
+		for j := range creds {
+			creds[j] = fmt.Sprintf(`{"type":"technical","name":"no-such-%d-%d"}`, i, j)
+		}
+		if i == 0 {
+			creds[1] = `{"type":"technical","name":"later"}`
+		}
+		services = append(services, fmt.Sprintf(`{"name":"s%d","credentials":[%s]}`, i, strings.Join(creds, ",")))
+	}
+	mustSucceed(t, b, s, logical.UpdateOperation, "process/p1/credentials", map[string]any{"services": "[" + strings.Join(services, ",") + "]"})
+	if n := b.census.HeldNames(); n != 0 {
+		t.Fatalf("the census holds %d technical names that do not exist", n)
+	}
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/later", map[string]any{"type": "api_key", "key": "k"})
+	deadline := time.Now().Add(10 * time.Second)
+	for b.census.Scanning("later") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/later/usage", nil).Data; got["processes"] != 1 {
+		t.Errorf("usage after the scan: %v", got)
+	}
+	if n := b.census.HeldNames(); n != 1 {
+		t.Errorf("the census holds %d names, want 1", n)
+	}
+	mustSucceed(t, b, s, logical.DeleteOperation, "technical/later", nil)
+	if n := b.census.HeldNames(); n != 0 {
+		t.Errorf("a deleted technical is still held: %d", n)
 	}
 }

@@ -192,6 +192,9 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	if err := b.putTechnical(ctx, req.Storage, next); err != nil {
 		return nil, err
 	}
+	if current == nil {
+		b.scanForTechnical(req.Storage, name)
+	}
 
 	resp := &logical.Response{}
 	if current != nil && current.rotates() && !next.rotates() {
@@ -282,7 +285,11 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	return nil, b.deleteTechnical(ctx, req.Storage, name)
+	if err := b.deleteTechnical(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	b.census.RemoveTechnical(name)
+	return nil, nil
 }
 
 func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
