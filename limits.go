@@ -11,10 +11,11 @@ import "github.com/pecreds/vault-plugin-pecreds/internal/credential"
 // fieldByteLimits bound top-level string fields of a request; any other field, whatever its type,
 // is bounded by maxFieldBytes.
 var fieldByteLimits = map[string]int{
-	"owner":       credential.MaxOwnerBytes,
-	"message":     credential.MaxTextBytes,
-	"description": credential.MaxTextBytes,
-	"label":       credential.MaxTextBytes,
+	"owner":           credential.MaxOwnerBytes,
+	"owner_entity_id": credential.MaxNameLength,
+	"message":         credential.MaxTextBytes,
+	"description":     credential.MaxTextBytes,
+	"label":           credential.MaxTextBytes,
 }
 
 // maxFieldBytes bounds any one top-level field as JSON text: a registry's services are the
