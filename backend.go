@@ -81,6 +81,8 @@ type backend struct {
 	httpClient   *http.Client
 	refresher    *refresher
 	notifier     *notifier
+	// release hands back the memory of refused oversized requests (limits.go).
+	release memoryRelease
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
 	lifetime    context.Context
 	endLifetime context.CancelFunc
@@ -150,6 +152,7 @@ func newBackend() *backend {
 // 502) with its message as it is (codedAnswer).
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if err := b.prepareFields(req); err != nil {
+		b.release.refused(req.Data)
 		return badRequest(err)
 	}
 	resp, err := b.Backend.HandleRequest(ctx, req)

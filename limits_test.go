@@ -122,3 +122,24 @@ func TestCensusHoldsOnlyTechnicalsThatExist(t *testing.T) {
 		t.Errorf("a deleted technical is still held: %d", n)
 	}
 }
+
+// A refused request past maxFieldBytes schedules one release of memory, however many follow; a
+// small one schedules none.
+func TestRefusedOversizedRequestReleasesMemory(t *testing.T) {
+	var m memoryRelease
+	m.refused(map[string]any{"owner": strings.Repeat("o", 300)})
+	if m.scheduled.Load() {
+		t.Fatal("a small refused request scheduled a release")
+	}
+	m.refused(map[string]any{"services": strings.Repeat("s", maxFieldBytes+1)})
+	if !m.scheduled.Load() {
+		t.Fatal("an oversized refused request scheduled no release")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for m.scheduled.Load() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m.scheduled.Load() {
+		t.Error("the release never ran")
+	}
+}
