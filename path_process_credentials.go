@@ -43,7 +43,7 @@ func pathProcessCredentials(b *backend) []*framework.Path {
 				"id": idField,
 				"services": {Type: framework.TypeSlice, Description: "Services to add to the runtime layer, in the registry's form " +
 					"(a JSON list, or JSON text holding one). Merged by name: a service replaces the runtime service of the same name. " +
-					"At most 1,000 runtime services in all. Required."},
+					"At most 1,000 runtime services and 1 MiB as stored in all. Required."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{

@@ -57,6 +57,7 @@ type Census struct {
 	techKnown bool                // false until told which exist: until then every name is held
 	techs     map[string]techInfo // name -> the string held everywhere, and the generation it came at
 	techGoing map[string]bool     // created, and a scan of the processes for it under way
+	techGone  map[string]bool     // deleted before SetTechnicals: not among those that exist
 }
 
 // openTask is an open task: its process and owner entity.
@@ -73,7 +74,7 @@ func New() *Census {
 	return &Census{index: map[string]uint16{}, procs: map[string]summary{}, gone: map[string]bool{}, unsure: map[string]bool{},
 		byHealth: map[string]int{}, byKeep: map[string]int{}, byDef: map[string]*group{}, runtime: map[string]map[string]string{},
 		tasks: map[string]openTask{}, taskOf: map[string]string{}, techOf: map[string][]string{},
-		techs: map[string]techInfo{}, techGoing: map[string]bool{}}
+		techs: map[string]techInfo{}, techGoing: map[string]bool{}, techGone: map[string]bool{}}
 }
 
 func (c *Census) intern(s string) uint16 {

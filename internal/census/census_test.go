@@ -123,8 +123,9 @@ func TestIndexHoldsOnlyTechnicalsThatExist(t *testing.T) {
 	for i := range bogus {
 		bogus[i] = fmt.Sprintf("no-such-%d", i)
 	}
-	c.Set(Process{ID: "early", Definition: "d", Health: "running", Keep: "none", Technicals: append([]string{"idp"}, bogus...)})
-	c.SetTechnicals([]string{"idp"}) // told at start: what was held before is pruned
+	c.Set(Process{ID: "early", Definition: "d", Health: "running", Keep: "none", Technicals: append([]string{"idp", "old"}, bogus...)})
+	c.RemoveTechnical("old")                // deleted after the start's list was read
+	c.SetTechnicals([]string{"idp", "old"}) // told at start: what was held before is pruned
 	if n := c.HeldNames(); n != 1 {
 		t.Fatalf("after SetTechnicals: %d names held, want 1", n)
 	}
@@ -150,6 +151,9 @@ func TestIndexHoldsOnlyTechnicalsThatExist(t *testing.T) {
 	c.Scan("late", gen, "b") // a scan still running past the delete adds nothing
 	if n, _ := c.Usage("late", nil, false); n != 0 {
 		t.Errorf("a deleted technical is still indexed: %d", n)
+	}
+	if n, _ := c.Usage("old", nil, false); n != 0 {
+		t.Errorf("a technical deleted during the start is indexed: %d", n)
 	}
 	if n, ids := c.Usage("idp", nil, false); n != 2 || !reflect.DeepEqual(ids, []string{"a", "early"}) {
 		t.Errorf("idp: %d %v", n, ids)

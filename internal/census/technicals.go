@@ -25,7 +25,7 @@ func (c *Census) SetTechnicals(names []string) {
 	defer c.mu.Unlock()
 	c.techKnown = true
 	for _, n := range names {
-		if _, ok := c.techs[n]; !ok {
+		if _, ok := c.techs[n]; !ok && !c.techGone[n] {
 			c.techs[n] = techInfo{name: n, gen: c.gen}
 		}
 	}
@@ -34,6 +34,7 @@ func (c *Census) SetTechnicals(names []string) {
 			c.dropTechnical(t)
 		}
 	}
+	c.techGone = nil
 }
 
 // AddTechnical records a technical credential's creation. It answers the generation a scan of
@@ -83,6 +84,9 @@ func (c *Census) RemoveTechnical(name string) {
 	defer c.mu.Unlock()
 	delete(c.techs, name)
 	delete(c.techGoing, name)
+	if !c.techKnown { // deleted after the start's list was read: SetTechnicals must not bring it back
+		c.techGone[name] = true
+	}
 	c.dropTechnical(name)
 }
 
