@@ -246,21 +246,6 @@ func Parse(raw any, use Use) (Credential, error) {
 	return c, nil
 }
 
-// checkCredentialSize bounds a credential before it is parsed, naming a field that alone passes
-// the bound.
-func checkCredentialSize(obj map[string]any) error {
-	n := RawSize(obj)
-	if n <= MaxCredentialBytes {
-		return nil
-	}
-	for k, v := range obj {
-		if s, ok := v.(string); ok && len(s) > MaxCredentialBytes {
-			return fmt.Errorf("field %q is %d bytes long; the limit is %s a credential, PEM included", k, len(s), byteCount(MaxCredentialBytes))
-		}
-	}
-	return fmt.Errorf("the credential takes about %d bytes; the limit is %s a credential, PEM included", n, byteCount(MaxCredentialBytes))
-}
-
 func checkKeys(t credentialType, obj map[string]any) error {
 	var unknown []string
 	for k := range obj {

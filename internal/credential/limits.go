@@ -49,6 +49,21 @@ func byteCount(n int) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
+// checkCredentialSize bounds a credential before it is parsed, naming a field that alone passes
+// the bound.
+func checkCredentialSize(obj map[string]any) error {
+	n := RawSize(obj)
+	if n <= MaxCredentialBytes {
+		return nil
+	}
+	for k, v := range obj {
+		if s, ok := v.(string); ok && len(s) > MaxCredentialBytes {
+			return fmt.Errorf("field %q is %d bytes long; the limit is %s a credential, PEM included", k, len(s), byteCount(MaxCredentialBytes))
+		}
+	}
+	return fmt.Errorf("the credential takes about %d bytes; the limit is %s a credential, PEM included", n, byteCount(MaxCredentialBytes))
+}
+
 // RawSize is about what a decoded JSON value takes as JSON text: its strings' and keys' bytes
 // and a little for each item. It bounds work before parsing: a huge input is refused without
 // being copied into credentials first.
