@@ -2,9 +2,7 @@ package pecreds
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -23,10 +21,6 @@ import (
 
 // operationPrefix is the one OpenAPI operation prefix of every path.
 const operationPrefix = "pecreds"
-
-// objectFields are the request fields that take a JSON object or list. A JSON string is accepted
-// too, so that `vault write pecreds/process/42 current=@user.json` works like a JSON body.
-var objectFields = []string{"services", "current", "credentials", "error_health_mapping"}
 
 // Factory returns a configured pecreds backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
@@ -97,6 +91,8 @@ type backend struct {
 	forceWanted map[string]bool
 	refresher   *refresher
 	notifier    *notifier
+	// release hands back the memory of refused oversized requests (limits.go).
+	release memoryRelease
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
 	lifetime    context.Context
 	endLifetime context.CancelFunc
@@ -111,9 +107,9 @@ func newBackend(d deps) *backend {
 		registries:     &cache.Whole[registryEntry]{},
 		technicals:     &cache.Whole[technicalEntry]{},
 		tokenStates:    &cache.Whole[oauth.State]{},
-		processes:      cache.NewBounded[processEntry](processCacheSize),
-		tasks:          cache.NewBounded[taskEntry](processCacheSize),
-		currents:       cache.NewBounded[Credential](processCacheSize),
+		processes:      cache.NewBounded(processCacheSize, processCacheBytes, processBytes),
+		tasks:          cache.NewBounded(processCacheSize, taskCacheBytes, taskBytes),
+		currents:       cache.NewBounded(processCacheSize, currentCacheBytes, currentBytes),
 		census:         census.New(),
 		side:           newSideCalls(),
 
@@ -166,6 +162,7 @@ func newBackend(d deps) *backend {
 // with its message as it is (codedAnswer).
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if err := b.prepareFields(req); err != nil {
+		b.release.refused(req.Data)
 		return badRequest(err)
 	}
 	resp, err := b.Backend.HandleRequest(ctx, req)
@@ -203,43 +200,6 @@ func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request
 		return false, false, nil
 	}
 	return b.Backend.HandleExistenceCheck(ctx, req)
-}
-
-// prepareFields readies a request's fields for the framework, which converts them (and, for a
-// value of the wrong type, quotes it in its error): a secret field must be a string, checked
-// first so that its value is never echoed; JSON text given for an object or list field is
-// replaced by its value. Errors name the field and the rule.
-func (b *backend) prepareFields(req *logical.Request) error {
-	path := b.Route(req.Path)
-	if path == nil {
-		return nil
-	}
-	for k, schema := range path.Fields {
-		v, given := req.Data[k]
-		if !given || v == nil || schema.DisplayAttrs == nil || !schema.DisplayAttrs.Sensitive {
-			continue
-		}
-		if _, ok := v.(string); !ok {
-			return fmt.Errorf("%s must be a string, not %s", k, credential.JSONKind(v))
-		}
-	}
-	for _, k := range objectFields {
-		s, ok := req.Data[k].(string)
-		if !ok || path.Fields[k] == nil {
-			continue
-		}
-		var v any
-		if err := json.Unmarshal([]byte(s), &v); err != nil {
-			// The parser's message may quote the text, which may be a secret: give the offset only.
-			var syntax *json.SyntaxError
-			if errors.As(err, &syntax) {
-				return fmt.Errorf("%s: the text given is not valid JSON (at byte %d)", k, syntax.Offset)
-			}
-			return fmt.Errorf("%s: the text given is not valid JSON", k)
-		}
-		req.Data[k] = v
-	}
-	return nil
 }
 
 // invalidate drops what the caches hold for a key changed underneath this node.

@@ -48,7 +48,7 @@ func guardedDial(timeout time.Duration) func(ctx context.Context, network, addr 
 			switch {
 			case ip == nil:
 				return outboundRefusal{"connecting to an address that does not parse is refused"}
-			case ip.IsLinkLocalUnicast(), ip.IsLinkLocalMulticast(), ip.IsUnspecified(), ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
+			case credential.NeverCalled(ip):
 				return outboundRefusal{fmt.Sprintf("connecting to %s is refused: link-local, unspecified and multicast addresses are never called", ip)}
 			case loopbackOnly && !ip.IsLoopback():
 				return outboundRefusal{fmt.Sprintf("plain http to %s is refused: http is allowed only to a loopback address", ip)}

@@ -45,6 +45,13 @@ func TestOutboundClientRefusesAddresses(t *testing.T) {
 			t.Errorf("%s: %v (%s)", u, err, describeTransportError(err))
 		}
 	}
+	// The dial guard alone, as it judges the address a host name resolved to.
+	dial := guardedDial(time.Second)
+	for _, addr := range []string{"169.254.169.254:443", "[fe80::1]:443", "0.0.0.0:443", "[::]:443", "224.0.0.1:443", "[ff02::1]:443"} {
+		if _, err := dial(context.Background(), "tcp", addr); err == nil || !strings.Contains(describeTransportError(err), "is refused") {
+			t.Errorf("dial %s: %v", addr, err)
+		}
+	}
 	// A URL stored before the rule existed is refused when called.
 	if _, err := client.Post("http://user:pw@127.0.0.1:9/x", "text/plain", nil); err == nil || strings.Contains(describeTransportError(err), "pw") {
 		t.Errorf("user info: %v", err)

@@ -43,7 +43,7 @@ func pathProcessCredentials(b *backend) []*framework.Path {
 				"id": idField,
 				"services": {Type: framework.TypeSlice, Description: "Services to add to the runtime layer, in the registry's form " +
 					"(a JSON list, or JSON text holding one). Merged by name: a service replaces the runtime service of the same name. " +
-					"At most 1,000 runtime services in all. Required."},
+					"At most 1,000 runtime services and 1 MiB as stored in all. Required."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{
@@ -87,6 +87,9 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	merged := mergeServices(p.Runtime, added)
 	if len(merged) > credential.MaxServices {
 		return badRequest(fmt.Errorf("services: the runtime layer would hold %d services; the limit is %d", len(merged), credential.MaxServices))
+	}
+	if err := credential.CheckLayer("services: the runtime layer", merged); err != nil {
+		return badRequest(err)
 	}
 	next := *p
 	next.Runtime, next.UpdatedTime = merged, time.Now().UTC()

@@ -43,7 +43,7 @@ func pathProcessReport(b *backend) []*framework.Path {
 				"service": {Type: framework.TypeString, Description: "The service whose call failed; required."},
 				"error": {Type: framework.TypeString, Description: "The error class: auth_failed, credentials_expired, credentials_unavailable, " +
 					"forbidden, unavailable, or a class named in config's error_health_mapping; required. Any other word is a 400 that lists the known classes. config.error_health_mapping maps it to a health."},
-				"message": {Type: framework.TypeString, Description: "Free text about the failure, for the engine's own records; it is neither stored nor logged. Defaults to empty."},
+				"message": {Type: framework.TypeString, Description: "Free text about the failure, for the engine's own records, at most 1 KiB; it is neither stored nor logged. Defaults to empty."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{

@@ -7,10 +7,10 @@ import "github.com/hashicorp/vault/sdk/framework"
 
 var processFields = map[string]*framework.FieldSchema{
 	"id":         {Type: framework.TypeString, Description: "The process id: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Used once."},
-	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist. Defaults to none: the process resolves through its runtime layer and the global registries only."},
+	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist (an empty value is a 400). Defaults to none when left out: the process resolves through its runtime layer and the global registries only."},
 	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
 		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
-	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager. Defaults to empty."},
+	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager; at most 256 bytes. Defaults to empty."},
 	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks; it must exist. Defaults to the entity of the calling token (none for a token without one, such as root: then only a Task Manager can complete the tasks, through complete-on-behalf)."},
 	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
 }

@@ -323,7 +323,7 @@ func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
 // still resolves (from storage), and reads of ids that do not exist hold nothing.
 func TestProcessCacheIsBoundedAndHoldsNoAbsence(t *testing.T) {
 	b, s := getTestBackend(t)
-	b.processes, b.currents = cache.NewBounded[processEntry](5), cache.NewBounded[Credential](5)
+	b.processes, b.currents = cache.NewBounded(5, processCacheBytes, processBytes), cache.NewBounded(5, currentCacheBytes, currentBytes)
 	setupLayers(t, b, s)
 	for i := 0; i < 8; i++ {
 		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/p%d", i), map[string]any{"definition": "orders", "current": annJSON})

@@ -136,6 +136,9 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 	if next.Services == nil {
 		next.Services = []Service{}
 	}
+	if err := credential.CheckLayer("services: the registry", next.Services); err != nil {
+		return badRequest(err)
+	}
 	if err := b.putRegistry(ctx, req.Storage, next); err != nil {
 		return nil, err
 	}
@@ -216,18 +219,18 @@ var registryFields = map[string]*framework.FieldSchema{
 	},
 	"description": {
 		Type:        framework.TypeString,
-		Description: "Free text about the registry. Defaults to empty; an update without it keeps the current one.",
+		Description: "Free text about the registry, at most 1 KiB. Defaults to empty; an update without it keeps the current one.",
 	},
 	"services": {
 		Type: framework.TypeSlice,
 		Description: `The external services, a JSON list (or JSON text holding one) of at most 1,000 objects ` +
 			`{name, description, url, realm, credentials}. name is unique in the registry; url (optional) is an ` +
 			`absolute URL whose scheme, host, port and path prefix identify the service; realm (optional) narrows URL ` +
-			`matching; credentials is the ordered list (1 to 32) of credentials to try, each {type, label, ...fields}. ` +
+			`matching; description is free text of at most 1 KiB; credentials is the ordered list (1 to 32) of credentials to try, each {type, label, ...fields}, at most 64 KiB each (a label at most 1 KiB). ` +
 			`Types: password {username, password, domain}, token {token, token_type=Bearer, expires_at}, ` +
 			`api_key {key, header=X-API-Key}, certificate {certificate, private_key, ca_chain} (PEM, at most 64 KiB each; ` +
 			`the key must match), technical {name} (a credential of the technical credentials manager) and current ` +
-			`(the process's user credentials). Defaults to an empty list on create; an update without it keeps the current services.`,
+			`(the process's user credentials). At most 1 MiB as stored. Defaults to an empty list on create; an update without it keeps the current services.`,
 	},
 	"cas": {
 		Type: framework.TypeInt,

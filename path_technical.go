@@ -234,6 +234,9 @@ func (b *backend) writeTechnical(ctx context.Context, s logical.Storage, d *fram
 	if err := b.putTechnical(ctx, s, next); err != nil {
 		return nil, nil, err
 	}
+	if current == nil {
+		b.scanForTechnical(s, name)
+	}
 	if current != nil && current.rotates() && !next.rotates() {
 		return current, next, b.dropTokenState(ctx, s, name)
 	}
@@ -303,7 +306,11 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	if err := b.dropTokenState(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	return nil, b.deleteTechnical(ctx, req.Storage, name)
+	if err := b.deleteTechnical(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	b.census.RemoveTechnical(name)
+	return nil, nil
 }
 
 func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {

@@ -15,7 +15,7 @@ func technicalFields() map[string]*framework.FieldSchema {
 	fields := map[string]*framework.FieldSchema{
 		"name":  {Type: framework.TypeString, Description: "The technical credential's name: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit."},
 		"type":  {Type: framework.TypeString, Description: "The credential's type: password, token, api_key, certificate or oauth2. Required on create; an update without it keeps the type and merges the given fields over the stored ones."},
-		"label": {Type: framework.TypeString, Description: "Free text about the credential. Defaults to empty."},
+		"label": {Type: framework.TypeString, Description: "Free text about the credential, at most 1 KiB. Defaults to empty."},
 	}
 	for _, f := range credential.Fields(credential.UseTechnical) {
 		if _, ok := fields[f.Name]; ok {

@@ -31,6 +31,9 @@ func (b *backend) pathTechnicalUsage(ctx context.Context, req *logical.Request, 
 	if !b.census.Counts().Seeded {
 		resp.AddWarning("the plugin is still counting the processes in storage after its start: processes may be short")
 	}
+	if b.census.Scanning(name) {
+		resp.AddWarning("the credential is new, and the plugin is still reading the processes for runtime layers that named it before: processes may be short")
+	}
 	return resp, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -30,6 +31,12 @@ func (b *backend) seedCensus(s logical.Storage) {
 	go func() {
 		ctx := b.lifetime
 		start := time.Now()
+		technicals, err := s.List(ctx, technicalStoragePrefix)
+		if err != nil {
+			b.Logger().Error("counting processes: listing technical credentials", "error", err)
+			return
+		}
+		b.census.SetTechnicals(technicals)
 		ids, err := s.List(ctx, processStoragePrefix)
 		if err != nil {
 			b.Logger().Error("counting processes: listing", "error", err)
@@ -47,6 +54,32 @@ func (b *backend) seedCensus(s logical.Storage) {
 		}
 		b.census.Seeded()
 		b.Logger().Debug("processes counted", "processes", len(ids), "took", time.Since(start))
+	}()
+}
+
+// scanForTechnical reads every process once, in the background, after a technical credential is
+// created: the usage index holds only names that exist, so the processes whose runtime layer
+// named it before it existed are found now (usage warns meanwhile).
+func (b *backend) scanForTechnical(s logical.Storage, name string) {
+	gen := b.census.AddTechnical(name)
+	go func() {
+		defer b.census.Scanned(name)
+		ctx := b.lifetime
+		ids, err := s.List(ctx, processStoragePrefix)
+		if err != nil {
+			b.Logger().Error("indexing a new technical credential: listing processes", "technical", name, "error", err)
+			return
+		}
+		for _, id := range ids {
+			p, err := readJSON[processEntry](ctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
+			if err != nil {
+				b.Logger().Error("indexing a new technical credential", "technical", name, "error", err)
+				return
+			}
+			if p != nil && slices.Contains(credential.TechnicalNames(p.Runtime), name) {
+				b.census.Scan(name, gen, id)
+			}
+		}
 	}()
 }
 

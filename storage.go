@@ -18,10 +18,6 @@ import (
 // miss is an absence; a Bounded one reads storage on a miss and keeps what exists. Cached values
 // are shared: callers never modify them, they store a new value instead.
 
-// processCacheSize bounds each of the process, current-credential and task caches: the working
-// set of a busy engine, in a few tens of MiB; the rest is read from storage when asked for.
-const processCacheSize = 10_000
-
 // cachedGet reads name under prefix through c. A fill that raced with a write, delete or
 // invalidation of the same name is not kept (the cache's ticket), so a stale read never
 // overwrites a newer value.

@@ -184,11 +184,9 @@ func (p *Process) AddRuntime(ctx context.Context, services []map[string]any) err
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(services)
-	if err != nil {
-		return fmt.Errorf("pecreds: encoding runtime services: %w", err)
-	}
-	_, err = p.c.vault.Logical().WriteWithContext(ctx, path, map[string]any{"services": string(raw)})
+	// A JSON list, not JSON text: Vault's listener answers a string over 1 MiB with a 500 before
+	// pecreds sees it; a list reaches pecreds, whose 400 names the limit.
+	_, err = p.c.vault.Logical().WriteWithContext(ctx, path, map[string]any{"services": services})
 	return classify(err)
 }
 

@@ -30,7 +30,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -127,21 +126,21 @@ func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A field without a value is left out: pecreds refuses an empty name. Objects go as JSON
+	// objects, not JSON text, so that an oversized one reaches pecreds (a 400 naming the field and
+	// its limit) rather than Vault's limit on one JSON string (a 500).
+	data := map[string]any{"owner": in.Owner}
 	if in.Definition != "" {
 		if err := checkName("definition", in.Definition); err != nil {
 			return nil, err
 		}
+		data["definition"] = in.Definition
 	}
-	data := map[string]any{"definition": in.Definition, "owner": in.Owner}
 	if in.OwnerEntityID != "" {
 		data["owner_entity_id"] = in.OwnerEntityID
 	}
 	if in.Current != nil {
-		cur, err := json.Marshal(in.Current)
-		if err != nil {
-			return nil, fmt.Errorf("pecreds: encoding the current credentials: %w", err)
-		}
-		data["current"] = string(cur)
+		data["current"] = in.Current
 	}
 	if in.TTL > 0 {
 		data["ttl"] = int(in.TTL.Seconds())

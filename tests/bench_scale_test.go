@@ -18,7 +18,14 @@ import (
 var benchProcesses = flag.Int("bench.processes", 100_000, "live processes in BenchmarkScale")
 
 // pluginRSS is the resident memory of the running pecreds plugin process, in MiB (0: none found).
-func pluginRSS(b *testing.B) float64 {
+func pluginRSS(b testing.TB) float64 {
+	b.Helper()
+	return pluginMemory(b, "VmRSS:")
+}
+
+// pluginMemory is a memory figure of the running pecreds plugin process from /proc/<pid>/status
+// (VmRSS:, VmHWM: for its peak), in MiB.
+func pluginMemory(b testing.TB, field string) float64 {
 	b.Helper()
 	bin := filepath.Join(env.pluginDir, pluginName)
 	dirs, _ := os.ReadDir("/proc")
@@ -35,7 +42,7 @@ func pluginRSS(b *testing.B) float64 {
 			continue
 		}
 		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 				kb, _ := strconv.ParseFloat(f[1], 64)
 				return kb / 1024
 			}

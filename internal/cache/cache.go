@@ -2,8 +2,9 @@
 // every entry of a small set (config-like objects an operator writes: registries, technical
 // credentials and their token states), so that a miss is a known absence and costs no storage
 // read; Bounded keeps the most recently used entries of a large set (processes, their current
-// credentials, tasks), so that memory stays bounded however many there are. Neither ever holds
-// an absence a request asked about: no request can grow memory that is never given back.
+// credentials, tasks) within a count and a budget of bytes, so that memory stays bounded however
+// many there are and however large each is. Neither ever holds an absence a request asked about:
+// no request can grow memory that is never given back.
 //
 // No storage here: the caller reads storage on a miss and offers what it read.
 package cache
@@ -11,6 +12,7 @@ package cache
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -121,23 +123,34 @@ func (w *Whole[T]) Each(fn func(name string, v *T)) bool {
 	return true
 }
 
-// Bounded holds at most its size of entries, the least recently used leaving first; it never
-// holds an absence.
+// Bounded holds at most its size of entries and its budget of bytes, the least recently used
+// leaving first; it never holds an absence, nor an entry larger than its whole budget.
 type Bounded[T any] struct {
-	c *lru.Cache[string, *T]
+	c        *lru.Cache[string, sized[T]]
+	sizeOf   func(*T) int
+	maxBytes int64
+	bytes    atomic.Int64 // of the entries held; the eviction callback takes an entry's back
 	// gens are generations by a hash of the name, so that a write to one entry rarely stops
 	// another's fill.
-	mu   sync.Mutex
+	mu   sync.Mutex // guards gens and every change of c
 	gens [256]Ticket
 }
 
-// NewBounded makes a cache of at most size entries.
-func NewBounded[T any](size int) *Bounded[T] {
-	c, err := lru.New[string, *T](size)
+// sized is an entry with its size, as sizeOf measured it when it came in.
+type sized[T any] struct {
+	v *T
+	n int64
+}
+
+// NewBounded makes a cache of at most size entries and maxBytes bytes, as sizeOf counts an entry.
+func NewBounded[T any](size, maxBytes int, sizeOf func(*T) int) *Bounded[T] {
+	b := &Bounded[T]{sizeOf: sizeOf, maxBytes: int64(maxBytes)}
+	c, err := lru.NewWithEvict(size, func(_ string, e sized[T]) { b.bytes.Add(-e.n) })
 	if err != nil {
 		panic(err) // only for a size below 1: a programming error
 	}
-	return &Bounded[T]{c: c}
+	b.c = c
+	return b
 }
 
 func stripe(name string) int {
@@ -153,8 +166,8 @@ func (b *Bounded[T]) Lookup(name string) (*T, bool, Ticket) {
 	b.mu.Lock()
 	t := b.gens[stripe(name)]
 	b.mu.Unlock()
-	v, ok := b.c.Get(name)
-	return v, ok, t
+	e, ok := b.c.Get(name)
+	return e.v, ok, t
 }
 
 // Offer holds a value read from storage, unless its name changed since the ticket.
@@ -162,7 +175,7 @@ func (b *Bounded[T]) Offer(name string, v *T, t Ticket) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if v != nil && b.gens[stripe(name)] == t {
-		b.c.Add(name, v)
+		b.addLocked(name, v)
 	}
 }
 
@@ -175,7 +188,27 @@ func (b *Bounded[T]) Put(name string, v *T) {
 		b.c.Remove(name)
 		return
 	}
-	b.c.Add(name, v)
+	b.addLocked(name, v)
+}
+
+// addLocked holds an entry, then lets the least recently used go until the bytes fit; an entry
+// larger than the whole budget is not held at all. The caller holds b.mu.
+func (b *Bounded[T]) addLocked(name string, v *T) {
+	n := int64(b.sizeOf(v))
+	if n > b.maxBytes {
+		b.c.Remove(name)
+		return
+	}
+	if old, ok := b.c.Peek(name); ok {
+		b.bytes.Add(-old.n) // a replaced value is not evicted: no callback
+	}
+	b.c.Add(name, sized[T]{v: v, n: n})
+	b.bytes.Add(n)
+	for b.bytes.Load() > b.maxBytes {
+		if _, _, ok := b.c.RemoveOldest(); !ok {
+			return
+		}
+	}
 }
 
 // Forget drops an entry.
@@ -188,3 +221,6 @@ func (b *Bounded[T]) Forget(name string) {
 
 // Len is how many entries are held.
 func (b *Bounded[T]) Len() int { return b.c.Len() }
+
+// Bytes is the size of the entries held, as sizeOf counted them.
+func (b *Bounded[T]) Bytes() int64 { return b.bytes.Load() }

@@ -40,7 +40,7 @@ func TestWholeKnowsAbsencesOnceFilled(t *testing.T) {
 
 // Filled past its bound, a Bounded cache keeps the most recently used and never an absence.
 func TestBoundedEvictsTheLeastRecentlyUsed(t *testing.T) {
-	b := NewBounded[int](3)
+	b := NewBounded[int](3, 1<<20, func(*int) int { return 1 })
 	for i := 0; i < 5; i++ {
 		v := i
 		b.Put(fmt.Sprint(i), &v)
@@ -76,6 +76,37 @@ func TestBoundedEvictsTheLeastRecentlyUsed(t *testing.T) {
 	b.Offer("7", nil, ticket)
 	if v, ok, _ := b.Lookup("6"); !ok || *v != 6 || b.Len() != 3 {
 		t.Errorf("a read was not kept, or an absence was: %v %d", v, b.Len())
+	}
+}
+
+// A Bounded cache evicts by bytes as well as by count: one large entry pushes out the least
+// recently used, one larger than the whole budget is not held, and the count follows every change.
+func TestBoundedEvictsBySize(t *testing.T) {
+	b := NewBounded[int](100, 100, func(v *int) int { return *v })
+	b.Put("a", ptrInt(40))
+	b.Put("b", ptrInt(40))
+	b.Lookup("a")
+	b.Put("c", ptrInt(40)) // 120 > 100: b, the least recently used, leaves
+	if _, ok, _ := b.Lookup("b"); ok || b.Bytes() != 80 || b.Len() != 2 {
+		t.Fatalf("after c: b held %v, %d bytes, %d entries", ok, b.Bytes(), b.Len())
+	}
+	b.Put("a", ptrInt(10)) // replaced: its old size is given back
+	if b.Bytes() != 50 {
+		t.Errorf("after a is replaced: %d bytes", b.Bytes())
+	}
+	b.Put("huge", ptrInt(150))
+	if _, ok, _ := b.Lookup("huge"); ok || b.Bytes() != 50 {
+		t.Errorf("an entry past the whole budget is held (%v), %d bytes", ok, b.Bytes())
+	}
+	_, _, ticket := b.Lookup("d")
+	b.Offer("d", ptrInt(60), ticket) // 110: c, the least recently used, leaves
+	if _, ok, _ := b.Lookup("c"); ok || b.Bytes() != 70 {
+		t.Errorf("after d: c held %v, %d bytes", ok, b.Bytes())
+	}
+	b.Forget("d")
+	b.Put("a", nil)
+	if b.Bytes() != 0 || b.Len() != 0 {
+		t.Errorf("emptied: %d bytes, %d entries", b.Bytes(), b.Len())
 	}
 }
 

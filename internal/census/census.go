@@ -29,6 +29,7 @@ type Process struct {
 type summary struct {
 	def, health, keep uint16
 	openTask          bool
+	gen               uint64 // the census's generation when it was set: a scan's read loses to a later set
 }
 
 // maxSample bounds the ids kept per definition for usage answers.
@@ -51,6 +52,12 @@ type Census struct {
 	techOf   map[string][]string          // process id -> the technicals its runtime layer names (only when some)
 	tasks    map[string]openTask          // open task id -> what it is of
 	taskOf   map[string]string            // process id -> its open task's id
+	// The technical credentials that exist (technicals.go): the runtime index holds only them.
+	gen       uint64              // grows with every set
+	techKnown bool                // false until told which exist: until then every name is held
+	techs     map[string]techInfo // name -> the string held everywhere, and the generation it came at
+	techGoing map[string]bool     // created, and a scan of the processes for it under way
+	techGone  map[string]bool     // deleted before SetTechnicals: not among those that exist
 }
 
 // openTask is an open task: its process and owner entity.
@@ -66,7 +73,8 @@ type group struct {
 func New() *Census {
 	return &Census{index: map[string]uint16{}, procs: map[string]summary{}, gone: map[string]bool{}, unsure: map[string]bool{},
 		byHealth: map[string]int{}, byKeep: map[string]int{}, byDef: map[string]*group{}, runtime: map[string]map[string]string{},
-		tasks: map[string]openTask{}, taskOf: map[string]string{}, techOf: map[string][]string{}}
+		tasks: map[string]openTask{}, taskOf: map[string]string{}, techOf: map[string][]string{},
+		techs: map[string]techInfo{}, techGoing: map[string]bool{}, techGone: map[string]bool{}}
 }
 
 func (c *Census) intern(s string) uint16 {
@@ -137,7 +145,8 @@ func (c *Census) Seeded() {
 
 func (c *Census) set(p Process) {
 	c.remove(p.ID)
-	s := summary{def: c.intern(p.Definition), health: c.intern(p.Health), keep: c.intern(p.Keep), openTask: p.OpenTask}
+	c.gen++
+	s := summary{def: c.intern(p.Definition), health: c.intern(p.Health), keep: c.intern(p.Keep), openTask: p.OpenTask, gen: c.gen}
 	c.procs[p.ID] = s
 	c.byHealth[p.Health]++
 	c.byKeep[p.Keep]++
@@ -157,15 +166,29 @@ func (c *Census) set(p Process) {
 	if len(g.sample) < maxSample {
 		g.sample[p.ID] = true
 	}
-	if len(p.Technicals) > 0 {
-		c.techOf[p.ID] = p.Technicals
-	}
 	for _, t := range p.Technicals {
-		if c.runtime[t] == nil {
-			c.runtime[t] = map[string]string{}
-		}
-		c.runtime[t][p.ID] = p.Definition
+		c.addRuntime(t, p.ID, p.Definition)
 	}
+}
+
+// addRuntime records that a process's runtime layer names a technical credential, if it exists
+// (or while the census is not told yet which do).
+func (c *Census) addRuntime(technical, id, definition string) {
+	if c.techKnown {
+		held, ok := c.heldName(technical)
+		if !ok {
+			return
+		}
+		technical = held
+	}
+	if c.runtime[technical] == nil {
+		c.runtime[technical] = map[string]string{}
+	}
+	if _, dup := c.runtime[technical][id]; dup {
+		return
+	}
+	c.runtime[technical][id] = definition
+	c.techOf[id] = append(c.techOf[id], technical)
 }
 
 func (c *Census) remove(id string) {

@@ -113,3 +113,52 @@ func TestOpenTasksByOwner(t *testing.T) {
 		t.Errorf("all: %v, count %d", ids, c.Counts().OpenTasks)
 	}
 }
+
+// The usage index holds only technical credentials that exist: a runtime layer naming thousands
+// that do not costs nothing; one created later is found by a scan, whose stale reads lose to
+// changes heard of meanwhile; a deleted one is forgotten.
+func TestIndexHoldsOnlyTechnicalsThatExist(t *testing.T) {
+	c := New()
+	bogus := make([]string, 1000)
+	for i := range bogus {
+		bogus[i] = fmt.Sprintf("no-such-%d", i)
+	}
+	c.Set(Process{ID: "early", Definition: "d", Health: "running", Keep: "none", Technicals: append([]string{"idp", "old"}, bogus...)})
+	c.RemoveTechnical("old")                // deleted after the start's list was read
+	c.SetTechnicals([]string{"idp", "old"}) // told at start: what was held before is pruned
+	if n := c.HeldNames(); n != 1 {
+		t.Fatalf("after SetTechnicals: %d names held, want 1", n)
+	}
+	c.Set(Process{ID: "a", Definition: "d", Health: "running", Keep: "none", Technicals: append([]string{"idp", "late"}, bogus...)})
+	c.Set(Process{ID: "b", Definition: "d", Health: "running", Keep: "none", Technicals: []string{"late"}})
+	if n := c.HeldNames(); n != 2 {
+		t.Errorf("%d names held, want 2 (idp twice)", n)
+	}
+	gen := c.AddTechnical("late")
+	if !c.Scanning("late") {
+		t.Error("a new technical is not being scanned for")
+	}
+	c.Set(Process{ID: "b", Definition: "d", Health: "running", Keep: "none"}) // b's layer no longer names it
+	c.Set(Process{ID: "c", Definition: "d", Health: "running", Keep: "none", Technicals: []string{"late"}})
+	for _, id := range []string{"a", "b", "c", "gone"} { // what the scan read of storage
+		c.Scan("late", gen, id)
+	}
+	c.Scanned("late")
+	if n, ids := c.Usage("late", nil, false); n != 2 || !reflect.DeepEqual(ids, []string{"a", "c"}) || c.Scanning("late") {
+		t.Errorf("late: %d %v", n, ids)
+	}
+	c.RemoveTechnical("late")
+	c.Scan("late", gen, "b") // a scan still running past the delete adds nothing
+	if n, _ := c.Usage("late", nil, false); n != 0 {
+		t.Errorf("a deleted technical is still indexed: %d", n)
+	}
+	if n, _ := c.Usage("old", nil, false); n != 0 {
+		t.Errorf("a technical deleted during the start is indexed: %d", n)
+	}
+	if n, ids := c.Usage("idp", nil, false); n != 2 || !reflect.DeepEqual(ids, []string{"a", "early"}) {
+		t.Errorf("idp: %d %v", n, ids)
+	}
+	if n := c.HeldNames(); n != 2 {
+		t.Errorf("%d names held, want 2", n)
+	}
+}

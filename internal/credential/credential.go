@@ -69,14 +69,6 @@ type credentialType struct {
 	check func(Credential) error
 }
 
-// Limits of DESIGN.md.
-const (
-	maxPEMBytes          = 64 << 10
-	MaxServices          = 1000
-	maxServiceCredential = 32
-	MaxNameLength        = 128
-)
-
 // credentialTypes is the single list of authentication modules. It is never mutated.
 var credentialTypes = []credentialType{
 	{name: "password", uses: UseAnywhere, fields: []credentialField{
@@ -215,6 +207,9 @@ func Parse(raw any, use Use) (Credential, error) {
 	if err != nil {
 		return Credential{}, err
 	}
+	if err := checkCredentialSize(obj); err != nil {
+		return Credential{}, err
+	}
 	typeName, ok := obj["type"].(string)
 	if !ok || typeName == "" {
 		return Credential{}, fmt.Errorf("field \"type\" is required: one of %s", strings.Join(credentialTypeNames(use), ", "))
@@ -232,6 +227,9 @@ func Parse(raw any, use Use) (Credential, error) {
 	c := Credential{Type: t.name}
 	if label, present := obj["label"]; present {
 		if c.Label, err = textValue("label", label); err != nil {
+			return Credential{}, err
+		}
+		if err := CheckBytes(`field "label"`, c.Label, MaxTextBytes); err != nil {
 			return Credential{}, err
 		}
 	}

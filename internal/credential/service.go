@@ -33,6 +33,9 @@ func ParseServices(raw any) ([]Service, error) {
 	if len(items) > MaxServices {
 		return nil, fmt.Errorf("services: %d services given; the limit is %d", len(items), MaxServices)
 	}
+	if n := RawSize(items); n > MaxLayerBytes {
+		return nil, fmt.Errorf("services take about %d bytes; the limit is %s", n, byteCount(MaxLayerBytes))
+	}
 	out := make([]Service, 0, len(items))
 	seen := make(map[string]int, len(items))
 	for i, item := range items {
@@ -79,6 +82,9 @@ func parseService(raw any) (Service, error) {
 		}
 	}
 	if err := ValidateName("field \"name\"", s.Name); err != nil {
+		return Service{}, err
+	}
+	if err := CheckBytes(`field "description"`, s.Description, MaxTextBytes); err != nil {
 		return Service{}, err
 	}
 	if s.URL != "" {

@@ -24,6 +24,9 @@ func CheckOutboundURL(field, raw string) error {
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return fmt.Errorf("%s must not carry a fragment", field)
 	}
+	if ip := literalIP(u.Hostname()); ip != nil && NeverCalled(ip) {
+		return fmt.Errorf("%s names a link-local, unspecified or multicast address: calling it is refused, whatever the port or path", field)
+	}
 	switch strings.ToLower(u.Scheme) {
 	case "https":
 		return nil
@@ -34,6 +37,23 @@ func CheckOutboundURL(field, raw string) error {
 		return fmt.Errorf("%s must be an https URL; plain http is allowed only to a loopback host (127.0.0.0/8, ::1, localhost)", field)
 	}
 	return fmt.Errorf("%s must be an absolute https URL", field)
+}
+
+// NeverCalled says whether an address is one no outbound call goes to: link-local (the cloud
+// metadata services' 169.254.169.254 among them), unspecified or multicast. The dial guard applies
+// it to the address a call connects to, and the URL rule to an address written in a URL.
+func NeverCalled(ip net.IP) bool {
+	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsUnspecified() ||
+		ip.IsMulticast() || ip.IsInterfaceLocalMulticast()
+}
+
+// literalIP is the address a URL's host writes literally (an IPv6 zone dropped), or nil for a
+// host name.
+func literalIP(host string) net.IP {
+	if i := strings.IndexByte(host, '%'); i >= 0 {
+		host = host[:i]
+	}
+	return net.ParseIP(host)
 }
 
 // isLoopbackHost says whether a URL's host names this machine: localhost, or a loopback address.

@@ -109,6 +109,19 @@ func (x *Index) Remove(processID string, seq uint64) {
 	}
 }
 
+// Crowded answers, when a process already has limit events or more, the one to give way to its
+// next: the oldest behind its first (never the first, which a delivery may be posting), so that
+// the first and the newest states reach the receiver and one process never fills the outbox.
+func (x *Index) Crowded(processID string, limit int) (Entry, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	q := x.queues[processID]
+	if len(q) < max(limit, 2) {
+		return Entry{}, false
+	}
+	return q[1], true
+}
+
 // Len is the number of events held, pending and dead.
 func (x *Index) Len() int {
 	x.mu.Lock()

@@ -199,3 +199,24 @@ func TestAPassServesABoundedNumberPerProcess(t *testing.T) {
 		}
 	}
 }
+
+// A process with limit events gives way by its oldest behind the first: the first (perhaps being
+// posted) and the newest stay.
+func TestCrowdedGivesWayBehindTheFirst(t *testing.T) {
+	var entries []Entry
+	for seq := uint64(1); seq <= 3; seq++ {
+		entries = append(entries, Entry{Seq: seq, ProcessID: "p"})
+	}
+	entries = append(entries, Entry{Seq: 4, ProcessID: "q"})
+	x := NewIndex(entries)
+	if _, crowded := x.Crowded("p", 4); crowded {
+		t.Error("3 events crowd a limit of 4")
+	}
+	if _, crowded := x.Crowded("q", 1); crowded {
+		t.Error("a lone first event gives way")
+	}
+	e, crowded := x.Crowded("p", 3)
+	if !crowded || e.Seq != 2 {
+		t.Errorf("gives way: %+v %v, want seq 2", e, crowded)
+	}
+}
