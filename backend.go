@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -246,7 +245,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.refresher.rebuild(ctx, req.Storage); err != nil {
 		return err
 	}
-	return b.sweepTasks(ctx, req.Storage, time.Now().UTC())
+	return b.sweepTasks(ctx, req.Storage, b.deps.now().UTC())
 }
 
 // clean stops all background work: Vault is unloading the backend.

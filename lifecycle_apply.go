@@ -3,7 +3,6 @@ package pecreds
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -44,7 +43,7 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) e
 // the next state. A refusal comes back as it is, for the handler's 400.
 func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, ev lifeEvent) (lifeState, error) {
 	if ev.Now.IsZero() {
-		ev.Now = time.Now().UTC()
+		ev.Now = b.deps.now().UTC()
 	}
 	next, list, err := transition(st, ev)
 	if err != nil {

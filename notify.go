@@ -101,7 +101,7 @@ func (n *notifier) loop(ctx context.Context, s logical.Storage) {
 		next, err := n.deliverDue(ctx, s)
 		if err != nil && ctx.Err() == nil {
 			n.b.Logger().Error("delivering notifications", "error", err)
-			next = time.Now().Add(outbox.MinBackoff)
+			next = n.b.deps.now().Add(outbox.MinBackoff)
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -218,7 +218,7 @@ func (n *notifier) retryBatch(ctx context.Context, s logical.Storage, x *outbox.
 	if len(dead) == 0 {
 		return 0, false, nil
 	}
-	now := time.Now().UTC()
+	now := n.b.deps.now().UTC()
 	for _, e := range dead {
 		seen[e.Seq] = true
 		ev, err := loadOutboxEvent(ctx, s, outboxKey(e.Seq))
@@ -254,7 +254,7 @@ func (o outboxStore) Delivered(ctx context.Context, ev *notifyEvent) error {
 	if err := o.s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
 		return fmt.Errorf("deleting a delivered event: %w", err)
 	}
-	o.countBestEffort(ctx, func(st *notifyStats) { st.Delivered++; st.LastDelivered = time.Now().UTC() })
+	o.countBestEffort(ctx, func(st *notifyStats) { st.Delivered++; st.LastDelivered = o.n.b.deps.now().UTC() })
 	return nil
 }
 
@@ -262,7 +262,7 @@ func (o outboxStore) Failed(ctx context.Context, ev *notifyEvent) error {
 	if err := putOutboxEvent(ctx, o.s, ev); err != nil {
 		return err
 	}
-	o.countBestEffort(ctx, func(st *notifyStats) { st.LastError, st.LastErrorTime = ev.LastError, time.Now().UTC() })
+	o.countBestEffort(ctx, func(st *notifyStats) { st.LastError, st.LastErrorTime = ev.LastError, o.n.b.deps.now().UTC() })
 	return nil
 }
 

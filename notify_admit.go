@@ -43,7 +43,7 @@ func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEn
 			return err
 		}
 	}
-	now := time.Now().UTC()
+	now := n.b.deps.now().UTC()
 	ev.Seq, ev.ID, ev.Time, ev.Since, ev.NextAttempt = x.NextSeq(), id, now, now, now
 	if err := putOutboxEvent(ctx, s, &ev); err != nil {
 		return err
@@ -67,8 +67,8 @@ func (n *notifier) makeRoomLocked(ctx context.Context, s logical.Storage, x *out
 	if err := n.updateStats(ctx, s, func(st *notifyStats) { st.Overflowed++ }); err != nil {
 		return false, err
 	}
-	if time.Since(n.lastOverflowLog) >= overflowLogEvery {
-		n.lastOverflowLog = time.Now()
+	if n.b.deps.now().Sub(n.lastOverflowLog) >= overflowLogEvery {
+		n.lastOverflowLog = n.b.deps.now()
 		what := "new events are not kept"
 		if dropDead {
 			what = "the oldest dead events are dropped to make room"

@@ -50,7 +50,7 @@ func (w webhookPoster) Post(ctx context.Context, ev *notifyEvent) error {
 	if err != nil {
 		return err
 	}
-	at := time.Now() // each attempt signs its own time
+	at := w.n.b.deps.now() // each attempt signs its own time
 	keys, keyErr := cfg.signingKeys(at)
 	if cfg.NotifyURL == "" || keyErr != nil {
 		return outbox.ErrPaused // switched off, or nothing to sign with: the events wait

@@ -118,7 +118,7 @@ func (c *configEntry) errorClasses() []string {
 	return classes
 }
 
-func (c *configEntry) responseData() map[string]any {
+func (c *configEntry) responseData(now time.Time) map[string]any {
 	return map[string]any{
 		"keep_credentials":     c.KeepCredentials,
 		"global_registries":    append([]string{}, c.GlobalRegistries...),
@@ -133,7 +133,7 @@ func (c *configEntry) responseData() map[string]any {
 		"notify_secret_overlap":        formatDuration(c.NotifySecretOverlap),
 		"notify_concurrency":           c.NotifyConcurrency,
 		"notify_max_events":            c.NotifyMaxEvents,
-		"notify_previous_secret_until": c.previousSecretUntil(time.Now()),
+		"notify_previous_secret_until": c.previousSecretUntil(now),
 	}
 }
 
@@ -189,8 +189,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, _ *f
 	if err != nil {
 		return nil, err
 	}
-	resp := &logical.Response{Data: cfg.responseData()}
-	if w := cfg.oldFormSecretWarning(); w != "" {
+	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
+	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)
 	}
 	return resp, nil
@@ -205,7 +205,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	cfg := *current
-	if err := applyConfigFields(&cfg, d); err != nil {
+	if err := applyConfigFields(&cfg, d, b.deps.now()); err != nil {
 		return badRequest(err)
 	}
 	if err := cfg.validate(b.System().MaxLeaseTTL()); err != nil {
@@ -215,8 +215,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.notifier.poke() // a notify_url set again delivers what waited
-	resp := &logical.Response{Data: cfg.responseData()}
-	if w := cfg.oldFormSecretWarning(); w != "" {
+	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
+	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)
 	}
 	if _, given := d.GetOk("error_health_mapping"); given {
@@ -239,7 +239,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 }
 
 // applyConfigFields copies the given fields onto cfg; a field not given keeps its value.
-func applyConfigFields(cfg *configEntry, d *framework.FieldData) error {
+func applyConfigFields(cfg *configEntry, d *framework.FieldData, now time.Time) error {
 	if v, ok := d.GetOk("keep_credentials"); ok {
 		cfg.KeepCredentials = v.(string)
 	}
@@ -258,7 +258,7 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData) error {
 	if v, ok := d.GetOk("refresh_fraction"); ok {
 		cfg.RefreshFraction = v.(float64)
 	}
-	if err := applyNotifyFields(cfg, d); err != nil {
+	if err := applyNotifyFields(cfg, d, now); err != nil {
 		return err
 	}
 	if v, ok := d.GetOk("error_health_mapping"); ok {

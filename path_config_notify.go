@@ -52,11 +52,11 @@ func (c *configEntry) setNotifySecretOverlap(overlap time.Duration, now time.Tim
 }
 
 // oldFormSecretWarning warns while deliveries are paused by a secret of the old form.
-func (c *configEntry) oldFormSecretWarning() string {
+func (c *configEntry) oldFormSecretWarning(now time.Time) string {
 	if c.NotifyURL == "" {
 		return ""
 	}
-	if _, err := c.signingKeys(time.Now()); err != nil {
+	if _, err := c.signingKeys(now); err != nil {
 		return err.Error()
 	}
 	return ""
@@ -71,11 +71,10 @@ func (c *configEntry) previousSecretUntil(now time.Time) string {
 }
 
 // applyNotifyFields copies the given webhook fields onto cfg.
-func applyNotifyFields(cfg *configEntry, d *framework.FieldData) error {
+func applyNotifyFields(cfg *configEntry, d *framework.FieldData, now time.Time) error {
 	if v, ok := d.GetOk("notify_url"); ok {
 		cfg.NotifyURL = v.(string)
 	}
-	now := time.Now()
 	if v, ok := d.GetOk("notify_secret_overlap"); ok {
 		cfg.setNotifySecretOverlap(time.Duration(v.(int))*time.Second, now)
 	}

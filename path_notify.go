@@ -85,14 +85,14 @@ func (b *backend) pathNotifyStatus(ctx context.Context, req *logical.Request, _ 
 	}
 	age := time.Duration(0)
 	if !c.OldestPending.IsZero() {
-		age = time.Since(c.OldestPending)
+		age = b.deps.now().Sub(c.OldestPending)
 	}
 	resp := &logical.Response{Data: map[string]any{
 		"pending": c.Pending, "delivered": stats.Delivered, "dead": c.Dead, "overflowed": stats.Overflowed,
 		"oldest_pending_age": formatDuration(age), "last_error": stats.LastError, "last_error_time": formatTime(stats.LastErrorTime),
 		"last_delivered_time": formatTime(stats.LastDelivered), "notify_url": cfg.NotifyURL,
 	}}
-	if w := cfg.oldFormSecretWarning(); w != "" {
+	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)
 	}
 	return resp, nil
@@ -120,7 +120,7 @@ func (b *backend) pathNotifyRotateSecret(ctx context.Context, req *logical.Reque
 		return nil, err
 	}
 	cfg := *current
-	now := time.Now()
+	now := b.deps.now()
 	cfg.setNotifySecret(secret, now)
 	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
 		return nil, err

@@ -199,7 +199,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, fmt.Errorf("making a process nonce: %w", err)
 	}
-	now := time.Now().UTC()
+	now := b.deps.now().UTC()
 	owner, err := b.ownerEntity(req, d.Get("owner_entity_id").(string))
 	if err != nil {
 		return badRequest(err)
@@ -308,7 +308,7 @@ func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: p.responseData(p.currentStatus(cur, time.Now()))}, nil
+	return &logical.Response{Data: p.responseData(p.currentStatus(cur, b.deps.now()))}, nil
 }
 
 func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {

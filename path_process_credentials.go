@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -92,7 +91,7 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 		return badRequest(err)
 	}
 	next := *p
-	next.Runtime, next.UpdatedTime = merged, time.Now().UTC()
+	next.Runtime, next.UpdatedTime = merged, b.deps.now().UTC()
 	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
 		return nil, err
 	}
@@ -166,7 +165,7 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	if len(next.Runtime) == len(p.Runtime) {
 		return nil, nil
 	}
-	next.UpdatedTime = time.Now().UTC()
+	next.UpdatedTime = b.deps.now().UTC()
 	return nil, b.putProcess(ctx, req.Storage, &next)
 }
 

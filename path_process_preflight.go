@@ -26,7 +26,7 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 	if err != nil {
 		return nil, err
 	}
-	horizon := time.Now().Add(time.Duration(raw.(int)) * time.Second)
+	horizon := b.deps.now().Add(time.Duration(raw.(int)) * time.Second)
 	expiring, err := b.expiringBefore(ctx, req.Storage, p, horizon)
 	if err != nil {
 		return nil, err

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -258,7 +257,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	if err != nil {
 		return "", err
 	}
-	switch now := p.currentStatus(cur, time.Now()); {
+	switch now := p.currentStatus(cur, b.deps.now()); {
 	case p.Health == healthFailed:
 		return fmt.Sprintf("process %q has failed", id), nil
 	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
@@ -302,7 +301,7 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: next.Process.responseData(next.Process.currentStatus(cur, time.Now()))}, nil
+	return &logical.Response{Data: next.Process.responseData(next.Process.currentStatus(cur, b.deps.now()))}, nil
 }
 
 const reportHelpDescription = `

@@ -390,7 +390,7 @@ func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *proce
 // resolveSnapshot is what resolution needs beyond the layers: the named technical credentials as
 // they stand (no token is fetched here) and the process's current credentials.
 func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *processEntry, technicals []string) (resolve.Snapshot, error) {
-	now := time.Now()
+	now := b.deps.now()
 	cur, err := b.getCurrent(ctx, s, p)
 	if err != nil {
 		return resolve.Snapshot{}, err

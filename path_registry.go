@@ -117,7 +117,7 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 		return badRequest(err)
 	}
 
-	now := time.Now().UTC()
+	now := b.deps.now().UTC()
 	next := &registryEntry{Name: name, Version: 1, CreatedTime: now, UpdatedTime: now}
 	if current != nil {
 		next.Description = current.Description

@@ -151,7 +151,7 @@ func (b *backend) technicalStates(ctx context.Context, s logical.Storage) (map[s
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := b.deps.now()
 	for _, e := range names {
 		var st *oauth.State
 		if e.rotates() {
