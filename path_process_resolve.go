@@ -450,7 +450,7 @@ func unusableToken(name string, st *oauth.State, now time.Time, plan tokenPlan, 
 	}
 	switch plan {
 	case planPending:
-		return resolve.Technical{Pending: true, Unusable: fmt.Sprintf("technical credential %q has no valid token yet: its token request is in flight (%s)", name, whenToRetry(time.Time{}, now))}
+		return resolve.Technical{Pending: true, Unusable: fmt.Sprintf("technical credential %q has no valid token yet: its token request is in flight", name)}
 	case planWait:
 		return resolve.Technical{RetryAt: next, Unusable: why + "; no token request before " + formatTime(next)}
 	}
