@@ -436,14 +436,14 @@ func (b *backend) technicalAsResolved(e *technicalEntry, st *oauth.State, now ti
 		delete(m, "name")
 	default:
 		_, next := st.FetchAllowed(now, b.deps.minFetchInterval, e.Version)
-		return unusableToken(e.Name, st, now, plan, next)
+		return unusableToken(e.Name, st, plan, next)
 	}
 	m["technical"] = e.Name
 	return resolve.Technical{Material: m}
 }
 
 // unusableToken says why an OAuth2 credential has no token to serve, and when it may.
-func unusableToken(name string, st *oauth.State, now time.Time, plan tokenPlan, next time.Time) resolve.Technical {
+func unusableToken(name string, st *oauth.State, plan tokenPlan, next time.Time) resolve.Technical {
 	why := fmt.Sprintf("technical credential %q has no valid token", name)
 	if st != nil && st.LastError != "" {
 		why += ": " + st.LastError
