@@ -10,7 +10,6 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/census"
@@ -82,14 +81,10 @@ type backend struct {
 	transientCurrent map[string]*Credential
 
 	deps deps
-	// tokenFlights makes concurrent demands for one token share one token request (token_fetch.go).
-	tokenFlights singleflight.Group
-	// forceWanted: a demand for a fresh token of these credentials waits, so the next flight fetches
-	// even if the stored token is not due. Guarded by forceLock.
-	forceLock   sync.Mutex
-	forceWanted map[string]bool
-	refresher   *refresher
-	notifier    *notifier
+	// flights make concurrent demands for one token share one token request (token_fetch.go).
+	flights   flights
+	refresher *refresher
+	notifier  *notifier
 	// release hands back the memory of refused oversized requests (limits.go).
 	release memoryRelease
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
@@ -113,7 +108,7 @@ func newBackend(d deps) *backend {
 		side:           newSideCalls(),
 
 		transientCurrent: map[string]*Credential{},
-		forceWanted:      map[string]bool{},
+		flights:          newFlights(),
 		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())

@@ -174,13 +174,21 @@ func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *con
 // so that the verdict under the lock finds it. A request still in flight after the token wait is
 // a retryable answer, and changes nothing. nil, nil when there is nothing to ask for.
 func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, service string) (*logical.Response, error) {
+	began := b.deps.now()
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil || p == nil || p.Health == healthFailed {
 		return nil, err
 	}
-	res, err := b.resolveProcess(ctx, s, p, resolve.Query{Service: service}, false)
-	if err != nil || len(res.Found) == 0 {
+	// A token that is not valid now is asked for first, as a resolve would (for a bounded time).
+	res, err := b.resolveProcess(ctx, s, p, resolve.Query{Service: service}, true)
+	switch {
+	case err != nil:
 		return nil, nil // the verdict under the lock says why
+	case len(res.Found) == 0 && len(res.Pending) > 0:
+		return retryAnswer(fmt.Sprintf("process %q: the token request of technical credential %q is still in flight after %s; nothing changed: report again, or retry the call, in a few seconds",
+			id, res.Pending[0], b.deps.tokenWait))
+	case len(res.Found) == 0:
+		return nil, nil // nothing to be had: the verdict under the lock applies the mapping
 	}
 	used := res.Tried[res.Found[0].Index]
 	e, err := b.getTechnical(ctx, s, used.Name)
@@ -193,6 +201,9 @@ func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, se
 	}
 	if retried, ok := p.Retried[e.Name]; ok && retried == st.Generation {
 		return nil, nil // the fresh token failed too: the mapping decides
+	}
+	if !st.LastRefresh.Before(began) {
+		return nil, nil // the resolve above just fetched it: that is the fresh token
 	}
 	_, pending, err := b.awaitToken(ctx, s, e.Name, tokenWant{force: true, after: st.Generation, version: e.Version})
 	if err != nil || !pending {

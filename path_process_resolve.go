@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
@@ -271,43 +271,46 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *proc
 // asked for at once, and it chooses again as each flight lands, answering as soon as something is
 // usable; after deps.tokenWait, the flights still in the air count as pending (a retryable answer).
 func (b *backend) awaitTokens(ctx context.Context, s logical.Storage, m *resolve.Match, q resolve.Query, snap resolve.Snapshot, names []string) (*resolve.Resolution, error) {
-	type landed struct {
-		name string
-		r    singleflight.Result
-	}
-	done := make(chan landed, len(names)) // buffered: a flight that lands after the answer blocks nobody
-	pending := make(map[string]bool, len(names))
-	for _, name := range names {
-		pending[name] = true
-		ch := b.demandToken(s, name, false)
-		go func() { done <- landed{name, <-ch} }()
-	}
 	timer := time.NewTimer(b.deps.tokenWait)
 	defer timer.Stop()
-	for len(pending) > 0 {
-		select {
-		case l := <-done:
-			if l.r.Err != nil {
-				return nil, l.r.Err
-			}
-			delete(pending, l.name)
-			st, _ := l.r.Val.(*oauth.State)
-			if err := b.snapTechnical(ctx, s, snap, l.name, st, false); err != nil {
-				return nil, err
-			}
-			if res := resolve.Choose(m, q, snap, b.deps.now()); len(res.Found) > 0 {
-				passedOver(res)
-				return res, nil
-			}
-		case <-timer.C:
-			for name := range pending {
+	// One select over every flight's done, the timer and the request: waiting costs no goroutine.
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+	}
+	waiting := make([]string, 0, len(names))
+	flights := make([]*tokenFlight, 0, len(names))
+	for _, name := range names {
+		f := b.demandToken(s, name, false)
+		waiting, flights = append(waiting, name), append(flights, f)
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.done)})
+	}
+	for len(waiting) > 0 {
+		chosen, _, _ := reflect.Select(cases)
+		switch chosen {
+		case 0: // the wait ran out: what is still in the air counts as pending
+			for _, name := range waiting {
 				if err := b.snapTechnical(ctx, s, snap, name, nil, true); err != nil {
 					return nil, err
 				}
 			}
-			pending = nil
-		case <-ctx.Done():
+			return resolve.Choose(m, q, snap, b.deps.now()), nil
+		case 1:
 			return nil, ctx.Err()
+		}
+		i := chosen - 2
+		f, name := flights[i], waiting[i]
+		cases = append(cases[:chosen], cases[chosen+1:]...)
+		waiting, flights = append(waiting[:i], waiting[i+1:]...), append(flights[:i], flights[i+1:]...)
+		if f.err != nil {
+			return nil, f.err
+		}
+		if err := b.snapTechnical(ctx, s, snap, name, f.st, false); err != nil {
+			return nil, err
+		}
+		if res := resolve.Choose(m, q, snap, b.deps.now()); len(res.Found) > 0 {
+			passedOver(res)
+			return res, nil
 		}
 	}
 	return resolve.Choose(m, q, snap, b.deps.now()), nil

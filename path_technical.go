@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -181,10 +182,12 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 		return nil, err
 	}
 	resp := &logical.Response{}
-	// A new credential, or one without a valid token (being fixed), asks for a token now, outside
-	// the credential's lock and for at most the token wait; a working one keeps serving its token
-	// and uses the new settings at the next refresh.
-	if next.rotates() && (current == nil || !current.rotates() || !st.Valid(b.deps.now())) {
+	// A new credential, one without a valid token (being fixed), or one whose token would come
+	// from another endpoint, client, audience or scopes asks for a token now, outside the
+	// credential's lock and for at most the token wait; a secret's rotation alone keeps serving
+	// the token, and the new secret is used at the next refresh.
+	now := b.deps.now()
+	if next.rotates() && (current == nil || !current.rotates() || !st.Valid(now) || tokenSettingsChanged(current, next)) {
 		want := tokenWant{force: true, after: -1, version: next.Version}
 		if st != nil {
 			want.after = st.Generation
@@ -194,16 +197,45 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 			return nil, err
 		}
 		st = fresh
-		switch {
-		case pending:
-			resp.AddWarning(fmt.Sprintf("stored; its token request is still in flight after %s: read technical/%s for the outcome", b.deps.tokenWait, name))
-		case st != nil && st.Generation <= want.after || st != nil && st.Failures > 0:
-			resp.AddWarning(fmt.Sprintf("stored, but no token was fetched: %s; it is retried with backoff, or fix the credential and write it again",
-				b.technicalAsResolved(next, st, b.deps.now(), b.tokenPlan(next, st, false)).Unusable))
+		if w := b.tokenWriteWarning(next, st, want, pending); w != "" {
+			resp.AddWarning(w)
 		}
 	}
 	resp.Data = next.responseData(st)
 	return resp, nil
+}
+
+// tokenWriteWarning says what became of the token request a write asked for: nothing when a
+// token with the written settings came.
+func (b *backend) tokenWriteWarning(next *technicalEntry, st *oauth.State, want tokenWant, pending bool) string {
+	now := b.deps.now()
+	switch {
+	case pending:
+		return fmt.Sprintf("stored; its token request is still in flight after %s: read technical/%s for the outcome", b.deps.tokenWait, next.Name)
+	case st != nil && st.ConfigVersion == next.Version && st.Failures == 0 && st.Generation > want.after:
+		return ""
+	case st != nil && st.ConfigVersion == next.Version && st.Failures > 0:
+		return fmt.Sprintf("stored, but the token request failed: %s; it is retried with backoff, or fix the credential and write it again", st.LastError)
+	}
+	// No request could be made yet (the minimum interval): one with these settings is scheduled.
+	_, at := st.FetchAllowed(now, b.deps.minFetchInterval, next.Version)
+	b.refresher.scheduleAt(next.Name, at)
+	w := fmt.Sprintf("stored; a token with these settings is asked for at %s (no token request follows the last sooner than %s)", formatTime(at), b.deps.minFetchInterval)
+	if st.Valid(now) {
+		w += "; the token asked with the previous settings is served until then"
+	}
+	return w
+}
+
+// tokenSettingsChanged: the write changes where or for what a token is asked, so the stored one
+// is not what the credential now says.
+func tokenSettingsChanged(current, next *technicalEntry) bool {
+	for _, f := range []string{"token_url", "client_id", "audience"} {
+		if current.Credential.Fields[f] != next.Credential.Fields[f] {
+			return true
+		}
+	}
+	return !slices.Equal(current.Credential.Lists["scopes"], next.Credential.Lists["scopes"])
 }
 
 // badInput is a write refused for its input: the handler answers 400 with its message.
@@ -302,13 +334,19 @@ func (b *backend) pathTechnicalDelete(ctx context.Context, req *logical.Request,
 	lock := locksutil.LockForKey(b.technicalLocks, name)
 	lock.Lock()
 	defer lock.Unlock()
-	// A flight in the air finds no credential when it comes to store, and stores nothing.
-	if err := b.dropTokenState(ctx, req.Storage, name); err != nil {
-		return nil, err
-	}
+	// The credential goes before its token, both under the refresh lock: a flight in the air
+	// that comes to store finds no credential, and stores nothing.
+	b.refresher.unschedule(name)
+	refresh := locksutil.LockForKey(b.refreshLocks, name)
+	refresh.Lock()
+	defer refresh.Unlock()
 	if err := b.deleteTechnical(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
+	if err := b.deleteTokenState(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	b.forgetFlights(name)
 	b.census.RemoveTechnical(name)
 	return nil, nil
 }

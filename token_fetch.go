@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
@@ -42,14 +42,57 @@ func (w tokenWant) satisfiedBy(st *oauth.State, now time.Time, minInterval time.
 	return !ok
 }
 
+// tokenFlight is one credential's token request in the air. Waiters select on done (with their
+// own timer), so a waiter costs no goroutine; st and err are set before done is closed.
+type tokenFlight struct {
+	done chan struct{}
+	st   *oauth.State
+	err  error
+}
+
+// flights are the flights in the air, by credential name, with the demands for a fresh token
+// (force) and when each credential's last token request ended (lastAttempt: kept in memory too,
+// so that a state that could not be stored still throttles). Guarded by mu.
+type flights struct {
+	mu          sync.Mutex
+	inAir       map[string]*tokenFlight
+	force       map[string]bool
+	lastAttempt map[string]time.Time
+}
+
+func newFlights() flights {
+	return flights{inAir: map[string]*tokenFlight{}, force: map[string]bool{}, lastAttempt: map[string]time.Time{}}
+}
+
 // demandToken starts the credential's flight, or joins the one in the air.
-func (b *backend) demandToken(s logical.Storage, name string, force bool) <-chan singleflight.Result {
+func (b *backend) demandToken(s logical.Storage, name string, force bool) *tokenFlight {
+	b.flights.mu.Lock()
+	defer b.flights.mu.Unlock()
 	if force {
-		b.forceLock.Lock()
-		b.forceWanted[name] = true
-		b.forceLock.Unlock()
+		b.flights.force[name] = true
 	}
-	return b.tokenFlights.DoChan(name, func() (any, error) { return b.tokenFlight(s, name) })
+	if f := b.flights.inAir[name]; f != nil {
+		return f
+	}
+	f := &tokenFlight{done: make(chan struct{})}
+	b.flights.inAir[name] = f
+	go func() {
+		st, err := b.runFlight(s, name)
+		b.flights.mu.Lock()
+		delete(b.flights.inAir, name)
+		b.flights.mu.Unlock()
+		f.st, f.err = st, err
+		close(f.done)
+	}()
+	return f
+}
+
+// forget drops what the flights keep of a deleted credential.
+func (b *backend) forgetFlights(name string) {
+	b.flights.mu.Lock()
+	defer b.flights.mu.Unlock()
+	delete(b.flights.force, name)
+	delete(b.flights.lastAttempt, name)
 }
 
 // awaitToken demands a token and waits for the flight at most deps.tokenWait. pending says the
@@ -59,13 +102,18 @@ func (b *backend) awaitToken(ctx context.Context, s logical.Storage, name string
 	defer timer.Stop()
 	// A forced demand that joined a flight begun before it may need one more flight.
 	for attempt := 0; attempt < 2; attempt++ {
+		f := b.demandToken(s, name, want.force)
 		select {
-		case r := <-b.demandToken(s, name, want.force):
-			if r.Err != nil {
-				return nil, false, r.Err
+		case <-f.done:
+			if f.err != nil {
+				return nil, false, f.err
 			}
-			st, _ = r.Val.(*oauth.State)
-			if want.satisfiedBy(st, b.deps.now(), b.deps.minFetchInterval) {
+			if st = f.st; want.satisfiedBy(st, b.deps.now(), b.deps.minFetchInterval) {
+				if want.force {
+					b.flights.mu.Lock()
+					delete(b.flights.force, name) // answered: the next flight need not fetch for it
+					b.flights.mu.Unlock()
+				}
 				return st, false, nil
 			}
 		case <-timer.C:
@@ -78,15 +126,17 @@ func (b *backend) awaitToken(ctx context.Context, s logical.Storage, name string
 	return st, false, nil
 }
 
-// tokenFlight is the body of a credential's flight: it asks the token endpoint when the token is
-// due (or a fresh one is wanted) and the backoff and minimum interval allow, and stores the
-// outcome. It runs in its own goroutine, bounded by the plugin's lifetime, never under a lock.
-func (b *backend) tokenFlight(s logical.Storage, name string) (*oauth.State, error) {
+// runFlight is the body of a credential's flight: it asks the token endpoint when the token is
+// due (or a fresh one is wanted, or the credential changed since its token) and the backoff and
+// minimum interval allow, and stores the outcome. It runs in its own goroutine, bounded by the
+// plugin's lifetime, never under a lock. A flight that asks nothing places the credential in the
+// refresh schedule at the time it may ask.
+func (b *backend) runFlight(s logical.Storage, name string) (*oauth.State, error) {
 	ctx := b.lifetime
-	b.forceLock.Lock()
-	force := b.forceWanted[name]
-	delete(b.forceWanted, name)
-	b.forceLock.Unlock()
+	b.flights.mu.Lock()
+	force, last := b.flights.force[name], b.flights.lastAttempt[name]
+	delete(b.flights.force, name)
+	b.flights.mu.Unlock()
 
 	e, err := b.getTechnical(ctx, s, name)
 	if err != nil || e == nil || !e.rotates() {
@@ -97,7 +147,17 @@ func (b *backend) tokenFlight(s logical.Storage, name string) (*oauth.State, err
 		return nil, err
 	}
 	now := b.deps.now()
-	if ok, _ := cur.FetchAllowed(now, b.deps.minFetchInterval, e.Version); !ok {
+	gate := cur
+	if cur == nil || cur.LastAttempt.Before(last) {
+		g := oauth.State{}
+		if cur != nil {
+			g = *cur
+		}
+		g.LastAttempt = last // a request whose outcome could not be stored counts too
+		gate = &g
+	}
+	if ok, _ := gate.FetchAllowed(now, b.deps.minFetchInterval, e.Version); !ok {
+		b.refresher.schedule(name, gate)
 		return cur, nil
 	}
 	if cur != nil && !force && !cur.Due(now) && cur.ConfigVersion >= e.Version {
@@ -107,7 +167,9 @@ func (b *backend) tokenFlight(s logical.Storage, name string) (*oauth.State, err
 }
 
 // fetchAndStore requests a token and stores the outcome over cur: the new token, or the failure
-// with its backoff (the old token kept while valid). Only the storage write is under a lock.
+// with its backoff (the old token kept while valid). Only the storage write is under a lock. An
+// outcome for a credential rewritten or deleted meanwhile is dropped: what is stored then comes
+// back, and the token asked with the old settings is never served.
 func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
 	var next oauth.State
 	if cur != nil {
@@ -122,6 +184,12 @@ func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *techn
 		return nil, errors.New("the plugin is stopping") // an interrupted request is no failure
 	}
 	now := b.deps.now()
+	b.flights.mu.Lock()
+	b.flights.lastAttempt[e.Name] = now
+	b.flights.mu.Unlock()
+	if next.ConfigVersion < e.Version {
+		next.Failures = 0 // the failures were of the settings before this write: the count starts again
+	}
 	if fetchErr != nil {
 		next = next.Failed(fetchErr, now)
 		b.Logger().Warn("token request failed", "technical", e.Name, "failures", next.Failures, "error", fetchErr)
@@ -130,8 +198,12 @@ func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *techn
 		b.Logger().Debug("token refreshed", "technical", e.Name, "generation", next.Generation, "expires_at", formatTime(next.ExpiresAt))
 	}
 	next.ConfigVersion = e.Version
-	if stored, err := b.storeTokenState(ctx, s, e.Name, &next); err != nil || !stored {
-		return &next, err
+	stored, err := b.storeTokenState(ctx, s, e, &next)
+	if err != nil {
+		return nil, err
+	}
+	if !stored {
+		return b.getTokenState(ctx, s, e.Name)
 	}
 	b.refresher.schedule(e.Name, &next)
 	if fetchErr != nil {
@@ -142,18 +214,18 @@ func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *techn
 	return &next, nil
 }
 
-// storeTokenState stores a flight's outcome unless the credential was deleted (or stopped
-// rotating) meanwhile; the refresh lock orders it with that delete, and is held for storage calls
-// only.
-func (b *backend) storeTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) (bool, error) {
-	lock := locksutil.LockForKey(b.refreshLocks, name)
+// storeTokenState stores a flight's outcome unless the credential it was asked for is no longer
+// the one stored (deleted, re-created, rewritten, or no longer oauth2); the refresh lock orders it
+// with a delete, and is held for storage calls only.
+func (b *backend) storeTokenState(ctx context.Context, s logical.Storage, asked *technicalEntry, st *oauth.State) (bool, error) {
+	lock := locksutil.LockForKey(b.refreshLocks, asked.Name)
 	lock.Lock()
 	defer lock.Unlock()
-	still, err := b.getTechnical(ctx, s, name)
-	if err != nil || still == nil || !still.rotates() {
+	still, err := b.getTechnical(ctx, s, asked.Name)
+	if err != nil || still == nil || !still.rotates() || still.Version != asked.Version || !still.CreatedTime.Equal(asked.CreatedTime) {
 		return false, err
 	}
-	return true, b.putTokenState(ctx, s, name, st)
+	return true, b.putTokenState(ctx, s, asked.Name, st)
 }
 
 // validToken returns a token that may be served now: the stored one while valid, else the

@@ -185,22 +185,70 @@ func TestEveryFetchObeysBackoff(t *testing.T) {
 		t.Errorf("after the backoff: %d requests, %v failures", n, f)
 	}
 
-	// A token that lives one second is never valid to serve (MinValidity): asked again only after
-	// the minimum interval.
+	// A token that lives too short to be served is a failure too; a write that fixes the
+	// credential lifts the old backoff (the count starts again), and asks once.
 	h.body.Store(`{"access_token": "short", "token_type": "Bearer", "expires_in": 1}`)
 	clock.advance(2 * time.Second) // past the minimum interval, within the second backoff (10s)
 	before := h.requests.Load()
-	mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg", map[string]any{"scopes": "a"}) // a write lifts the old backoff, and asks
+	resp = mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg", map[string]any{"scopes": "a"})
+	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "too short") {
+		t.Errorf("warnings %v", resp.Warnings)
+	}
 	for range 10 {
 		mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
 	}
-	if n := h.requests.Load() - before; n != 1 {
-		t.Errorf("a write and 10 reads within the minimum interval made %d token requests, want the write's", n)
+	if n, f := h.requests.Load()-before, mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 1 || f != 1 {
+		t.Errorf("a write and 10 reads: %d token requests (want the write's), failures %v (want the count started again)", n, f)
+	}
+
+	// A healthy answer after the backoff; then no request sooner than the minimum interval, not
+	// even an operator's rotate.
+	h.body.Store(`{"access_token": "good", "token_type": "Bearer", "expires_in": 3600}`)
+	clock.advance(5 * time.Second)
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/neg/creds", nil).Data; got["access_token"] != "good" {
+		t.Fatalf("after the backoff: %v", got)
+	}
+	if msg := mustFailCode(t, b, s, logical.UpdateOperation, "technical/neg/rotate", http.StatusServiceUnavailable); !strings.Contains(msg, "less than 2s ago") {
+		t.Errorf("rotate within the minimum interval: %s", msg)
+	}
+	if n := h.requests.Load() - before; n != 2 {
+		t.Errorf("%d token requests, want 2", n)
 	}
 	clock.advance(2 * time.Second)
-	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
-	if n := h.requests.Load() - before; n != 2 {
-		t.Errorf("after the minimum interval: %d token requests", n)
+	mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg/rotate", nil)
+	if n := h.requests.Load() - before; n != 3 {
+		t.Errorf("after the minimum interval, rotate asks: %d token requests, want 3", n)
+	}
+}
+
+// A hostile endpoint that answers tokens too short-lived to serve never makes the refresh
+// scheduler spin: each request is a counted failure, and the next waits for the backoff.
+func TestShortLivedTokensDoNotSpin(t *testing.T) {
+	clock := newFakeClock()
+	d := testDeps()
+	d.now, d.minFetchInterval = clock.now, 2*time.Second
+	b, s := getTestBackendWith(t, d)
+	h := startHostileEndpoint(t, `{"access_token": "x", "token_type": "Bearer", "expires_in": 3}`, false)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"refresh_fraction": 0.5})
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/short", oauth2At(h, "s"))
+	// Served: 3 s of life, 1 s kept back; its refresh point (1.5 s, less jitter) comes before the
+	// minimum interval has passed, so the schedule holds it at 2 s: before that it is not due,
+	// where a refresher popping it early would find it refused, and pop it again, and again.
+	st, _ := b.getTokenState(t.Context(), s, "short")
+	if st == nil || !st.Valid(clock.now()) || !st.NextRefresh.Before(clock.now().Add(2*time.Second)) {
+		t.Fatalf("a 3-second token: %+v", st)
+	}
+	if name, _ := b.refresher.queue.PopDue(clock.now().Add(1900 * time.Millisecond)); name != "" {
+		t.Errorf("the credential is due before the minimum interval has passed")
+	}
+	h.body.Store(`{"access_token": "x", "token_type": "Bearer", "expires_in": 1}`)
+	for range 5 {
+		clock.advance(3 * time.Second)
+		b.refresher.worker.poke()
+	}
+	waitUntil(t, 10*time.Second, func() bool { return h.requests.Load() >= 2 })
+	if n := h.requests.Load(); n > 4 {
+		t.Errorf("15 s of a 1-second-token endpoint made %d token requests", n)
 	}
 }
 
@@ -227,4 +275,60 @@ func answerCode(t *testing.T, b *backend, s logical.Storage, op logical.Operatio
 		return code, ""
 	}
 	return code, cerr.Error()
+}
+
+// A token asked with settings a write has since replaced — or for a credential deleted and made
+// again meanwhile — is never stored nor served: the write's own request brings the token.
+func TestStaleTokenNeverServed(t *testing.T) {
+	d := testDeps()
+	d.tokenWait = 200 * time.Millisecond
+	b, s := getTestBackendWith(t, d)
+	old := startHostileEndpoint(t, `{"access_token": "from-the-old-endpoint", "token_type": "Bearer", "expires_in": 315360000}`, true)
+	fresh := startHostileEndpoint(t, `{"access_token": "from-the-new-endpoint", "token_type": "Bearer", "expires_in": 3600}`, false)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/x", oauth2At(old, "a")) // its request hangs
+	mustSucceed(t, b, s, logical.UpdateOperation, "technical/x", map[string]any{"token_url": fresh.URL + "/token", "client_id": "b", "client_secret": "b-secret"})
+	old.release()
+	waitUntil(t, 10*time.Second, func() bool {
+		got := request(t, b, s, logical.ReadOperation, "technical/x/creds", nil)
+		return got != nil && !got.IsError() && got.Data["access_token"] == "from-the-new-endpoint"
+	})
+	if st, _ := b.getTokenState(t.Context(), s, "x"); st.AccessToken != "from-the-new-endpoint" {
+		t.Errorf("stored %q", st.AccessToken)
+	}
+
+	// Deleted and made again while the first one's request is in the air.
+	gone := startHostileEndpoint(t, `{"access_token": "for-the-deleted-one", "token_type": "Bearer", "expires_in": 315360000}`, true)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/y", oauth2At(gone, "c"))
+	mustSucceed(t, b, s, logical.DeleteOperation, "technical/y", nil)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/y", oauth2At(fresh, "d"))
+	gone.release()
+	waitUntil(t, 10*time.Second, func() bool {
+		b.flights.mu.Lock()
+		defer b.flights.mu.Unlock()
+		return gone.requests.Load() == 1 && len(b.flights.inAir) == 0
+	})
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/y/creds", nil).Data; got["access_token"] != "from-the-new-endpoint" {
+		t.Errorf("the credential made again serves %v", got["access_token"])
+	}
+}
+
+// A reported failure of a technical token that has expired asks for a fresh one first (the
+// engine retries), instead of breaking the process without a token request.
+func TestReportOnExpiredTechnicalTokenRefreshesFirst(t *testing.T) {
+	b, s := getTestBackend(t)
+	h := startHostileEndpoint(t, fmt.Sprintf(goodToken, 1), false)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/idp", oauth2At(h, "i"))
+	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[{"name": "svc", "credentials": [{"type": "technical", "name": "idp"}]}]`})
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "r"})
+	st, _ := b.getTokenState(t.Context(), s, "idp")
+	expired := *st
+	expired.ExpiresAt = time.Now().Add(-time.Minute)
+	if err := b.putTokenState(t.Context(), s, "idp", &expired); err != nil {
+		t.Fatal(err)
+	}
+	before := h.requests.Load()
+	got := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/report", map[string]any{"service": "svc", "error": "credentials_expired"}).Data
+	if got["action"] != "retry" || got["health"] != "running" || h.requests.Load() != before+1 {
+		t.Errorf("a report on an expired token: %v, %d token requests", got, h.requests.Load()-before)
+	}
 }

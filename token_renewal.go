@@ -132,14 +132,20 @@ func (r *refresher) rebuild(ctx context.Context, s logical.Storage) error {
 // schedule (re)places a credential in the queue at its next refresh (or retry, after a failure);
 // now, when it has no token yet; nowhere, when its token never expires.
 func (r *refresher) schedule(name string, st *oauth.State) {
-	at := r.b.deps.now()
+	now := r.b.deps.now()
+	at := now
 	switch {
 	case st == nil:
 	case !st.NextRefresh.IsZero():
 		at = st.NextRefresh
-	case st.Valid(at):
+	case st.Valid(now):
 		r.unschedule(name)
 		return
+	}
+	// Never sooner than a token request may be made (the minimum interval, the backoff): a token
+	// whose refresh point comes before that would otherwise be popped again at once, and again.
+	if _, next := st.FetchAllowed(now, r.b.deps.minFetchInterval, 0); next.After(at) {
+		at = next
 	}
 	r.scheduleAt(name, at)
 }
@@ -191,10 +197,10 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 	}
 	var st *oauth.State
 	if err == nil {
+		f := r.b.demandToken(s, name, false)
 		select {
-		case res := <-r.b.demandToken(s, name, false):
-			st, _ = res.Val.(*oauth.State)
-			err = res.Err
+		case <-f.done:
+			st, err = f.st, f.err
 		case <-ctx.Done():
 			return
 		}

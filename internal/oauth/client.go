@@ -67,6 +67,17 @@ func Fetch(ctx context.Context, client *http.Client, describe DescribeHTTP, c Co
 	return checkToken(tok, issued)
 }
 
+// MaxTokenBytes bounds an access token as any secret is bounded (64 KiB a credential).
+const MaxTokenBytes = 64 << 10
+
+// MinLifetime: a token that lives this long or less could not be served (MinValidity) and would
+// only be asked for again and again; it counts as a failed request, and backs off.
+const MinLifetime = 2 * MinValidity
+
+// accessTokenRule: RFC 6749's access token characters (VSCHAR, printable ASCII), so that a token
+// written into a header can carry no line break.
+var accessTokenRule = regexp.MustCompile(`^[\x20-\x7e]+$`)
+
 // tokenTypeRule is what a token_type may hold (RFC 6750's b64token alphabet, without "="): it is
 // written into Authorization headers as it is.
 var tokenTypeRule = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]{1,64}$`)
@@ -79,12 +90,17 @@ func checkToken(tok *oauth2.Token, issued time.Time) (Token, error) {
 	if !tokenTypeRule.MatchString(tok.Type()) {
 		return Token{}, errors.New("the token endpoint answered a token_type that is not letters, digits and -._~+/")
 	}
+	if len(tok.AccessToken) > MaxTokenBytes || !accessTokenRule.MatchString(tok.AccessToken) {
+		return Token{}, fmt.Errorf("the token endpoint answered an access_token that is not 1 to %d printable ASCII characters", MaxTokenBytes)
+	}
 	out := Token{AccessToken: tok.AccessToken, TokenType: tok.Type(), IssuedAt: issued}
 	secs, stated := expiresIn(tok.Extra("expires_in"))
 	switch {
 	case !stated:
 	case secs <= 0 || math.IsNaN(secs):
 		return Token{}, errors.New("the token endpoint answered an expires_in that is not a positive number of seconds")
+	case secs <= MinLifetime.Seconds():
+		return Token{}, fmt.Errorf("the token endpoint answered an expires_in of %d seconds or less: too short to serve", int(MinLifetime.Seconds()))
 	default:
 		out.ExpiresAt = issued.Add(time.Duration(min(secs, maxLifetime.Seconds()) * float64(time.Second)))
 	}

@@ -71,6 +71,9 @@ func TestFetchRefusesUnservableAnswers(t *testing.T) {
 		{`access_token=t&token_type=bearer&expires_in=soon`, "application/x-www-form-urlencoded", "expires_in", 0},
 		{`{"access_token":"t","token_type":"Bearer\r\nX-Evil: 1","expires_in":60}`, "application/json", "token_type", 0},
 		{`{"access_token":"t","token_type":"Bearer x","expires_in":60}`, "application/json", "token_type", 0},
+		{`{"access_token":"t","token_type":"Bearer","expires_in":2}`, "application/json", "too short", 0},
+		{`{"access_token":"t\r\nX-Evil: 1","token_type":"Bearer","expires_in":60}`, "application/json", "access_token", 0},
+		{`{"access_token":"` + strings.Repeat("a", MaxTokenBytes+1) + `","token_type":"Bearer","expires_in":60}`, "application/json", "access_token", 0},
 	} {
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", tc.contentType)
