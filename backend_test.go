@@ -30,8 +30,22 @@ func testDeps() deps {
 // getTestBackendWith builds a backend from the given dependencies over fresh storage.
 func getTestBackendWith(t *testing.T, d deps) (*backend, logical.Storage) {
 	t.Helper()
+	s := &logical.InmemStorage{}
+	return startTestBackend(t, d, s), s
+}
+
+// restart starts a new backend over existing storage, as a plugin restart or a fail-over does.
+func restart(t *testing.T, s logical.Storage) *backend {
+	t.Helper()
+	return startTestBackend(t, testDeps(), s)
+}
+
+// startTestBackend is the one builder of the unit tests' backends: d's dependencies over s,
+// initialized as Vault does, cleaned up when the test ends.
+func startTestBackend(t *testing.T, d deps, s logical.Storage) *backend {
+	t.Helper()
 	conf := logical.TestBackendConfig()
-	conf.StorageView = &logical.InmemStorage{}
+	conf.StorageView = s
 	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{
 		DefaultLeaseTTLVal: 24 * time.Hour,
 		MaxLeaseTTLVal:     8760 * time.Hour, // as dev.sh tunes the mount
@@ -41,11 +55,11 @@ func getTestBackendWith(t *testing.T, d deps) (*backend, logical.Storage) {
 		t.Fatal(err)
 	}
 	b := raw.(*backend)
-	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: conf.StorageView}); err != nil {
+	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return b, conf.StorageView
+	return b
 }
 
 // testSystemView knows the identity entities the unit tests name: ent-ann and ent-bob.

@@ -250,21 +250,6 @@ func (f *failingStorage) Delete(ctx context.Context, key string) error {
 	return f.Storage.Delete(ctx, key)
 }
 
-// newBackendOver starts a backend over existing storage, as a restart does.
-func newBackendOver(t *testing.T, s logical.Storage) *backend {
-	t.Helper()
-	conf := logical.TestBackendConfig()
-	conf.StorageView = s
-	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 8760 * time.Hour}}
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := raw.(*backend)
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return b
-}
-
 // checkLifeInvariants: an open task's process waits for it; a process waits only for an open task
 // of its own; a failed process keeps no current credentials.
 func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
@@ -337,8 +322,7 @@ func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 	expiring := `{"type": "token", "token": "t", "expires_at": "` + time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339) + `"}`
 	for _, sc := range scenarios {
 		for failAt := 1; ; failAt++ {
-			inmem := &logical.InmemStorage{}
-			b := newBackendOver(t, inmem)
+			b, inmem := getTestBackend(t)
 			run := func(s logical.Storage, st step) (*logical.Response, error) {
 				return b.HandleRequest(context.Background(), &logical.Request{Operation: st.op, Path: st.path, Storage: s, Data: st.data})
 			}
@@ -371,7 +355,7 @@ func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 				t.Errorf("%s, write %d failed: the request answered success", sc.name, failAt)
 			}
 			b.Cleanup(context.Background())
-			restarted := newBackendOver(t, inmem)
+			restarted := restart(t, inmem)
 			if err := restarted.periodic(context.Background(), &logical.Request{Storage: inmem}); err != nil {
 				t.Fatalf("%s: the sweep after write %d failed: %v", sc.name, failAt, err)
 			}

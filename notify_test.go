@@ -81,6 +81,13 @@ func (h *hook) delivered() []delivery {
 
 func (h *hook) count() int { return len(h.delivered()) }
 
+// attempted is how many posts reached the receiver, accepted or not.
+func (h *hook) attempted() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.attempts)
+}
+
 func (h *hook) rejected() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -304,8 +311,8 @@ func TestNotifyOldFormSecretPausesDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	status := mustSucceed(t, b, s, logical.ReadOperation, "notify/status", nil)
-	if len(h.attempts) != 0 || status.Data["pending"] != 2 || status.Data["last_error"] != "" {
-		t.Fatalf("with an old-form secret: %d posts, status %v", len(h.attempts), status.Data)
+	if n := h.attempted(); n != 0 || status.Data["pending"] != 2 || status.Data["last_error"] != "" {
+		t.Fatalf("with an old-form secret: %d posts, status %v", n, status.Data)
 	}
 	for _, resp := range []*logical.Response{status, mustSucceed(t, b, s, logical.ReadOperation, "config", nil)} {
 		if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "deliveries are paused") || strings.Contains(resp.Warnings[0], "an-old-hmac-key") {

@@ -119,23 +119,6 @@ func TestProcessKeepModes(t *testing.T) {
 	}
 }
 
-func restart(t *testing.T, s logical.Storage) *backend {
-	t.Helper()
-	conf := logical.TestBackendConfig()
-	conf.StorageView = s
-	conf.System = &logical.StaticSystemView{DefaultLeaseTTLVal: 24 * time.Hour, MaxLeaseTTLVal: 32 * 24 * time.Hour}
-	raw, err := Factory(context.Background(), conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := raw.(*backend)
-	if err := b.Initialize(context.Background(), &logical.InitializationRequest{Storage: s}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Cleanup(context.Background()) })
-	return b
-}
-
 func TestProcessResolve(t *testing.T) {
 	b, s := getTestBackend(t)
 	setupLayers(t, b, s)

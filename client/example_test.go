@@ -13,11 +13,14 @@ import (
 
 // An engine behind Vault Proxy (examples/engine-host/proxy.hcl): the vault/api client points at
 // the proxy and holds no token. The process resolves the CRM's credentials, calls it, and when
-// the user's password is refused, reports it and waits for the user to update it.
+// the user's password is refused, reports it and waits for the user to update it. (Here a
+// stand-in answers as the proxy and pecreds would, and ann updates her password at once.)
 func Example() {
 	ctx := context.Background()
+	proxy := startStandInProxy()
+	defer proxy.Close()
 	cfg := api.DefaultConfig()
-	cfg.Address = "http://127.0.0.1:8100" // the proxy's listener
+	cfg.Address = proxy.URL // the proxy's listener, such as http://127.0.0.1:8100
 	vault, err := api.NewClient(cfg)
 	if err != nil {
 		log.Fatal(err)
@@ -45,7 +48,9 @@ func Example() {
 		if err != nil {
 			log.Fatal(err)
 		}
+		fmt.Println("calling the CRM as", creds.Fields["username"])
 		if callCRM(creds.Fields["username"], creds.Fields["password"]) {
+			fmt.Println("the CRM answered")
 			return
 		}
 		verdict, err := p.Report(ctx, "crm", client.AuthFailed)
@@ -62,6 +67,14 @@ func Example() {
 			}
 		}
 	}
+	// Output:
+	// calling the CRM as ann
+	// waiting for task T-1
+	// calling the CRM as ann
+	// the CRM answered
 }
 
-func callCRM(username, password any) bool { return username != nil && password != nil }
+// callCRM stands in for the call to the CRM, which no longer takes ann's old password.
+func callCRM(username, password any) bool {
+	return username == "ann" && password == "ann's new password"
+}

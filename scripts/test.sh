@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: go vet, the unit tests, and the integration tests in tests/, which start their
-# own `vault server -dev` on a free loopback port with the freshly built plugin. Each stage prints
-# its wall time.
+# Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
+# in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
+# with the freshly built plugin, and bounded fuzzing (as `make fuzz`). Each stage prints its wall
+# time. Extra arguments go to both `go test` runs (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -36,21 +37,18 @@ stage "go vet"
 go vet ./...
 
 stage "unit tests"
-go test -count=1 -timeout 10m "$@" $(go list ./... | grep -v /tests$)
+go test -race -count=1 -timeout 10m "$@" $(go list ./... | grep -v /tests$)
 
 stage "integration tests (real Vault servers)"
-go test -count=1 -timeout 40m "$@" ./tests
+# VAULT_ACC gates them (tests/main_test.go): plain `go test ./...` runs the unit tests only.
+VAULT_ACC=1 go test -count=1 -timeout 40m "$@" ./tests
 
-# Fuzzing, bounded: each target for PECREDS_FUZZTIME runs (default 300000x, about 10 s each on
-# 2 cores). Set it to 0 to skip. A count, not a duration: with a duration, Go 1.26's fuzz
-# coordinator can fail a target at the deadline with "context deadline exceeded" and no crasher
-# (go.dev/issue/75804, fixed in Go 1.27); a count has no deadline to race.
-fuzztime=${PECREDS_FUZZTIME:-300000x}
-if [ "$fuzztime" != "0" ]; then
-  for target in ./internal/credential:FuzzParseCredential ./internal/credential:FuzzParseServices ./internal/resolve:FuzzMatchURL; do
-    pkg=${target%%:*} name=${target##*:}
-    stage "fuzzing $name for $fuzztime"
-    go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+# Fuzzing, bounded (scripts/fuzz.sh says how): PECREDS_FUZZTIME runs per target, 0 skips it.
+export PECREDS_FUZZTIME=${PECREDS_FUZZTIME:-300000x}
+if [ "$PECREDS_FUZZTIME" != "0" ]; then
+  for target in $(scripts/fuzz.sh -l); do
+    stage "fuzzing ${target##*:} for $PECREDS_FUZZTIME"
+    scripts/fuzz.sh "$target"
   done
 fi
 stage ""

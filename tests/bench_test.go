@@ -86,7 +86,7 @@ func BenchmarkTokenRefresh(b *testing.B) {
 					reads = append(reads, read{at: at, cred: i, token: tok})
 				}
 				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // the point: a reader's pace, the load under measure
 			}
 		}()
 	}
@@ -217,8 +217,11 @@ func BenchmarkResolve(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = env.client.Sys().Unmount(kv) })
-	time.Sleep(time.Second) // KV v2 upgrades its storage on mount
-	mustWrite(kv+"/data/app", map[string]any{"data": map[string]any{"password": "kv-bench"}})
+	// KV v2 upgrades its storage on mount, and refuses writes until it is done.
+	waitFor(b, 30*time.Second, func() bool {
+		_, err := env.client.Logical().Write(kv+"/data/app", map[string]any{"data": map[string]any{"password": "kv-bench"}})
+		return err == nil
+	})
 
 	createProcesses := func(from, to int) {
 		forEach(b, to-from, func(i int) error {
@@ -293,10 +296,7 @@ func BenchmarkResolve(b *testing.B) {
 	// Let Vault settle after 19,900 lease creations: until config reads are back within 25% of
 	// the latency they had before them (at most a minute).
 	settled := time.Now()
-	deadline := settled.Add(time.Minute)
-	for measure(b, 100, 1, readOK(mount+"/config")).p50() > smallC*5/4 && time.Now().Before(deadline) {
-		time.Sleep(500 * time.Millisecond)
-	}
+	poll(time.Minute, 500*time.Millisecond, func() bool { return measure(b, 100, 1, readOK(mount+"/config")).p50() <= smallC*5/4 })
 	b.Logf("Vault settled in %s", time.Since(settled).Round(100*time.Millisecond))
 	b.StartTimer()
 	measure(b, 400, 1, readOK(mount+"/process/p19999/resolve/crm"))

@@ -123,17 +123,15 @@ log_level        = "trace"
 // the leader loses the quorum.
 func (c *cluster) waitVoters(leader *node, size int) {
 	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
 	var last *api.AutopilotState
-	for time.Now().Before(deadline) {
+	if poll(90*time.Second, 500*time.Millisecond, func() bool {
 		st, err := leader.client.Sys().RaftAutopilotState()
 		if err == nil && st != nil {
 			last = st
-			if st.Healthy && len(st.Voters) == size {
-				return
-			}
 		}
-		time.Sleep(500 * time.Millisecond)
+		return err == nil && st != nil && st.Healthy && len(st.Voters) == size
+	}) {
+		return
 	}
 	c.t.Fatalf("the cluster did not get %d healthy voters within 90s: %+v", size, last)
 }
@@ -156,16 +154,13 @@ func (c *cluster) start(n *node) {
 // unseal unseals a node; a node still joining the cluster answers "not initialized" for a while.
 func (c *cluster) unseal(n *node) {
 	c.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		_, err := n.client.Sys().Unseal(c.unsealKey)
-		if err == nil {
-			return
-		}
-		if !strings.Contains(err.Error(), "not initialized") || time.Now().After(deadline) {
-			c.t.Fatalf("unseal %s: %v", n.id, err)
-		}
-		time.Sleep(250 * time.Millisecond)
+	var err error
+	poll(60*time.Second, 250*time.Millisecond, func() bool {
+		_, err = n.client.Sys().Unseal(c.unsealKey)
+		return err == nil || !strings.Contains(err.Error(), "not initialized")
+	})
+	if err != nil {
+		c.t.Fatalf("unseal %s: %v", n.id, err)
 	}
 }
 
@@ -179,12 +174,11 @@ func (c *cluster) waitActive(n *node) {
 
 func (c *cluster) waitFor(n *node, what string, ok func(*api.HealthResponse) bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
-		if h, err := n.client.Sys().Health(); err == nil && ok(h) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	if poll(90*time.Second, 200*time.Millisecond, func() bool {
+		h, err := n.client.Sys().Health()
+		return err == nil && ok(h)
+	}) {
+		return
 	}
 	log, _ := os.ReadFile(n.logPath)
 	c.t.Fatalf("%s did not become %s within 90s; its log ends:\n%s", n.id, what, tail(string(log), 3000))
@@ -200,17 +194,17 @@ func tail(s string, n int) string {
 // active waits for some live node to be the active one and returns it.
 func (c *cluster) active(except *node) *node {
 	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	var found *node
+	if poll(90*time.Second, 200*time.Millisecond, func() bool {
 		for _, n := range c.nodes {
-			if n == except {
-				continue
-			}
-			if h, err := n.client.Sys().Health(); err == nil && h.Initialized && !h.Sealed && !h.Standby {
-				return n
+			if h, err := n.client.Sys().Health(); n != except && err == nil && h.Initialized && !h.Sealed && !h.Standby {
+				found = n
+				return true
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		return false
+	}) {
+		return found
 	}
 	for _, n := range c.nodes {
 		if n != except {
@@ -360,12 +354,20 @@ func TestRaftHAFailover(t *testing.T) {
 		t.Errorf("the transient process after its resolve: %v", proc)
 	}
 
-	// Tokens keep being refreshed, by the new active node only.
-	time.Sleep(2 * lifetime)
+	// Tokens keep being refreshed, by the new active node only: two of its refreshes (at 0.67 of
+	// the lifetime) span the fail-over's gap and would show a second node refreshing too.
 	var times []time.Time
-	for _, is := range srv.Issues("ha") {
-		times = append(times, is.At)
-	}
+	waitFor(t, 3*lifetime, func() bool {
+		times = times[:0]
+		after := 0
+		for _, is := range srv.Issues("ha") {
+			times = append(times, is.At)
+			if is.At.After(killedAt) {
+				after++
+			}
+		}
+		return after >= 2
+	})
 	maxGap, duplicates := refreshGaps(times, killedAt.Add(-lifetime), lifetime*67/200)
 	t.Logf("token requests: %d in all; longest gap across the fail-over %s; %d duplicates", len(times), maxGap.Round(100*time.Millisecond), duplicates)
 	if maxGap >= lifetime {
@@ -458,6 +460,8 @@ func TestRestartKeepsStateAndNoRefreshBurst(t *testing.T) {
 	if _, err := readCredsOn(n.client, "pecreds/technical/idp0/creds"); err != nil {
 		t.Fatal(err)
 	}
+	// A sleep is the point here: a burst would come at once, so no request within a second is
+	// what shows there is none (no condition to poll for an absence).
 	time.Sleep(time.Second)
 	if got := requests() - countBefore; got != 0 {
 		t.Errorf("%d token requests right after the restart, for tokens that are still valid", got)
@@ -518,14 +522,13 @@ func TestPluginKilledIsRestartedAndRebuilds(t *testing.T) {
 	}
 	// Vault restarts the plugin on the next request that needs it.
 	var got any
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if s, err := env.client.Logical().Read(mount + "/process/p/resolve/crm"); err == nil && s != nil {
+	poll(30*time.Second, 500*time.Millisecond, func() bool {
+		s, err := env.client.Logical().Read(mount + "/process/p/resolve/crm")
+		if err == nil && s != nil {
 			got = s.Data["username"]
-			break
 		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return err == nil && s != nil
+	})
 	if got != "kim" {
 		t.Fatalf("after the plugin was killed the process resolves %v", got)
 	}

@@ -97,7 +97,7 @@ func TestConcurrentResolvesDuringRefresh(t *testing.T) {
 					r.token, _ = s.Data["access_token"].(string)
 				}
 				results[w*each+i] = r
-				time.Sleep(600 * time.Millisecond)
+				time.Sleep(600 * time.Millisecond) // the point: 50 readers paced across the token's lifetimes
 			}
 		}()
 	}

@@ -1,5 +1,7 @@
 // Package tests drives the pecreds plugin inside a real `vault server -dev` that TestMain starts
-// on a free loopback port, through vault/api and the vault CLI. A missing server is a failure.
+// on a free loopback port, through vault/api and the vault CLI. They run only with VAULT_ACC set
+// (`make testacc`, scripts/test.sh), as HashiCorp gates its acceptance tests; then a missing
+// server is a failure.
 package tests
 
 import (
@@ -55,7 +57,16 @@ func rememberSecrets(values ...string) {
 	secrets.values = append(secrets.values, values...)
 }
 
+// accEnv gates these tests, as in HashiCorp's sdk/logical/testing: without it they neither build
+// nor start a Vault server, and `go test ./...` runs the unit tests only.
+const accEnv = "VAULT_ACC"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(accEnv) == "" {
+		fmt.Printf("SKIP: the integration tests start a real Vault server; run them with %s=1 "+
+			"(make testacc, or scripts/test.sh for every stage)\n", accEnv)
+		os.Exit(0)
+	}
 	os.Exit(run(m))
 }
 
@@ -205,19 +216,24 @@ func startVault(work string) (stop func(), err error) {
 }
 
 func waitUnsealed(c *api.Client, exited <-chan struct{}) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	gone := false
+	up := poll(60*time.Second, 100*time.Millisecond, func() bool {
 		select {
 		case <-exited:
-			return fmt.Errorf("the server exited at start")
+			gone = true
+			return true
 		default:
 		}
-		if h, err := c.Sys().Health(); err == nil && h.Initialized && !h.Sealed {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
+		h, err := c.Sys().Health()
+		return err == nil && h.Initialized && !h.Sealed
+	})
+	switch {
+	case gone:
+		return fmt.Errorf("the server exited at start")
+	case !up:
+		return fmt.Errorf("the server did not come up within 60s")
 	}
-	return fmt.Errorf("the server did not come up within 60s")
+	return nil
 }
 
 func secretsInLog() []string {
@@ -276,13 +292,22 @@ func enableMount(t testing.TB, mount string) {
 // a deadline, never by a fixed sleep.
 func waitFor(t testing.TB, within time.Duration, cond func() bool) {
 	t.Helper()
+	if !poll(within, 50*time.Millisecond, cond) {
+		t.Fatalf("the condition did not hold within %s", within)
+	}
+}
+
+// poll asks cond every interval until it holds or within has passed, and says whether it held:
+// waitFor's loop, for a caller that explains a failure itself or goes on either way.
+func poll(within, every time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("the condition did not hold within %s", within)
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(every) // the pause between two looks, the one sleep a poll needs
 	}
+	return true
 }
 
 // cliResult is what the vault CLI printed and how it exited.

@@ -224,7 +224,10 @@ func TestProcessKeepModesAcrossPluginReload(t *testing.T) {
 		}
 	}
 	mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
-	time.Sleep(time.Second)
+	waitFor(t, 30*time.Second, func() bool { // the reloaded plugin answers
+		_, err := env.client.Logical().Read(mount + "/process/persistent")
+		return err == nil
+	})
 	for mode, w := range want {
 		if got := read(t, mount+"/process/"+mode).Data["current_credentials"]; got != w[1] {
 			t.Errorf("%s after reload: %v, want %s", mode, got, w[1])
@@ -256,10 +259,9 @@ func TestProcessExpiredCurrentAndPreflight(t *testing.T) {
 	if got := read(t, mount+"/process/p/resolve/crm").Data["token"]; got != "short-lived-user-token" {
 		t.Errorf("before expiry resolves %v", got)
 	}
-	time.Sleep(time.Until(mustParseTime(t, soon)) + time.Second)
-	if got := read(t, mount+"/process/p").Data["current_credentials"]; got != "expired" {
-		t.Errorf("status after expiry %v", got)
-	}
+	waitFor(t, time.Until(mustParseTime(t, soon))+30*time.Second, func() bool {
+		return read(t, mount+"/process/p").Data["current_credentials"] == "expired"
+	})
 	if got := read(t, mount+"/process/p/resolve/crm").Data["technical"]; got != "crm-service" {
 		t.Errorf("after expiry resolves %v", got)
 	}

@@ -94,7 +94,7 @@ func TestTechnicalTokenFetchedAndRefreshedBeforeExpiry(t *testing.T) {
 			t.Fatalf("creds: %v", err)
 		}
 		reads = append(reads, r)
-		time.Sleep(250 * time.Millisecond)
+		time.Sleep(250 * time.Millisecond) // the point: a reader's pace, sampling three lifetimes
 	}
 	expiry := issuedExpiry(srv, "refresh", lifetime)
 	for _, r := range reads {
@@ -157,7 +157,7 @@ func TestTechnicalNoDuplicateRequestsUnderConcurrentReads(t *testing.T) {
 				s, err := env.client.Logical().Read(mount + "/technical/crm/creds")
 				var re *api.ResponseError
 				if errors.As(err, &re) && re.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
-					time.Sleep(200 * time.Millisecond)
+					time.Sleep(200 * time.Millisecond) // the reader's retry pause, as an engine's
 					continue
 				}
 				errs[i] = err
@@ -216,8 +216,10 @@ func TestTechnicalOutageServesOldTokenThenFailsClearlyThenRecovers(t *testing.T)
 	}
 
 	// After expiry: a clear error naming the credential and the upstream status, never a token.
-	time.Sleep(time.Until(first.expiresAt) + time.Second)
-	_, err = env.client.Logical().Read(mount + "/technical/crm/creds")
+	waitFor(t, time.Until(first.expiresAt)+30*time.Second, func() bool {
+		_, err = env.client.Logical().Read(mount + "/technical/crm/creds")
+		return err != nil
+	})
 	var re *api.ResponseError
 	if !errors.As(err, &re) || re.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("after expiry: want a 503, got %v", err)
@@ -254,7 +256,10 @@ func TestTechnicalPluginReloadReusesStoredToken(t *testing.T) {
 	// The 1.21 CLI ignores -mounts in the root namespace; -plugin reloads every mount of it,
 	// which is this test's alone.
 	mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)
-	time.Sleep(time.Second)
+	waitFor(t, 30*time.Second, func() bool { // the reloaded plugin answers (a read that fetches no token)
+		_, err := env.client.Logical().Read(mount + "/technical/crm")
+		return err == nil
+	})
 	after, err := readCreds(t, mount+"/technical/crm/creds")
 	if err != nil {
 		t.Fatal(err)
@@ -357,8 +362,7 @@ func TestAgentRendersRefreshedToken(t *testing.T) {
 	agent := startProcess(t, filepath.Join(dir, "agent.log"), env.vaultBin, "agent", "-config="+confPath)
 
 	var seen []string
-	deadline := time.Now().Add(40 * time.Second)
-	for time.Now().Before(deadline) && len(seen) < 3 {
+	poll(40*time.Second, 200*time.Millisecond, func() bool {
 		var v struct {
 			AccessToken string `json:"access_token"`
 		}
@@ -368,8 +372,8 @@ func TestAgentRendersRefreshedToken(t *testing.T) {
 				rememberSecrets(v.AccessToken)
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(seen) >= 3
+	})
 	if len(seen) < 3 {
 		t.Fatalf("the agent rendered %d distinct tokens in 40s with 12s lifetimes, want 3; agent log:\n%s", len(seen), agent.log())
 	}
