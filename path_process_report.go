@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
@@ -127,38 +128,26 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 }
 
 // reportVerdict decides what a reported failure means for the process, as a lifecycle event:
-// the health the mapping gives, unless a failing technical token is worth one retry with a fresh
-// one; a failure of the user's own credentials asks the owner (or, without a Task Manager, fails).
+// internal/lifecycle decides from the credential the call was served with and, for an OAuth2
+// technical token, the state refreshReported left.
 func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *processEntry, res *resolve.Resolution, service, class, health string) (lifeEvent, error) {
-	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: class}
-	var used *resolve.Tried
+	r := lifecycle.Report{Service: service, Class: class, Mapped: health, CurrentUnusable: res.CurrentUnusable,
+		TaskManager: cfg.TaskManager, KeepNone: p.KeepCredentials == keepNone}
 	if len(res.Found) > 0 {
-		used = &res.Tried[res.Found[0].Index]
+		var err error
+		if r.Used, r.Token, err = b.usedCredential(ctx, s, p, res.Tried[res.Found[0].Index]); err != nil {
+			return lifeEvent{}, err
+		}
 	}
-	current := (used != nil && used.Type == "current") || (used == nil && res.CurrentUnusable != "")
-	switch {
-	case used != nil && used.Type == "technical" && (class == "auth_failed" || class == "credentials_expired"):
-		retry, reason, retried, err := b.retryTechnical(ctx, s, p, used.Name)
-		if err != nil {
-			return ev, err
+	v := lifecycle.DecideReport(r)
+	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: class, Health: v.Health, HealthReason: v.Reason, CurrentFailed: v.OpenTask}
+	if v.RetryGeneration != 0 {
+		ev.Retried = map[string]int{}
+		for k, g := range p.Retried {
+			ev.Retried[k] = g
 		}
-		ev.Retried, ev.HealthReason = retried, reason
-		if retry {
-			health = healthRunning
-		}
-	case current:
-		if health == healthBroken && (!cfg.TaskManager || p.KeepCredentials == keepNone) {
-			health = healthFailed // without a Task Manager the engine aborts, as it always did
-		}
-		ev.HealthReason = fmt.Sprintf("the current credentials failed for service %q (%s)", service, class)
-	default:
-		what := fmt.Sprintf("service %q", service)
-		if used != nil && used.Name != "" {
-			what = fmt.Sprintf("technical credential %q", used.Name)
-		}
-		ev.HealthReason = fmt.Sprintf("%s failed (%s)", what, class)
+		ev.Retried[r.Used.Name] = v.RetryGeneration
 	}
-	ev.Health, ev.CurrentFailed = health, current && health == healthBroken
 	if ev.CurrentFailed {
 		id, err := newTaskID()
 		if err != nil {
@@ -167,6 +156,33 @@ func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *con
 		ev.NewTaskID = id
 	}
 	return ev, nil
+}
+
+// usedCredential is the credential a reported call was served with, as the decision sees it;
+// for an OAuth2 technical credential, with its token as it is now.
+func (b *backend) usedCredential(ctx context.Context, s logical.Storage, p *processEntry, t resolve.Tried) (lifecycle.Used, lifecycle.Token, error) {
+	used := lifecycle.Used{Kind: lifecycle.UsedStatic, Index: t.Index, Type: t.Type, Name: t.Name}
+	switch t.Type {
+	case "current":
+		used.Kind = lifecycle.UsedCurrent
+		return used, lifecycle.Token{}, nil
+	case "technical":
+		used.Kind = lifecycle.UsedTechnical
+	default:
+		return used, lifecycle.Token{}, nil
+	}
+	e, err := b.getTechnical(ctx, s, t.Name)
+	if err != nil || e == nil || !e.rotates() {
+		return used, lifecycle.Token{}, err
+	}
+	used.Rotates = true
+	st, err := b.getTokenState(ctx, s, t.Name)
+	if err != nil || st == nil {
+		return used, lifecycle.Token{}, err
+	}
+	retried, ok := p.Retried[t.Name]
+	return used, lifecycle.Token{Generation: st.Generation, Fresh: st.Valid(b.deps.now()) && st.Failures == 0,
+		Retried: ok && retried == st.Generation, LastError: st.LastError}, nil
 }
 
 // refreshReported asks once for a fresh token of the OAuth2 technical credential a reported
@@ -215,40 +231,6 @@ func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, se
 
 func reportAnswer(p *processEntry) *logical.Response {
 	return &logical.Response{Data: map[string]any{"health": p.Health, "action": actionFor(p.Health), "task_id": p.TaskID}}
-}
-
-// retryTechnical decides a technical token's failure from the state refreshReported left: once
-// per token generation a process is told to retry with a fresh token; the same generation failing
-// again, or no fresh token to be had, falls to the mapping (false, with the reason). The process's
-// new bookkeeping comes back. It makes no token request: the caller holds the process's lock.
-func (b *backend) retryTechnical(ctx context.Context, s logical.Storage, p *processEntry, name string) (bool, string, map[string]int, error) {
-	e, err := b.getTechnical(ctx, s, name)
-	if err != nil {
-		return false, "", nil, err
-	}
-	if e == nil || !e.rotates() {
-		return false, fmt.Sprintf("technical credential %q failed", name), nil, nil
-	}
-	st, err := b.getTokenState(ctx, s, name)
-	if err != nil {
-		return false, "", nil, err
-	}
-	if retried, ok := p.Retried[name]; ok && st != nil && retried == st.Generation {
-		return false, fmt.Sprintf("technical credential %q failed again with a fresh token", name), nil, nil
-	}
-	if !st.Valid(b.deps.now()) || st.Failures > 0 {
-		why := "no token request could be made"
-		if st != nil && st.LastError != "" {
-			why = st.LastError
-		}
-		return false, fmt.Sprintf("technical credential %q failed and could not be refreshed: %s", name, why), nil, nil
-	}
-	retried := map[string]int{}
-	for k, v := range p.Retried {
-		retried[k] = v
-	}
-	retried[name] = st.Generation
-	return true, "", retried, nil
 }
 
 // breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
