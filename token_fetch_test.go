@@ -332,3 +332,51 @@ func TestReportOnExpiredTechnicalTokenRefreshesFirst(t *testing.T) {
 		t.Errorf("a report on an expired token: %v, %d token requests", got, h.requests.Load()-before)
 	}
 }
+
+// The refresh scheduler's timed path, on a fake clock: a token is re-created at its refresh
+// point (refresh_fraction of its lifetime, less jitter), not before; a failed refresh keeps the
+// old token served while valid and retries after the backoff.
+func TestSchedulerRefreshesAtItsPoint(t *testing.T) {
+	clock := newFakeClock()
+	d := testDeps()
+	d.now = clock.now
+	b, s := getTestBackendWith(t, d)
+	h := startHostileEndpoint(t, `{"access_token": "t", "token_type": "Bearer", "expires_in": 100}`, false)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/idp", oauth2At(h, "i"))
+	st, _ := b.getTokenState(t.Context(), s, "idp")
+	// 0.67 × 100 s, pulled forward by at most 5 % of it.
+	if at := st.NextRefresh.Sub(st.IssuedAt); at < 62*time.Second || at > 67*time.Second {
+		t.Fatalf("refresh point %s after issue", at)
+	}
+	tick := func(d time.Duration) { clock.advance(d); b.refresher.worker.poke() }
+
+	tick(60 * time.Second)            // before the point: nothing
+	time.Sleep(50 * time.Millisecond) // a moment for a wrongly early refresh to show; nothing is awaited
+	if n := h.requests.Load(); n != 1 {
+		t.Fatalf("%d token requests before the refresh point", n)
+	}
+	tick(8 * time.Second) // past it: one refresh
+	waitUntil(t, 10*time.Second, func() bool { return h.requests.Load() == 2 })
+
+	h.body.Store(`{"error": "temporarily_unavailable"}`)
+	st, _ = b.getTokenState(t.Context(), s, "idp")
+	tick(st.NextRefresh.Sub(clock.now()) + time.Second) // the next point: the refresh fails
+	waitUntil(t, 10*time.Second, func() bool {
+		st, _ := b.getTokenState(t.Context(), s, "idp")
+		return st.Failures == 1
+	})
+	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/idp/creds", nil).Data; got["access_token"] != "t" {
+		t.Errorf("the old token is served while valid: %v", got)
+	}
+	tick(4 * time.Second) // within the 5 s backoff: no retry
+	time.Sleep(50 * time.Millisecond)
+	if n := h.requests.Load(); n != 3 {
+		t.Errorf("%d token requests within the backoff, want 3", n)
+	}
+	h.body.Store(`{"access_token": "t2", "token_type": "Bearer", "expires_in": 100}`)
+	tick(2 * time.Second) // past it: the retry succeeds
+	waitUntil(t, 10*time.Second, func() bool {
+		got := request(t, b, s, logical.ReadOperation, "technical/idp/creds", nil)
+		return got != nil && got.Data["access_token"] == "t2"
+	})
+}
