@@ -34,11 +34,7 @@ func factoryWith(d deps) logical.Factory {
 }
 
 func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logical.Backend, error) {
-	withView := *conf
-	if conf.System != nil {
-		withView.System = newSystemView(conf.System)
-	}
-	if err := b.Setup(ctx, &withView); err != nil {
+	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
 	return b, nil
