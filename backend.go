@@ -70,8 +70,6 @@ type backend struct {
 	census   *census.Census
 	tasks    *cache.Bounded[taskEntry]
 	currents *cache.Bounded[Credential] // persistent current credentials, as stored
-	// side runs the storage calls made beside a request's own.
-	side *sideCalls
 
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.
@@ -106,7 +104,6 @@ func newBackend(d deps) *backend {
 		tasks:          cache.NewBounded(processCacheSize, taskCacheBytes, taskBytes),
 		currents:       cache.NewBounded(processCacheSize, currentCacheBytes, currentBytes),
 		census:         census.New(),
-		side:           newSideCalls(),
 
 		transientCurrent: map[string]*Credential{},
 		forceWanted:      map[string]bool{},
@@ -249,7 +246,6 @@ func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
 	b.notifier.stop()
-	b.side.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.
