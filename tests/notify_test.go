@@ -17,8 +17,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// notifyDeadAfter is the shortened dead limit the test server's plugin registration sets
-// (PECREDS_NOTIFY_DEAD_AFTER); production keeps 24 hours.
+// notifyDeadAfter is the shortened dead limit linked into the tests' build of the plugin
+// (buildPlugin's -ldflags -X); production keeps 24 hours.
 const notifyDeadAfter = 8 * time.Second
 
 // webhookSecret is a Standard Webhooks signing secret (whsec_ + base64 of 32 bytes) made from a
