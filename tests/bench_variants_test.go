@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -56,7 +57,7 @@ func BenchmarkVariants(b *testing.B) {
 	}
 	current := `{"type": "password", "username": "nia", "password": "nia-variant-password"}`
 	rememberSecrets("nia-variant-password")
-	logRatio := map[string]map[string]float64{"create": {}, "resolve": {}}
+	ratios := map[string]map[string][]float64{"create": {}, "resolve": {}}
 	for round := 0; round < *benchRounds; round++ {
 		rates := map[string]map[string]float64{"create": {}, "resolve": {}}
 		for k := range names {
@@ -72,16 +73,23 @@ func BenchmarkVariants(b *testing.B) {
 		}
 		for what, r := range rates {
 			for _, name := range names[1:] {
-				logRatio[what][name] += math.Log(r[name] / r["fresh"])
+				ratios[what][name] = append(ratios[what][name], r[name]/r["fresh"])
 			}
 		}
 	}
 	for _, name := range names[1:] {
-		c := math.Exp(logRatio["create"][name] / float64(*benchRounds))
-		r := math.Exp(logRatio["resolve"][name] / float64(*benchRounds))
-		b.Logf("%s against the fresh build, geometric mean of %d rounds of %d: creates %.3f ×, hot resolves %.3f ×", name, *benchRounds, *benchPerRound, c, r)
-		b.ReportMetric(c, name+"-create/fresh")
-		b.ReportMetric(r, name+"-resolve/fresh")
+		for _, what := range []string{"create", "resolve"} {
+			rs := ratios[what][name]
+			logSum := 0.0
+			for _, r := range rs {
+				logSum += math.Log(r)
+			}
+			mean := math.Exp(logSum / float64(len(rs)))
+			sort.Float64s(rs)
+			b.Logf("%s against the fresh build, %ss: %.3f × (geometric mean of %d rounds of %d; rounds from %.3f to %.3f, median %.3f)",
+				name, what, mean, len(rs), *benchPerRound, rs[0], rs[len(rs)-1], rs[len(rs)/2])
+			b.ReportMetric(mean, name+"-"+what+"/fresh")
+		}
 	}
 }
 
