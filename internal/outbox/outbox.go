@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/backoff"
 )
 
 const (
@@ -54,13 +56,7 @@ func (e *Event) Body() ([]byte, error) {
 }
 
 // Backoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
-func Backoff(n int) time.Duration {
-	d := MinBackoff
-	for i := 1; i < n && d < MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, MaxBackoff)
-}
+var Backoff = backoff.Doubling{First: MinBackoff, Limit: MaxBackoff}
 
 // Store is the outbox's storage.
 type Store interface {
@@ -231,7 +227,7 @@ func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) error {
 	now := d.Now().UTC()
 	ev.Attempts++
 	ev.LastError = postErr.Error()
-	ev.NextAttempt = now.Add(Backoff(ev.Attempts))
+	ev.NextAttempt = now.Add(Backoff.After(ev.Attempts))
 	if now.Sub(ev.Since) >= d.DeadAfter {
 		ev.Dead = true
 		if d.Dying != nil {
