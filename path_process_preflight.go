@@ -103,9 +103,8 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 				}
 				subject, item["type"] = cur, "current"
 			}
-			exp, ok := subject.Fields["expires_at"]
-			if t, err := time.Parse(time.RFC3339, exp); ok && err == nil && t.Before(horizon) {
-				item["expires_at"] = exp
+			if subject.Expired(horizon) {
+				item["expires_at"] = subject.Fields["expires_at"]
 				out = append(out, item)
 			}
 		}

@@ -242,10 +242,8 @@ func usableMaterial(c credential.Credential, snap Snapshot, now time.Time) (map[
 			return nil, "the current credentials have expired"
 		}
 	}
-	if exp, ok := c.Fields["expires_at"]; ok {
-		if t, err := time.Parse(time.RFC3339, exp); err == nil && !now.Before(t) {
-			return nil, "expired at " + exp
-		}
+	if c.Expired(now) {
+		return nil, "expired at " + c.Fields["expires_at"]
 	}
 	return c.Material(), ""
 }
