@@ -34,7 +34,11 @@ func factoryWith(d deps) logical.Factory {
 }
 
 func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logical.Backend, error) {
-	if err := b.Setup(ctx, conf); err != nil {
+	withView := *conf
+	if conf.System != nil {
+		withView.System = newRoutingView(conf.System, b.deps.now) // systemview.go
+	}
+	if err := b.Setup(ctx, &withView); err != nil {
 		return nil, err
 	}
 	return b, nil

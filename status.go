@@ -138,7 +138,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *f
 // activeOnly forwards a read from a performance standby to the active node, where the counts
 // and the outbox index live (they are kept as things change there).
 func (b *backend) activeOnly() error {
-	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
+	if b.replicationState().HasState(consts.ReplicationPerformanceStandby) {
 		return logical.ErrPerfStandbyPleaseForward
 	}
 	return nil
