@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -30,7 +29,7 @@ func summarize(p *processEntry) census.Process {
 func (b *backend) seedCensus(s logical.Storage) {
 	go func() {
 		ctx := b.lifetime
-		start := time.Now()
+		start := b.deps.now()
 		technicals, err := s.List(ctx, technicalStoragePrefix)
 		if err != nil {
 			b.Logger().Error("counting processes: listing technical credentials", "error", err)
@@ -53,7 +52,7 @@ func (b *backend) seedCensus(s logical.Storage) {
 			}
 		}
 		b.census.Seeded()
-		b.Logger().Debug("processes counted", "processes", len(ids), "took", time.Since(start))
+		b.Logger().Debug("processes counted", "processes", len(ids), "took", b.deps.now().Sub(start))
 	}()
 }
 
