@@ -35,7 +35,7 @@ func factoryWith(d deps) logical.Factory {
 func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logical.Backend, error) {
 	withView := *conf
 	if conf.System != nil {
-		withView.System = newSystemView(conf.System)
+		withView.System = newRoutingView(conf.System, b.deps.now) // systemview.go
 	}
 	if err := b.Setup(ctx, &withView); err != nil {
 		return nil, err
@@ -73,8 +73,6 @@ type backend struct {
 	census   *census.Census
 	tasks    *cache.Bounded[taskEntry]
 	currents *cache.Bounded[Credential] // persistent current credentials, as stored
-	// side runs the storage calls made beside a request's own.
-	side *sideCalls
 
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.
@@ -105,7 +103,6 @@ func newBackend(d deps) *backend {
 		tasks:          cache.NewBounded(processCacheSize, taskCacheBytes, taskBytes),
 		currents:       cache.NewBounded(processCacheSize, currentCacheBytes, currentBytes),
 		census:         census.New(),
-		side:           newSideCalls(),
 
 		transientCurrent: map[string]*Credential{},
 		flights:          newFlights(),
@@ -248,7 +245,6 @@ func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
 	b.notifier.stop()
-	b.side.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
 // deps are what the backend is built from: the clock, the HTTP client of every outbound call,
@@ -19,6 +20,9 @@ type deps struct {
 	// minFetchInterval: no credential's token is asked for again sooner than this after its last
 	// token request ended, whoever asks.
 	minFetchInterval time.Duration
+	// notifyDeadAfter: an outbox event still undelivered this long after delivery started is
+	// kept as dead (24 hours).
+	notifyDeadAfter time.Duration
 }
 
 const (
@@ -36,5 +40,18 @@ func defaultDeps() deps {
 		http:             newOutboundClient(oauth.RequestTimeout),
 		tokenWait:        defaultTokenWait,
 		minFetchInterval: defaultMinFetchInterval,
+		notifyDeadAfter:  builtNotifyDeadAfter(),
 	}
+}
+
+// notifyDeadAfterBuild is empty in every build but the integration tests', which link in a short
+// dead limit (-ldflags -X, tests/main_test.go) so that a real Vault shows events going dead and
+// notify/retry bringing them back. Nothing at run time can change it: no environment knob.
+var notifyDeadAfterBuild string
+
+func builtNotifyDeadAfter() time.Duration {
+	if d, err := time.ParseDuration(notifyDeadAfterBuild); err == nil && d > 0 {
+		return d
+	}
+	return outbox.DeadAfter
 }

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -21,11 +19,6 @@ import (
 const (
 	outboxStoragePrefix = "outbox/"
 	notifyStatsKey      = "notify-stats"
-
-	// defaultNotifyDeadAfter: an event still undelivered this long after it was made is dead.
-	defaultNotifyDeadAfter = outbox.DeadAfter
-	// notifyDeadAfterEnv shortens that, for tests only (set in the plugin's registration).
-	notifyDeadAfterEnv = "PECREDS_NOTIFY_DEAD_AFTER"
 )
 
 // notifyEvent is one event, as the outbox keeps it (internal/outbox).
@@ -46,9 +39,8 @@ func outboxKey(seq uint64) string { return outbox.Key(outboxStoragePrefix, seq) 
 // notifier delivers the outbox: one loop on the active node, woken by new events, serving up to
 // notify_concurrency processes at once from an in-memory index of what waits.
 type notifier struct {
-	b         *backend
-	deadAfter atomic.Int64 // nanoseconds; a test shortens it (PECREDS_NOTIFY_DEAD_AFTER, or directly)
-	worker    worker
+	b      *backend
+	worker worker
 	// client bounds each call by the request's context (notify_timeout), not by its own timeout.
 	client *http.Client
 
@@ -61,12 +53,7 @@ type notifier struct {
 }
 
 func newNotifier(b *backend) *notifier {
-	n := &notifier{b: b, worker: newWorker(), client: newOutboundClient(0)}
-	n.deadAfter.Store(int64(defaultNotifyDeadAfter))
-	if d, err := time.ParseDuration(os.Getenv(notifyDeadAfterEnv)); err == nil && d > 0 {
-		n.deadAfter.Store(int64(d))
-	}
-	return n
+	return &notifier{b: b, worker: newWorker(), client: newOutboundClient(0)}
 }
 
 // announce tells of a state change: a Vault event, and, with notify_url set, an outbox entry
@@ -105,7 +92,7 @@ func (n *notifier) loop(ctx context.Context, s logical.Storage) {
 		}
 		wait := time.Hour
 		if !next.IsZero() {
-			wait = max(time.Until(next), 10*time.Millisecond)
+			wait = max(next.Sub(n.b.deps.now()), 10*time.Millisecond)
 		}
 		timer.Reset(wait)
 	}
@@ -174,7 +161,7 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	}
 	d := outbox.Deliverer{
 		Index: x, Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, s: s},
-		Now: time.Now, DeadAfter: time.Duration(n.deadAfter.Load()), Concurrency: cfg.NotifyConcurrency, Holding: &n.mu,
+		Now: n.b.deps.now, DeadAfter: n.b.deps.notifyDeadAfter, Concurrency: cfg.NotifyConcurrency, Holding: &n.mu,
 		Dying: func(ev *notifyEvent, err error) {
 			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
 		},

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
+
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
@@ -116,7 +118,10 @@ func waitUntil(t *testing.T, within time.Duration, cond func() bool) {
 // The outbox's Vault glue: events of a state change are signed, delivered, counted; a failing
 // receiver shows in notify/status; dead events are retried.
 func TestNotifyDeliveryStatusAndRetry(t *testing.T) {
-	b, s := getTestBackend(t)
+	clock := newFakeClock()
+	d := testDeps()
+	d.now = clock.now
+	b, s := getTestBackendWith(t, d)
 	h := startHook(t, hookSecret)
 	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"notify_url": h.URL + "/hook", "notify_secret": hookSecret})
 	setupLayers(t, b, s)
@@ -127,14 +132,15 @@ func TestNotifyDeliveryStatusAndRetry(t *testing.T) {
 	waitUntil(t, 10*time.Second, func() bool { return status()["delivered"] == int64(2) && status()["pending"] == 0 })
 
 	h.setFailing(true)
-	b.notifier.deadAfter.Store(0)                                                                                             // the first failure is past the limit: dead at once
 	mustSucceed(t, b, s, logical.UpdateOperation, "process/p/report", map[string]any{"service": "crm", "error": "forbidden"}) // task-cancelled
+	clock.advance(outbox.DeadAfter)                                                                                           // its next attempt finds it past the limit
+	b.notifier.poke()
 	waitUntil(t, 10*time.Second, func() bool { return status()["dead"] == 1 })
 	if got := status()["last_error"]; got != "the Task Manager answered HTTP 503 Service Unavailable" {
 		t.Errorf("last_error %v", got)
 	}
 	h.setFailing(false)
-	b.notifier.deadAfter.Store(int64(time.Hour))
+	clock.advance(-outbox.DeadAfter) // back to the receiver's time: it checks each signature's
 	if got := mustSucceed(t, b, s, logical.UpdateOperation, "notify/retry", nil).Data["requeued"]; got != 1 {
 		t.Errorf("requeued %v", got)
 	}
@@ -240,7 +246,10 @@ func TestNotifyRotationSignsWithBothSecretsDuringTheOverlap(t *testing.T) {
 // A full outbox keeps no new event but the state change still happens, counted as overflowed;
 // once events are dead, the oldest of them makes room, and is counted too.
 func TestNotifyFullOutboxOverflowsThenEvictsTheOldestDead(t *testing.T) {
-	b, s := getTestBackend(t)
+	clock := newFakeClock()
+	d := testDeps()
+	d.now = clock.now
+	b, s := getTestBackendWith(t, d)
 	h := startHook(t, hookSecret)
 	h.setFailing(true)
 	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"notify_url": h.URL + "/hook", "notify_secret": hookSecret, "notify_max_events": 3})
@@ -257,10 +266,9 @@ func TestNotifyFullOutboxOverflowsThenEvictsTheOldestDead(t *testing.T) {
 	if st := status(); st["pending"] != 3 || st["overflowed"] != int64(1) {
 		t.Fatalf("a full outbox: %v", st)
 	}
-	b.notifier.deadAfter.Store(0) // the next attempts find every event past the limit
+	clock.advance(outbox.DeadAfter) // the next attempts find every event past the limit
 	b.notifier.poke()
 	waitUntil(t, 10*time.Second, func() bool { return status()["dead"] == 3 })
-	b.notifier.deadAfter.Store(int64(time.Hour))
 	breakIt("p3") // two events, each making room by dropping the oldest dead one: lost, so counted
 	if st := status(); st["dead"] != 1 || st["pending"] != 2 || st["overflowed"] != int64(3) {
 		t.Errorf("after making room: %v", st)

@@ -271,8 +271,6 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData, now time.Time) 
 	return nil
 }
 
-var errorClassRegexp = credential.NameRegexp
-
 func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
 	out := make(map[string]string, len(raw))
 	keys := make([]string, 0, len(raw))
@@ -281,8 +279,8 @@ func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
 	}
 	sort.Strings(keys)
 	for _, class := range keys {
-		if !errorClassRegexp.MatchString(class) || len(class) > credential.MaxNameLength {
-			return nil, fmt.Errorf("error_health_mapping: error class %q is invalid: use letters, digits, '.', '_' and '-'", class)
+		if err := credential.ValidateName("error_health_mapping: error class", class); err != nil {
+			return nil, err // error classes follow the name rule
 		}
 		health, ok := raw[class].(string)
 		if !ok || !isHealth(health) {

@@ -3,6 +3,7 @@ package pecreds
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,7 +97,8 @@ func TestConfigRejects(t *testing.T) {
 		{"keep mode", map[string]any{"keep_credentials": "forever"}, []string{"keep_credentials", "persistent, transient or none"}},
 		{"health", map[string]any{"error_health_mapping": map[string]any{"auth_failed": "sleeping"}}, []string{"error_health_mapping", `"auth_failed"`, "running, broken or failed"}},
 		{"health not a string", map[string]any{"error_health_mapping": map[string]any{"auth_failed": 3}}, []string{"error_health_mapping", "running, broken or failed"}},
-		{"class", map[string]any{"error_health_mapping": map[string]any{"bad class": "failed"}}, []string{"error_health_mapping", `"bad class"`}},
+		{"class", map[string]any{"error_health_mapping": map[string]any{"bad class": "failed"}}, []string{"error_health_mapping", `"bad class" is invalid`, "starting with a letter or digit"}},
+		{"class too long", map[string]any{"error_health_mapping": map[string]any{strings.Repeat("c", 129): "failed"}}, []string{"error_health_mapping: error class is 129 characters long; the limit is 128"}},
 		{"fraction 1", map[string]any{"refresh_fraction": 1}, []string{"refresh_fraction", "between 0.5 and 0.9"}},
 		{"fraction 0", map[string]any{"refresh_fraction": 0}, []string{"refresh_fraction"}},
 		{"registry name", map[string]any{"global_registries": "ok,bad/name"}, []string{"global_registries[1]", `"bad/name" is invalid`}},

@@ -58,20 +58,10 @@ func (p *processEntry) currentStatus(cur *Credential, now time.Time) string {
 		return resolve.CurrentNone
 	case cur == nil:
 		return resolve.CurrentLost
-	case credentialExpired(*cur, now):
+	case cur.Expired(now):
 		return resolve.CurrentExpired
 	}
 	return resolve.CurrentKept
-}
-
-// credentialExpired says whether a credential's expires_at has passed.
-func credentialExpired(c Credential, now time.Time) bool {
-	exp, ok := c.Fields["expires_at"]
-	if !ok {
-		return false
-	}
-	t, err := time.Parse(time.RFC3339, exp)
-	return err == nil && !now.Before(t)
 }
 
 func (p *processEntry) responseData(status string) map[string]any {

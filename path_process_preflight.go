@@ -3,7 +3,6 @@ package pecreds
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
 
@@ -18,28 +17,33 @@ import (
 // renew themselves; with open_tasks, the owner is asked early.
 
 func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
-	raw, ok := d.GetOk("duration")
-	if !ok || raw.(int) <= 0 {
+	raw, given := d.GetOk("duration")
+	secs, ok := raw.(int) // the framework's TypeDurationSecond
+	if !given || !ok || secs <= 0 {
 		return badRequest(errors.New("duration is required: how far ahead to look, such as 72h"))
 	}
 	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
-	horizon := b.deps.now().Add(time.Duration(raw.(int)) * time.Second)
+	horizon := b.deps.now().Add(time.Duration(secs) * time.Second)
 	expiring, err := b.expiringBefore(ctx, req.Storage, p, horizon)
 	if err != nil {
 		return nil, err
 	}
-	data := map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": expiring}
+	items := make([]map[string]any, 0, len(expiring))
+	for _, e := range expiring {
+		items = append(items, e.data())
+	}
+	data := map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": items}
 	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}
-	if d.Get("open_tasks").(bool) && cfg.TaskManager {
-		for _, item := range expiring {
-			if item["type"] == "current" {
-				taskID, err := b.openExpiringTask(ctx, req.Storage, id, item["service"].(string))
+	if open, _ := d.Get("open_tasks").(bool); open && cfg.TaskManager {
+		for _, e := range expiring {
+			if e.Type == "current" {
+				taskID, err := b.openExpiringTask(ctx, req.Storage, id, e.Service)
 				if err != nil {
 					return nil, err
 				}
@@ -71,9 +75,23 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 	return next.Task.ID, nil
 }
 
+// expiringEntry is one credential preflight reports.
+type expiringEntry struct {
+	Service, Source, Type string
+	Index                 int
+	Technical             string    // the technical credential's name, if it is one
+	ExpiresAt             time.Time // for the order
+	StatedExpiry          string    // expires_at as the credential states it
+}
+
+func (e expiringEntry) data() map[string]any {
+	return map[string]any{"service": e.Service, "source": e.Source, "index": e.Index, "type": e.Type,
+		"technical": e.Technical, "expires_at": e.StatedExpiry}
+}
+
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
-// renew itself.
-func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *processEntry, horizon time.Time) ([]map[string]any, error) {
+// renew itself, soonest first.
+func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *processEntry, horizon time.Time) ([]expiringEntry, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -82,34 +100,34 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 	if err != nil {
 		return nil, err
 	}
-	out := []map[string]any{}
+	var out []expiringEntry
 	for _, ss := range resolve.EffectiveServices(layers) {
 		for i, c := range ss.Service.Credentials {
-			item := map[string]any{"service": ss.Service.Name, "source": ss.Source, "index": i, "type": c.Type, "technical": ""}
+			e := expiringEntry{Service: ss.Service.Name, Source: ss.Source, Index: i, Type: c.Type}
 			subject := &c
 			switch c.Type {
 			case "technical":
-				e, err := b.getTechnical(ctx, s, c.Fields["name"])
+				t, err := b.getTechnical(ctx, s, c.Fields["name"])
 				if err != nil {
 					return nil, err
 				}
-				if e == nil || e.rotates() {
+				if t == nil || t.rotates() {
 					continue
 				}
-				subject, item["technical"], item["type"] = &e.Credential, e.Name, e.Credential.Type
+				subject, e.Technical, e.Type = &t.Credential, t.Name, t.Credential.Type
 			case "current":
 				if cur == nil || p.KeepCredentials == keepNone {
 					continue
 				}
-				subject, item["type"] = cur, "current"
+				subject = cur
 			}
-			exp, ok := subject.Fields["expires_at"]
-			if t, err := time.Parse(time.RFC3339, exp); ok && err == nil && t.Before(horizon) {
-				item["expires_at"] = exp
-				out = append(out, item)
+			if subject.Expired(horizon) {
+				e.ExpiresAt, _ = subject.ExpiresAt()
+				e.StatedExpiry = subject.Fields["expires_at"]
+				out = append(out, e)
 			}
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool { return fmt.Sprint(out[i]["expires_at"]) < fmt.Sprint(out[j]["expires_at"]) })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].ExpiresAt.Before(out[j].ExpiresAt) })
 	return out, nil
 }

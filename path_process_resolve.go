@@ -429,7 +429,7 @@ func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *pro
 func (b *backend) technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, plan tokenPlan) resolve.Technical {
 	var m map[string]any
 	switch {
-	case !e.rotates() && credentialExpired(e.Credential, now):
+	case !e.rotates() && e.Credential.Expired(now):
 		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
 			e.Name, e.Credential.Fields["expires_at"], e.Name)}
 	case !e.rotates():

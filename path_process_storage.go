@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 )
 
 // A process's storage: its record (process/<id>) and its current credentials
@@ -47,13 +48,13 @@ func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id str
 	if processCached || currentCached {
 		return b.liveProcess(ctx, s, id)
 	}
-	done := make(chan struct{})
-	b.side.Go(func() {
-		defer close(done)
+	var beside errgroup.Group
+	beside.Go(func() error {
 		_, _ = cachedGet(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
+		return nil // a guess: the request reads them again, and answers a failure, if it needs them
 	})
 	p, err := b.liveProcess(ctx, s, id)
-	<-done
+	_ = beside.Wait()
 	return p, err
 }
 
@@ -72,13 +73,11 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 // both are removed again, so a refused create leaves nothing behind: no process pointing at
 // credentials not kept, and no credentials without their process.
 func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *processEntry, cur *Credential) error {
-	curDone := make(chan error, 1)
-	if cur == nil {
-		curDone <- nil
-	} else {
-		b.side.Go(func() { curDone <- b.putCurrent(ctx, s, p, *cur) })
+	var beside errgroup.Group
+	if cur != nil {
+		beside.Go(func() error { return b.putCurrent(ctx, s, p, *cur) })
 	}
-	err := errors.Join(b.putProcess(ctx, s, p), <-curDone)
+	err := errors.Join(b.putProcess(ctx, s, p), beside.Wait())
 	if err == nil {
 		return nil
 	}

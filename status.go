@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
@@ -30,7 +29,7 @@ func summarize(p *processEntry) census.Process {
 func (b *backend) seedCensus(s logical.Storage) {
 	go func() {
 		ctx := b.lifetime
-		start := time.Now()
+		start := b.deps.now()
 		technicals, err := s.List(ctx, technicalStoragePrefix)
 		if err != nil {
 			b.Logger().Error("counting processes: listing technical credentials", "error", err)
@@ -53,7 +52,7 @@ func (b *backend) seedCensus(s logical.Storage) {
 			}
 		}
 		b.census.Seeded()
-		b.Logger().Debug("processes counted", "processes", len(ids), "took", time.Since(start))
+		b.Logger().Debug("processes counted", "processes", len(ids), "took", b.deps.now().Sub(start))
 	}()
 }
 
@@ -138,7 +137,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *f
 // activeOnly forwards a read from a performance standby to the active node, where the counts
 // and the outbox index live (they are kept as things change there).
 func (b *backend) activeOnly() error {
-	if b.System().ReplicationState().HasState(consts.ReplicationPerformanceStandby) {
+	if b.replicationState().HasState(consts.ReplicationPerformanceStandby) {
 		return logical.ErrPerfStandbyPleaseForward
 	}
 	return nil

@@ -3,7 +3,6 @@ package pecreds
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -136,46 +135,3 @@ func existsByName[T any](b *backend, field, what string, get func(*backend, cont
 		return v != nil, err
 	}
 }
-
-// sideCalls runs a storage call beside the request's own (a cold resolve's second read, a
-// create's second write) on one of a few goroutines kept for it: a fresh goroutine would grow its
-// stack anew through the gRPC client's frames on every call. When all are busy it starts one.
-type sideCalls struct {
-	work chan func()
-	done chan struct{}
-	once sync.Once
-}
-
-// sideCallWorkers is how many goroutines wait for side calls.
-const sideCallWorkers = 16
-
-func newSideCalls() *sideCalls {
-	c := &sideCalls{work: make(chan func()), done: make(chan struct{})}
-	for i := 0; i < sideCallWorkers; i++ {
-		go c.serve()
-	}
-	return c
-}
-
-func (c *sideCalls) serve() {
-	for {
-		select {
-		case f := <-c.work:
-			f()
-		case <-c.done:
-			return
-		}
-	}
-}
-
-// Go runs f beside the caller.
-func (c *sideCalls) Go(f func()) {
-	select {
-	case c.work <- f:
-	default:
-		go f()
-	}
-}
-
-// stop ends the waiting goroutines (calls after it still run, each on its own goroutine).
-func (c *sideCalls) stop() { c.once.Do(func() { close(c.done) }) }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
@@ -160,32 +161,31 @@ func (r *refresher) unschedule(name string) {
 	r.worker.poke()
 }
 
+// loop is the scheduler: a long-lived loop woken by the queue's next due time or a poke, which
+// hands each due credential to a bounded group of refreshes (errgroup's limit).
 func (r *refresher) loop(ctx context.Context, s logical.Storage) {
-	slots := make(chan struct{}, maxConcurrentRefreshes)
+	var refreshes errgroup.Group
+	refreshes.SetLimit(maxConcurrentRefreshes)
+	defer func() { _ = refreshes.Wait() }() // stop waits for the refreshes in flight
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	for ctx.Err() == nil {
 		name, wait := r.queue.PopDue(r.b.deps.now())
 		if name == "" {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-				return
 			case <-r.worker.wake:
 			case <-timer.C:
 			}
 			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case slots <- struct{}{}:
-		}
-		r.worker.running.Add(1)
-		go func() {
-			defer func() { <-slots; r.worker.running.Done() }()
-			r.refreshScheduled(ctx, s, name)
-		}()
+		refreshes.Go(func() error { // waits for a free slot
+			if ctx.Err() == nil { // stopped meanwhile: no token request starts
+				r.refreshScheduled(ctx, s, name)
+			}
+			return nil
+		})
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/backoff"
 )
 
 // Credentials is a resolved credential: where it came from, and its fields (username and
@@ -216,11 +218,13 @@ func (p *Process) Wake() {
 	}
 }
 
+// pollBackoff spaces WaitRunning's reads of a process that is not running yet.
+var pollBackoff = backoff.Doubling{First: 500 * time.Millisecond, Limit: 30 * time.Second}
+
 // WaitRunning waits until the process runs again: it reads the process with backoff (0.5 s
 // doubling to 30 s), or at once after Wake. A failed process is an error; so is ctx's end.
 func (p *Process) WaitRunning(ctx context.Context) error {
-	wait := 500 * time.Millisecond
-	for {
+	for failures := 1; ; {
 		st, err := p.State(ctx)
 		if err != nil {
 			return err
@@ -231,7 +235,7 @@ func (p *Process) WaitRunning(ctx context.Context) error {
 		case "failed":
 			return fmt.Errorf("pecreds: process %s failed (%s)", p.ID, st.HealthReason)
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(pollBackoff.After(failures))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -239,7 +243,7 @@ func (p *Process) WaitRunning(ctx context.Context) error {
 		case <-p.wake:
 			t.Stop()
 		case <-t.C:
-			wait = min(2*wait, 30*time.Second)
+			failures++
 		}
 	}
 }

@@ -31,6 +31,8 @@ import (
 const (
 	rootToken  = "root"
 	pluginName = "vault-plugin-pecreds"
+	// shortDeadPluginName is the same plugin built with a short outbox dead limit (notifyDeadAfter).
+	shortDeadPluginName = "vault-plugin-pecreds-short-dead"
 )
 
 // env is the running server the tests share.
@@ -107,9 +109,10 @@ func findVault() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-func buildPlugin(dir string) (sha string, err error) {
-	bin := filepath.Join(dir, pluginName)
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/vault-plugin-pecreds")
+// buildPlugin builds the plugin as name into dir, with the given -ldflags, and answers its sha256.
+func buildPlugin(dir, name, ldflags string) (sha string, err error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, "../cmd/vault-plugin-pecreds")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the plugin: %w", err)
@@ -143,7 +146,14 @@ func startVault(work string) (stop func(), err error) {
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		return nil, err
 	}
-	sha, err := buildPlugin(pluginDir)
+	sha, err := buildPlugin(pluginDir, pluginName, "")
+	if err != nil {
+		return nil, err
+	}
+	// The build with a short outbox dead limit (24h in production) links it in: nothing at run
+	// time, no environment knob, can change it. Only the test of dead events mounts it.
+	shortDeadSHA, err := buildPlugin(pluginDir, shortDeadPluginName,
+		fmt.Sprintf("-X github.com/pecreds/vault-plugin-pecreds.notifyDeadAfterBuild=%s", notifyDeadAfter))
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +216,15 @@ func startVault(work string) (stop func(), err error) {
 		Command: pluginName,
 		SHA256:  sha,
 		Version: pecreds.Version,
-		// The test-only shortening of the outbox's dead limit (24h in production).
-		Env: []string{fmt.Sprintf("PECREDS_NOTIFY_DEAD_AFTER=%s", notifyDeadAfter)},
 	}); err != nil {
 		stop()
 		return nil, fmt.Errorf("registering the plugin: %w", err)
+	}
+	if err := env.client.Sys().RegisterPluginWithContext(context.Background(), &api.RegisterPluginInput{
+		Name: shortDeadPluginName, Type: api.PluginTypeSecrets, Command: shortDeadPluginName, SHA256: shortDeadSHA,
+	}); err != nil {
+		stop()
+		return nil, fmt.Errorf("registering the short-dead-limit plugin: %w", err)
 	}
 	return stop, nil
 }
@@ -268,6 +282,12 @@ func newMount(t testing.TB) string {
 func newMountNamed(t testing.TB, mount string) string {
 	t.Helper()
 	enableMount(t, mount)
+	return removedAtEnd(t, mount)
+}
+
+// removedAtEnd disables mount when the test ends.
+func removedAtEnd(t testing.TB, mount string) string {
+	t.Helper()
 	t.Cleanup(func() {
 		if err := env.client.Sys().Unmount(mount); err != nil {
 			t.Errorf("disabling %s: %v", mount, err)

@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
+
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// notifyDeadAfter is the shortened dead limit the test server's plugin registration sets
-// (PECREDS_NOTIFY_DEAD_AFTER); production keeps 24 hours.
+// notifyDeadAfter is the shortened dead limit linked into the tests' short-dead build of the
+// plugin (shortDeadPluginName, -ldflags -X); production and every other test keep 24 hours.
 const notifyDeadAfter = 8 * time.Second
 
 // webhookSecret is a Standard Webhooks signing secret (whsec_ + base64 of 32 bytes) made from a
@@ -133,7 +135,12 @@ func types(rs []received) []string {
 
 func notifyMount(t *testing.T) (string, *receiver) {
 	t.Helper()
-	mount := newMount(t)
+	return notifyMountOf(t, newMount(t))
+}
+
+// notifyMountOf configures notification on mount, to a receiver of its own.
+func notifyMountOf(t *testing.T, mount string) (string, *receiver) {
+	t.Helper()
 	r := startReceiver(t, webhookSecret("webhook-hmac-key-9"))
 	write(t, mount+"/config", map[string]any{"notify_url": r.url, "notify_secret": r.secret, "notify_timeout": "2s"})
 	write(t, mount+"/registry/orders", map[string]any{"services": []map[string]any{
@@ -269,7 +276,11 @@ func TestNotifyPendingSurvivesPluginReload(t *testing.T) {
 }
 
 func TestNotifyDeadEventsAndRetry(t *testing.T) {
-	mount, r := notifyMount(t)
+	mount := "pecreds-notify-dead"
+	if err := env.client.Sys().Mount(mount, &api.MountInput{Type: shortDeadPluginName}); err != nil {
+		t.Fatal(err)
+	}
+	mount, r := notifyMountOf(t, removedAtEnd(t, mount))
 	r.setFailing(true)
 	breakProcess(t, mount, "d1")
 	var status map[string]any

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
+	"github.com/hashicorp/vault/sdk/plugin"
 
 	pecreds "github.com/pecreds/vault-plugin-pecreds"
 )
@@ -24,7 +25,10 @@ func main() {
 	tlsConfig := apiClientMeta.GetTLSConfig()
 	tlsProviderFunc := api.VaultPluginTLSProvider(tlsConfig)
 
-	if err := serveMultiplex(pecreds.Factory, tlsProviderFunc); err != nil {
+	if err := plugin.ServeMultiplex(&plugin.ServeOpts{
+		BackendFactoryFunc: pecreds.Factory,
+		TLSProviderFunc:    tlsProviderFunc,
+	}); err != nil {
 		fatal(err)
 	}
 }

@@ -10,6 +10,7 @@
 package cache
 
 import (
+	"hash/fnv"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -133,7 +134,7 @@ type Bounded[T any] struct {
 	// gens are generations by a hash of the name, so that a write to one entry rarely stops
 	// another's fill.
 	mu   sync.Mutex // guards gens and every change of c
-	gens [256]Ticket
+	gens [stripes]Ticket
 }
 
 // sized is an entry with its size, as sizeOf measured it when it came in.
@@ -153,12 +154,14 @@ func NewBounded[T any](size, maxBytes int, sizeOf func(*T) int) *Bounded[T] {
 	return b
 }
 
+// stripes is how many generation slots a Bounded cache keeps.
+const stripes = 256
+
+// stripe is the generation slot of a name: its FNV-1a hash, modulo the slots.
 func stripe(name string) int {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(name); i++ {
-		h = (h ^ uint32(name[i])) * 16777619
-	}
-	return int(h % 256)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name)) // a hash.Hash never fails to write
+	return int(h.Sum32() % stripes)
 }
 
 // Lookup answers a held entry; a miss (never held, or evicted) is unknown.

@@ -148,7 +148,8 @@ type Credential struct {
 	Lists  map[string][]string `json:"lists,omitempty"`
 }
 
-var NameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+// nameRegexp is the name rule's alphabet; ValidateName is its one user.
+var nameRegexp = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // ValidateName checks the name rule shared by registries, technical credentials, services,
 // processes and tasks. what names the thing in the error ("registry name").
@@ -158,7 +159,7 @@ func ValidateName(what, name string) error {
 		return fmt.Errorf("%s is required", what)
 	case len(name) > MaxNameLength:
 		return fmt.Errorf("%s is %d characters long; the limit is %d", what, len(name), MaxNameLength)
-	case !NameRegexp.MatchString(name):
+	case !nameRegexp.MatchString(name):
 		return fmt.Errorf("%s %q is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit", what, name)
 	}
 	return nil

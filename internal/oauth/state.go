@@ -5,6 +5,8 @@ package oauth
 
 import (
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/backoff"
 )
 
 const (
@@ -100,21 +102,12 @@ func (st State) Failed(err error, now time.Time) State {
 	st.LastError = err.Error()
 	st.LastAttempt = now
 	st.Failures++
-	st.NextRefresh = now.Add(Backoff(st.Failures))
+	st.NextRefresh = now.Add(Backoff.After(st.Failures))
 	return st
 }
 
 // Backoff is the wait after the n-th consecutive failure: 5s, 10s, 20s, ... at most 5m.
-func Backoff(n int) time.Duration { return Doubling(MinBackoff, MaxBackoff, n) }
-
-// Doubling is first, doubled n-1 times, at most limit.
-func Doubling(first, limit time.Duration, n int) time.Duration {
-	d := first
-	for i := 1; i < n && d < limit; i++ {
-		d *= 2
-	}
-	return min(d, limit)
-}
+var Backoff = backoff.Doubling{First: MinBackoff, Limit: MaxBackoff}
 
 // Material is what technical/:name/creds and resolve answer for the token: ttl counts the
 // seconds until the next token, rotation_period is the lifetime, so Vault Agent templates

@@ -9,15 +9,12 @@ import (
 func TestBackoff(t *testing.T) {
 	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute}
 	for i, w := range want {
-		if got := Backoff(i + 1); got != w {
+		if got := Backoff.After(i + 1); got != w {
 			t.Errorf("Backoff(%d) = %s, want %s", i+1, got, w)
 		}
 	}
-	if got := Backoff(1000); got != MaxBackoff {
+	if got := Backoff.After(1000); got != MaxBackoff {
 		t.Errorf("Backoff(1000) = %s", got)
-	}
-	if got := Doubling(time.Second, 10*time.Minute, 11); got != 10*time.Minute {
-		t.Errorf("Doubling capped: %s", got)
 	}
 }
 

@@ -12,6 +12,10 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/backoff"
 )
 
 const (
@@ -54,13 +58,7 @@ func (e *Event) Body() ([]byte, error) {
 }
 
 // Backoff is the wait after the n-th failed delivery: 1s, 2s, 4s, ... at most 10m.
-func Backoff(n int) time.Duration {
-	d := MinBackoff
-	for i := 1; i < n && d < MaxBackoff; i++ {
-		d *= 2
-	}
-	return min(d, MaxBackoff)
-}
+var Backoff = backoff.Doubling{First: MinBackoff, Limit: MaxBackoff}
 
 // Store is the outbox's storage.
 type Store interface {
@@ -115,42 +113,36 @@ func (d *Deliverer) DeliverDue(ctx context.Context) (time.Time, error) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		paused   bool
-		next     = plan.Next
+		workers errgroup.Group // an error does not stop the others: each process is its own
+		mu      sync.Mutex     // guards paused and next
+		paused  bool
+		next    = plan.Next
 	)
-	slots := make(chan struct{}, max(d.Concurrency, 1))
+	workers.SetLimit(max(d.Concurrency, 1))
 	for _, pid := range plan.Due {
 		if ctx.Err() != nil {
 			break
 		}
-		slots <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-slots; wg.Done() }()
+		workers.Go(func() error {
 			at, err := d.drain(ctx, pid)
 			mu.Lock()
 			defer mu.Unlock()
 			if errors.Is(err, ErrPaused) {
 				paused = true
 				stop() // the other workers end their current delivery, unattempted
-				return
-			}
-			if err != nil && firstErr == nil {
-				firstErr = err
+				return nil
 			}
 			if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 				next = at
 			}
-		}()
+			return err
+		})
 	}
-	wg.Wait()
+	err := workers.Wait() // the first error
 	if paused || ctx.Err() != nil {
 		return time.Time{}, nil // a config change pokes the loop
 	}
-	return next, firstErr
+	return next, err
 }
 
 // PerProcessPerPass bounds how many events of one process a pass delivers, so that a process
@@ -231,7 +223,7 @@ func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) error {
 	now := d.Now().UTC()
 	ev.Attempts++
 	ev.LastError = postErr.Error()
-	ev.NextAttempt = now.Add(Backoff(ev.Attempts))
+	ev.NextAttempt = now.Add(Backoff.After(ev.Attempts))
 	if now.Sub(ev.Since) >= d.DeadAfter {
 		ev.Dead = true
 		if d.Dying != nil {

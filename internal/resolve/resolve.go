@@ -199,17 +199,6 @@ func (res *Resolution) noteSkipped(name string, tech Technical) {
 	}
 }
 
-// Resolve finds the service and chooses its usable credentials from one snapshot. An error means
-// no layer has the service; a Resolution without Found has the service but nothing usable (the
-// trace says why).
-func Resolve(layers []Layer, q Query, snap Snapshot, now time.Time) (*Resolution, error) {
-	m, res, err := Find(layers, q)
-	if err != nil {
-		return res, err
-	}
-	return Choose(m, q, snap, now), nil
-}
-
 func svcName(svc *credential.Service, fallback string) string {
 	if svc != nil {
 		return svc.Name
@@ -242,10 +231,8 @@ func usableMaterial(c credential.Credential, snap Snapshot, now time.Time) (map[
 			return nil, "the current credentials have expired"
 		}
 	}
-	if exp, ok := c.Fields["expires_at"]; ok {
-		if t, err := time.Parse(time.RFC3339, exp); err == nil && !now.Before(t) {
-			return nil, "expired at " + exp
-		}
+	if c.Expired(now) {
+		return nil, "expired at " + c.Fields["expires_at"]
 	}
 	return c.Material(), ""
 }

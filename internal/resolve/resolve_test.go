@@ -47,7 +47,7 @@ func TestResolveLayering(t *testing.T) {
 		{"ldap", "global:other", "other-ldap"},
 	}
 	for _, tc := range cases {
-		res, err := Resolve(layers, Query{Service: tc.service}, lk, now)
+		res, err := findAndChoose(layers, Query{Service: tc.service}, lk, now)
 		if err != nil || len(res.Found) != 1 {
 			t.Fatalf("%s: %v %+v", tc.service, err, res)
 		}
@@ -55,7 +55,7 @@ func TestResolveLayering(t *testing.T) {
 			t.Errorf("%s: from %s as %v, want %s as %s", tc.service, res.Source, res.Found[0].Material["username"], tc.source, tc.user)
 		}
 	}
-	if _, err := Resolve(layers, Query{Service: "nope"}, lk, now); !errors.Is(err, ErrNoService) {
+	if _, err := findAndChoose(layers, Query{Service: "nope"}, lk, now); !errors.Is(err, ErrNoService) {
 		t.Errorf("unknown service: %v", err)
 	}
 }
@@ -95,7 +95,7 @@ func TestResolveOrderSkipsAndFilters(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := Resolve(layers, tc.q, snapshot(tech, user, tc.status), now)
+			res, err := findAndChoose(layers, tc.q, snapshot(tech, user, tc.status), now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,4 +299,14 @@ func TestChooseNamesTokensWorthFetching(t *testing.T) {
 	if _, res, err := Find(layers, Query{Service: "nope"}); !errors.Is(err, ErrNoService) || len(res.Layers) != 1 {
 		t.Errorf("no service: %v, layers %v", err, res)
 	}
+}
+
+// findAndChoose is what the backend does with one snapshot: Find the service, then Choose among
+// its credentials. An error means no layer has the service.
+func findAndChoose(layers []Layer, q Query, snap Snapshot, now time.Time) (*Resolution, error) {
+	m, res, err := Find(layers, q)
+	if err != nil {
+		return res, err
+	}
+	return Choose(m, q, snap, now), nil
 }

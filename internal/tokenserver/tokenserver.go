@@ -102,7 +102,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 
 	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope")}
-	status, body := http.StatusOK, map[string]any{}
+	var (
+		status int
+		body   map[string]any
+	)
 	switch {
 	case failWith != 0:
 		status, body = failWith, map[string]any{"error": "temporarily_unavailable"}
@@ -113,7 +116,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.seq++
 		issue.Token = fmt.Sprintf("tok-%s-%d", id, s.seq)
 		s.mu.Unlock()
-		body = map[string]any{"access_token": issue.Token, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())}
+		status, body = http.StatusOK, map[string]any{"access_token": issue.Token, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())}
 	}
 	s.mu.Lock()
 	s.issued[id] = append(s.issued[id], issue)
