@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -70,9 +71,8 @@ type backend struct {
 	tokenStates *cache.Whole[oauth.State]
 	processes   *cache.Bounded[processEntry]
 	// census keeps the counts status shows and the usage index, as processes change.
-	census   *census.Census
-	tasks    *cache.Bounded[taskEntry]
-	currents *cache.Bounded[Credential] // persistent current credentials, as stored
+	census *census.Census
+	tasks  *cache.Bounded[taskEntry]
 
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.
@@ -83,6 +83,10 @@ type backend struct {
 	flights   flights
 	refresher *refresher
 	notifier  *notifier
+	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
+	// migrated says it is done.
+	migration worker
+	migrated  atomic.Bool
 	// release hands back the memory of refused oversized requests (limits.go).
 	release memoryRelease
 	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
@@ -101,11 +105,11 @@ func newBackend(d deps) *backend {
 		tokenStates:    &cache.Whole[oauth.State]{},
 		processes:      cache.NewBounded(processCacheSize, processCacheBytes, processBytes),
 		tasks:          cache.NewBounded(processCacheSize, taskCacheBytes, taskBytes),
-		currents:       cache.NewBounded(processCacheSize, currentCacheBytes, currentBytes),
 		census:         census.New(),
 
 		transientCurrent: map[string]*Credential{},
 		flights:          newFlights(),
+		migration:        newWorker(),
 		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
@@ -210,8 +214,6 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	case strings.HasPrefix(key, processStoragePrefix):
 		b.processes.Forget(strings.TrimPrefix(key, processStoragePrefix))
 		b.census.Unsure(strings.TrimPrefix(key, processStoragePrefix))
-	case strings.HasPrefix(key, currentStoragePrefix):
-		b.currents.Forget(strings.TrimPrefix(key, currentStoragePrefix))
 	case strings.HasPrefix(key, taskStoragePrefix):
 		b.tasks.Forget(strings.TrimPrefix(key, taskStoragePrefix))
 	}
@@ -225,6 +227,8 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	}
 	b.notifier.start(req.Storage)
 	b.seedCensus(req.Storage)
+	s := req.Storage
+	b.migration.run(func(ctx context.Context) { b.migrateCurrents(ctx, s) })
 	return b.refresher.start(req.Storage)
 }
 
@@ -245,6 +249,7 @@ func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
 	b.notifier.stop()
+	b.migration.stop()
 }
 
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.

@@ -44,13 +44,7 @@ func restart(t *testing.T, s logical.Storage) *backend {
 // initialized as Vault does, cleaned up when the test ends.
 func startTestBackend(t *testing.T, d deps, s logical.Storage) *backend {
 	t.Helper()
-	conf := logical.TestBackendConfig()
-	conf.StorageView = s
-	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{
-		DefaultLeaseTTLVal: 24 * time.Hour,
-		MaxLeaseTTLVal:     8760 * time.Hour, // as dev.sh tunes the mount
-	}}
-	raw, err := factoryWith(d)(context.Background(), conf)
+	raw, err := factoryWith(d)(context.Background(), testBackendConfig(s))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,6 +54,17 @@ func startTestBackend(t *testing.T, d deps, s logical.Storage) *backend {
 	}
 	t.Cleanup(func() { b.Cleanup(context.Background()) })
 	return b
+}
+
+// testBackendConfig is the unit tests' backend configuration over s.
+func testBackendConfig(s logical.Storage) *logical.BackendConfig {
+	conf := logical.TestBackendConfig()
+	conf.StorageView = s
+	conf.System = testSystemView{StaticSystemView: logical.StaticSystemView{
+		DefaultLeaseTTLVal: 24 * time.Hour,
+		MaxLeaseTTLVal:     8760 * time.Hour, // as dev.sh tunes the mount
+	}}
+	return conf
 }
 
 // testSystemView knows the identity entities the unit tests name: ent-ann and ent-bob.

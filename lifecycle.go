@@ -210,7 +210,7 @@ func fail(p *processEntry, open *taskEntry, reason string, now time.Time, fx *ef
 		fx.tasks = append(fx.tasks, effect{Kind: effPutTask, Task: closed})
 	}
 	if p.HasCurrent {
-		p.HasCurrent = false
+		p.HasCurrent, p.Current = false, nil
 		fx.deleteCurrent = p
 	}
 }
@@ -255,6 +255,9 @@ func complete(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 		process:  &p,
 	}
 	if p.HasCurrent {
+		if p.KeepCredentials == keepPersistent {
+			p.Current = ev.Credential // in the process's own record, written once below
+		}
 		fx.putCurrent = &effect{Kind: effPutCurrent, Process: &p, Credential: ev.Credential}
 	}
 	return lifeState{Process: &p, Task: closed}, fx.list(), nil

@@ -24,7 +24,7 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) e
 		case effPutCurrent:
 			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
 		case effDeleteCurrent:
-			err = b.deleteCurrent(ctx, s, e.Process.ID)
+			err = b.deleteCurrent(ctx, s, e.Process)
 		case effPutTask:
 			err = b.putTask(ctx, s, e.Task)
 		case effPutProcess:

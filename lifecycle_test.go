@@ -278,7 +278,7 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 			}
 		}
 		if p.Health == healthFailed {
-			if e, _ := s.Get(ctx, currentStoragePrefix+id); e != nil || p.HasCurrent {
+			if e, _ := s.Get(ctx, legacyCurrentPrefix+id); e != nil || p.HasCurrent || p.Current != nil {
 				t.Errorf("failed process %s keeps its current credentials", id)
 			}
 		}

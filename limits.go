@@ -33,12 +33,10 @@ const (
 	// working set of a busy engine; the rest is read from storage when asked for.
 	processCacheSize = 10_000
 	// processCacheBytes bounds the process cache in bytes: a process holds its runtime layer (up
-	// to 1 MiB), so entries alone do not bound it.
-	processCacheBytes = 32 << 20
-	// currentCacheBytes and taskCacheBytes bound the current-credential (up to 64 KiB each) and
-	// task caches in bytes.
-	currentCacheBytes = 16 << 20
-	taskCacheBytes    = 8 << 20
+	// to 1 MiB) and its current credentials (up to 64 KiB), so entries alone do not bound it.
+	processCacheBytes = 48 << 20
+	// taskCacheBytes bounds the task cache in bytes.
+	taskCacheBytes = 8 << 20
 	// maxPendingPerProcess bounds a process's pending events in the Task Manager outbox: past it,
 	// its oldest event waiting behind the first gives way (the newest state wins), so one engine
 	// host cannot fill the outbox and push out other hosts' events.
@@ -52,10 +50,11 @@ func processBytes(p *processEntry) int {
 	for k := range p.Retried {
 		n += 32 + len(k)
 	}
+	if p.Current != nil {
+		n += p.Current.ApproxBytes()
+	}
 	return n
 }
-
-func currentBytes(c *Credential) int { return c.ApproxBytes() }
 
 func taskBytes(t *taskEntry) int {
 	return 256 + len(t.ID) + len(t.ProcessID) + len(t.Service) + len(t.Reason) + len(t.Owner) + len(t.OwnerEntityID) + len(t.CompletedBy)

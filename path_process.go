@@ -18,11 +18,10 @@ import (
 
 const (
 	processStoragePrefix = "process/"
-	currentStoragePrefix = "process-current/"
 )
 
-// processEntry is a stored process. Its current credentials live apart: in
-// process-current/<id> (persistent) or in the plugin's memory (transient).
+// processEntry is a stored process, with its current credentials when they are persistent
+// (transient ones live in the plugin's memory).
 type processEntry struct {
 	ID string `json:"id"`
 	// Nonce tells this process from an earlier one of the same id: a lease acts only on the
@@ -45,9 +44,13 @@ type processEntry struct {
 	Runtime         []Service `json:"runtime"`
 	// Retried holds, per technical credential, the token generation this process was told to
 	// retry with after reporting a failure: the same generation failing again is final.
-	Retried     map[string]int `json:"retried,omitempty"`
-	CreatedTime time.Time      `json:"created_time"`
-	UpdatedTime time.Time      `json:"updated_time"`
+	Retried map[string]int `json:"retried,omitempty"`
+	// Current is the process's current credentials when its mode is persistent: one record, one
+	// write per create. Storage written by v0.1.0 kept them apart, under process-current/<id>
+	// (migrate.go). Never in an answer: responseData names what a read shows.
+	Current     *Credential `json:"current,omitempty"`
+	CreatedTime time.Time   `json:"created_time"`
+	UpdatedTime time.Time   `json:"updated_time"`
 }
 
 // currentStatus says what resolution can make of the current credentials: kept, lost, expired
@@ -318,7 +321,7 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce s
 	}
 	if st.Process == nil {
 		// Nothing to end; whatever a crash left of its credentials goes.
-		return b.deleteCurrent(ctx, s, id)
+		return b.deleteCurrent(ctx, s, &processEntry{ID: id, KeepCredentials: keepPersistent})
 	}
 	if nonce != "" && st.Process.Nonce != nonce {
 		return nil // a newer process of the same id: not this lease's

@@ -7,7 +7,6 @@ import (
 	"net/http"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/errgroup"
 )
 
 // A process's storage: its record (process/<id>) and its current credentials
@@ -39,23 +38,10 @@ func (b *backend) processExists(ctx context.Context, s logical.Storage, id strin
 	return p != nil, err
 }
 
-// liveProcessCold is liveProcess for resolve: when neither the process nor its current
-// credentials are cached, it reads both at once, so a cold resolve waits for one storage round
-// trip, not two in a row (the credentials' read is a guess: a process that keeps none wastes it).
+// liveProcessCold is liveProcess for resolve: one record holds the process and its persistent
+// current credentials, so a cold resolve waits for one storage read.
 func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
-	_, processCached, _ := b.processes.Lookup(id)
-	_, currentCached, _ := b.currents.Lookup(id)
-	if processCached || currentCached {
-		return b.liveProcess(ctx, s, id)
-	}
-	var beside errgroup.Group
-	beside.Go(func() error {
-		_, _ = cachedGet(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
-		return nil // a guess: the request reads them again, and answers a failure, if it needs them
-	})
-	p, err := b.liveProcess(ctx, s, id)
-	_ = beside.Wait()
-	return p, err
+	return b.liveProcess(ctx, s, id)
 }
 
 // putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
@@ -68,23 +54,21 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 	return nil
 }
 
-// putNewProcess writes a new process and its current credentials side by side: a create is the
-// write an engine makes most, and each write is a round trip to Vault. When either write fails,
-// both are removed again, so a refused create leaves nothing behind: no process pointing at
-// credentials not kept, and no credentials without their process.
+// putNewProcess writes a new process with its current credentials: in its own record when they
+// are persistent (one write), in memory when transient. A refused write leaves nothing behind.
 func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *processEntry, cur *Credential) error {
-	var beside errgroup.Group
-	if cur != nil {
-		beside.Go(func() error { return b.putCurrent(ctx, s, p, *cur) })
+	if cur != nil && p.KeepCredentials == keepPersistent {
+		p.Current = cur
 	}
-	err := errors.Join(b.putProcess(ctx, s, p), beside.Wait())
-	if err == nil {
-		return nil
+	if cur != nil && p.KeepCredentials == keepTransient {
+		if err := b.putCurrent(ctx, s, p, *cur); err != nil {
+			return err
+		}
 	}
-	if cur != nil {
-		err = errors.Join(err, b.deleteCurrent(ctx, s, p.ID))
+	if err := b.putProcess(ctx, s, p); err != nil {
+		return errors.Join(err, b.deleteCurrent(ctx, s, p))
 	}
-	return errors.Join(err, b.deleteProcess(ctx, s, p.ID))
+	return nil
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
@@ -95,37 +79,47 @@ func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id strin
 	return nil
 }
 
-// getCurrent returns the current credentials the plugin holds for a process: from storage
-// (persistent) or memory (transient); nil when it holds none.
+// getCurrent returns the current credentials the plugin holds for a process: from its record
+// (persistent; for storage written by v0.1.0 not yet migrated, from process-current/<id>) or from
+// memory (transient); nil when it holds none.
 func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processEntry) (*Credential, error) {
-	if !p.HasCurrent {
+	switch {
+	case !p.HasCurrent:
 		return nil, nil
-	}
-	if p.KeepCredentials == keepTransient {
+	case p.KeepCredentials == keepTransient:
 		b.cacheLock.RLock()
 		defer b.cacheLock.RUnlock()
 		return b.transientCurrent[p.ID], nil
+	case p.Current != nil:
+		return p.Current, nil
 	}
-	return cachedGet(ctx, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID))
+	return readJSON[Credential](ctx, s, legacyCurrentPrefix+p.ID, fmt.Sprintf("the current credentials of process %q", p.ID))
 }
 
-// putCurrent keeps a process's current credentials per its mode.
-func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *processEntry, c Credential) error {
-	switch p.KeepCredentials {
-	case keepTransient:
+// putCurrent keeps a transient process's current credentials in memory; a persistent process's
+// are in its record (the lifecycle sets them there, and the record's write stores them).
+func (b *backend) putCurrent(_ context.Context, _ logical.Storage, p *processEntry, c Credential) error {
+	if p.KeepCredentials == keepTransient {
 		b.cacheLock.Lock()
 		b.cacheGen++
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
-	case keepPersistent:
-		return cachedPut(ctx, s, b.currents, currentStoragePrefix, p.ID, fmt.Sprintf("the current credentials of process %q", p.ID), &c)
 	}
 	return nil
 }
 
-func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, id string) error {
+// deleteCurrent wipes what the plugin holds of a process's current credentials outside its
+// record: the transient copy, and — until the migration from v0.1.0's layout is done — the old
+// record.
+func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, p *processEntry) error {
 	b.cacheLock.Lock()
-	delete(b.transientCurrent, id)
+	delete(b.transientCurrent, p.ID)
 	b.cacheLock.Unlock()
-	return cachedDelete(ctx, s, b.currents, currentStoragePrefix, id, fmt.Sprintf("the current credentials of process %q", id))
+	if b.migrated.Load() || p.KeepCredentials != keepPersistent {
+		return nil
+	}
+	if err := s.Delete(ctx, legacyCurrentPrefix+p.ID); err != nil {
+		return fmt.Errorf("deleting the current credentials of process %q: %w", p.ID, err)
+	}
+	return nil
 }

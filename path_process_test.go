@@ -306,7 +306,7 @@ func TestResolveFetchesATokenOnlyWhenReached(t *testing.T) {
 // still resolves (from storage), and reads of ids that do not exist hold nothing.
 func TestProcessCacheIsBoundedAndHoldsNoAbsence(t *testing.T) {
 	b, s := getTestBackend(t)
-	b.processes, b.currents = cache.NewBounded(5, processCacheBytes, processBytes), cache.NewBounded(5, currentCacheBytes, currentBytes)
+	b.processes = cache.NewBounded(5, processCacheBytes, processBytes)
 	setupLayers(t, b, s)
 	for i := 0; i < 8; i++ {
 		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/p%d", i), map[string]any{"definition": "orders", "current": annJSON})
@@ -387,10 +387,10 @@ func (f putFailingStorage) Put(ctx context.Context, e *logical.StorageEntry) err
 	return f.Storage.Put(ctx, e)
 }
 
-// A create writes the process and its current credentials side by side; when either write fails,
-// the refused create leaves neither behind, and the id is free for the next try.
+// A create writes the process with its current credentials in one record; when the write fails,
+// the refused create leaves nothing behind, and the id is free for the next try.
 func TestRefusedCreateLeavesNothingBehind(t *testing.T) {
-	for _, prefix := range []string{processStoragePrefix, currentStoragePrefix} {
+	for _, prefix := range []string{processStoragePrefix} {
 		t.Run(prefix, func(t *testing.T) {
 			b, s := getTestBackend(t)
 			setupLayers(t, b, s)
@@ -405,7 +405,7 @@ func TestRefusedCreateLeavesNothingBehind(t *testing.T) {
 			if err != nil && strings.Contains(err.Error(), "ann-secret-pw") {
 				t.Errorf("the error shows the password: %v", err)
 			}
-			for _, key := range []string{processStoragePrefix + "p1", currentStoragePrefix + "p1"} {
+			for _, key := range []string{processStoragePrefix + "p1", legacyCurrentPrefix + "p1"} {
 				if e, _ := s.Get(context.Background(), key); e != nil {
 					t.Errorf("the refused create left %s in storage", key)
 				}
