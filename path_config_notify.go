@@ -14,16 +14,6 @@ import (
 // The config fields of the Task Manager webhook: where, how signed (and how a secret is replaced
 // without a gap), how fast, how much may wait.
 
-const (
-	// A rotated-out signing secret keeps signing alongside the new one this long.
-	defaultNotifySecretOverlap = 24 * time.Hour
-	maxNotifySecretOverlap     = 30 * 24 * time.Hour
-	defaultNotifyConcurrency   = 4
-	maxNotifyConcurrency       = 32
-	defaultNotifyMaxEvents     = 100_000
-	maxNotifyMaxEvents         = 1_000_000 // about 150 MB of index at the most
-)
-
 // setNotifySecret makes secret the signing secret; the one it replaces keeps signing alongside
 // for the overlap (if it is one that can sign). Clearing the secret clears both.
 func (c *configEntry) setNotifySecret(secret string, now time.Time) {

@@ -10,18 +10,11 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
-	"github.com/pecreds/vault-plugin-pecreds/internal/census"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
 // status: an operator's counts, kept as things change (internal/census), never by scanning.
-
-// summarize is what the census keeps of a process.
-func summarize(p *processEntry) census.Process {
-	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
-		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime), TaskID: p.TaskID, OwnerEntityID: p.OwnerEntityID}
-}
 
 // seedCensus reads every process once, in the background, when the plugin starts on the active
 // node: requests are answered meanwhile (status says its counts are not complete yet). It reads

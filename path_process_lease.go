@@ -1,0 +1,71 @@
+package pecreds
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The process lease: Vault renews and revokes it through these (secret type process).
+
+// processSecretType is the secret type of a process's lease.
+const processSecretType = "process"
+
+func processSecret(b *backend) *framework.Secret {
+	return &framework.Secret{
+		Type: processSecretType,
+		Fields: map[string]*framework.FieldSchema{
+			"id": {Type: framework.TypeString, Description: "The process id."},
+		},
+		Renew:  b.processRenew,
+		Revoke: b.processRevoke,
+	}
+}
+
+// leaseProcess is the process id and nonce a lease was issued for.
+func leaseProcess(req *logical.Request) (id, nonce string, err error) {
+	id, ok := req.Secret.InternalData["process_id"].(string)
+	if !ok || id == "" {
+		return "", "", fmt.Errorf("the lease carries no process id")
+	}
+	nonce, _ = req.Secret.InternalData["nonce"].(string)
+	return id, nonce, nil
+}
+
+// processRenew extends a live process's lease by process_ttl (or the increment asked for);
+// Vault caps it at process_max_ttl and the mount's limit.
+func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	id, nonce, err := leaseProcess(req)
+	if err != nil {
+		return nil, err
+	}
+	p, err := b.getProcess(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || (nonce != "" && p.Nonce != nonce) {
+		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
+	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	resp := &logical.Response{Secret: req.Secret}
+	resp.Secret.TTL = cfg.ProcessTTL
+	if req.Secret.Increment > 0 {
+		resp.Secret.TTL = req.Secret.Increment
+	}
+	resp.Secret.MaxTTL = cfg.ProcessMaxTTL
+	return resp, nil
+}
+
+// processRevoke ends the process. Idempotent: the process may already be deleted.
+func (b *backend) processRevoke(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	id, nonce, err := leaseProcess(req)
+	if err != nil {
+		return nil, err
+	}
+	return nil, b.endProcess(ctx, req.Storage, id, nonce)
+}
