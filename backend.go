@@ -16,6 +16,7 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/census"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
 // operationPrefix is the one OpenAPI operation prefix of every path.
@@ -85,6 +86,8 @@ type backend struct {
 	notifier  *notifier
 	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
 	// migrated says it is done.
+	// expiries: each process's own expiry, in time order (expiry.go).
+	expiries  *schedule.Queue
 	migration worker
 	migrated  atomic.Bool
 	// release hands back the memory of refused oversized requests (limits.go).
@@ -110,6 +113,7 @@ func newBackend(d deps) *backend {
 		transientCurrent: map[string]*Credential{},
 		flights:          newFlights(),
 		migration:        newWorker(),
+		expiries:         schedule.NewQueue(),
 		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
@@ -232,8 +236,8 @@ func (b *backend) initialize(_ context.Context, req *logical.InitializationReque
 	return b.refresher.start(req.Storage)
 }
 
-// periodic sweeps for overdue refreshes the scheduler may have missed, and removes tasks closed
-// more than 30 days ago.
+// periodic sweeps for overdue refreshes the scheduler may have missed, ends processes long past
+// their own expiry (expiry.go), and removes tasks closed more than 30 days ago.
 func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
@@ -241,7 +245,11 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.refresher.rebuild(ctx, req.Storage); err != nil {
 		return err
 	}
-	return b.sweepTasks(ctx, req.Storage, b.deps.now().UTC())
+	now := b.deps.now().UTC()
+	if err := b.sweepExpired(ctx, req.Storage, now); err != nil {
+		return err
+	}
+	return b.sweepTasks(ctx, req.Storage, now)
 }
 
 // clean stops all background work: Vault is unloading the backend.

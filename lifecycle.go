@@ -48,6 +48,8 @@ const (
 	lifeOrphan
 	// lifeRepair: the sweep found a process still pointing at a task that was closed.
 	lifeRepair
+	// lifeRenew: Vault renewed the process's lease; its own expiry moves.
+	lifeRenew
 )
 
 // lifeState is what a transition looks at: the process (nil when it does not exist) and the task
@@ -73,6 +75,7 @@ type lifeEvent struct {
 
 	Credential  *Credential // complete: the owner's new credentials
 	CompletedBy string      // complete: who completed it
+	ExpiresAt   time.Time   // renew: the lease's new end at the latest
 }
 
 // refusal is a transition's no: bad input for this state, a 400 naming why.
@@ -144,6 +147,10 @@ func transition(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 		return end(st, ev)
 	case lifeOrphan:
 		return orphan(st, ev)
+	case lifeRenew:
+		p := *st.Process
+		p.ExpiresAt = ev.ExpiresAt
+		return lifeState{Process: &p, Task: st.Task}, []effect{{Kind: effPutProcess, Process: &p}}, nil
 	case lifeRepair:
 		return repair(st, ev)
 	}

@@ -163,6 +163,9 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 		resp.AddWarning(warning)
 	}
 
+	if ttl > 0 {
+		p.ExpiresAt = now.Add(ttl)
+	}
 	if err := b.putNewProcess(ctx, req.Storage, p, cur); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -41,13 +42,6 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 	if err != nil {
 		return nil, err
 	}
-	p, err := b.getProcess(ctx, req.Storage, id)
-	if err != nil {
-		return nil, err
-	}
-	if p == nil || (nonce != "" && p.Nonce != nonce) {
-		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
-	}
 	cfg, err := b.getConfig(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -58,6 +52,20 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		resp.Secret.TTL = req.Secret.Increment
 	}
 	resp.Secret.MaxTTL = cfg.ProcessMaxTTL
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	st, err := b.loadLife(ctx, req.Storage, id)
+	if err != nil {
+		return nil, err
+	}
+	if st.Process == nil || (nonce != "" && st.Process.Nonce != nonce) {
+		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
+	}
+	// The process's own expiry follows the lease (an upper bound: Vault may cap the TTL lower).
+	if _, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeRenew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
+		return nil, err
+	}
 	return resp, nil
 }
 

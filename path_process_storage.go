@@ -51,6 +51,7 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 		return err
 	}
 	b.census.Set(summarize(p))
+	b.noteExpiry(p)
 	return nil
 }
 
@@ -76,6 +77,7 @@ func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id strin
 		return err
 	}
 	b.census.Delete(id)
+	b.expiries.Unschedule(id)
 	return nil
 }
 

@@ -42,6 +42,7 @@ func (b *backend) seedCensus(s logical.Storage) {
 			}
 			if p != nil {
 				b.census.Seed(summarize(p))
+				b.noteExpiry(p)
 			}
 		}
 		b.census.Seeded()

@@ -43,9 +43,14 @@ type processEntry struct {
 	// Current is the process's current credentials when its mode is persistent: one record, one
 	// write per create. Storage written by v0.1.0 kept them apart, under process-current/<id>
 	// (migrate.go). Never in an answer: responseData names what a read shows.
-	Current     *Credential `json:"current,omitempty"`
-	CreatedTime time.Time   `json:"created_time"`
-	UpdatedTime time.Time   `json:"updated_time"`
+	Current *Credential `json:"current,omitempty"`
+	// ExpiresAt is when its lease ends at the latest, as this plugin granted it (at create, moved
+	// by each renewal; zero: not known, as for a process created before v0.2.0). A process still
+	// here well past it has a lease Vault never registered (a crash between the create's write and
+	// the lease) or failed to revoke: the periodic sweep ends it (expiry.go).
+	ExpiresAt   time.Time `json:"expires_at,omitempty"`
+	CreatedTime time.Time `json:"created_time"`
+	UpdatedTime time.Time `json:"updated_time"`
 }
 
 // currentStatus says what resolution can make of the current credentials: kept, lost, expired

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
 // This file holds the process lease (Renew, Revoke), and re-creates oauth2 technical tokens
@@ -21,16 +22,16 @@ const technicalStatePrefix = "technical-state/"
 // maxConcurrentRefreshes bounds the token requests the scheduler has in flight at once.
 const maxConcurrentRefreshes = 16
 
-// refresher re-creates tokens on time: oauth.Queue says which credential is due next; one loop
+// refresher re-creates tokens on time: schedule.Queue says which credential is due next; one loop
 // on the active node waits for it and refreshes, a bounded number at once.
 type refresher struct {
 	b      *backend
 	worker worker
-	queue  *oauth.Queue
+	queue  *schedule.Queue
 }
 
 func newRefresher(b *backend) *refresher {
-	return &refresher{b: b, worker: newWorker(), queue: oauth.NewQueue()}
+	return &refresher{b: b, worker: newWorker(), queue: schedule.NewQueue()}
 }
 
 // start rebuilds the schedule from storage and runs the scheduler until stop.

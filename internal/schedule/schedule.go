@@ -1,4 +1,7 @@
-package oauth
+// Package schedule is a time-ordered queue of names: when each is due next (a token's refresh, a
+// process's own expiry). It stands on the SDK's priority queue, keyed by name, with the time as
+// priority. No clock: the caller says what now is.
+package schedule
 
 import (
 	"sync"
@@ -7,9 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/queue"
 )
 
-// Queue is the refresh schedule: when each credential's token is re-created next. It stands on
-// the SDK's priority queue (as the OpenLDAP engine's rotation queue does), keyed by credential
-// name, with the refresh time as priority.
+// Queue is a schedule: when each name is due (as the OpenLDAP engine's rotation queue does).
 type Queue struct {
 	mu sync.Mutex // makes Schedule's pop-and-push and PopDue's pop-and-put-back atomic
 	pq *queue.PriorityQueue
@@ -17,7 +18,7 @@ type Queue struct {
 
 func NewQueue() *Queue { return &Queue{pq: queue.New()} }
 
-// Schedule places (or moves) a credential at a time.
+// Schedule places (or moves) a name at a time.
 func (q *Queue) Schedule(name string, at time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -25,20 +26,20 @@ func (q *Queue) Schedule(name string, at time.Time) {
 	_ = q.pq.Push(&queue.Item{Key: name, Priority: at.UnixNano()})
 }
 
-// Unschedule takes a credential out.
+// Unschedule takes a name out.
 func (q *Queue) Unschedule(name string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	_, _ = q.pq.PopByKey(name)
 }
 
-// Len counts the scheduled credentials.
+// Len counts the scheduled names.
 func (q *Queue) Len() int { return q.pq.Len() }
 
 // idle is the wait PopDue answers when nothing is scheduled.
 const idle = time.Hour
 
-// PopDue takes the earliest credential if it is due at now; else it answers how long until it is.
+// PopDue takes the earliest name if it is due at now; else it answers how long until it is.
 func (q *Queue) PopDue(now time.Time) (name string, wait time.Duration) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

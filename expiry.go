@@ -1,0 +1,66 @@
+package pecreds
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// A process's own expiry. A create writes the process and only then does Vault register its
+// lease: a crash in between leaves a process no lease will ever revoke. Each process carries when
+// its lease ends at the latest (processEntry.ExpiresAt, moved by each renewal), kept in time order
+// in memory (filled as processes are written, and by the census's read of storage after a start:
+// no extra read); the periodic sweep ends those a grace period past it — never by reading every
+// record.
+
+// expiryGrace: a process is ended this long after its own expiry, so that Vault's revocation of
+// the lease (which ends it too) always comes first when the lease exists.
+const expiryGrace = time.Hour
+
+// noteExpiry places a process in the expiry order (nowhere when its expiry is not known).
+func (b *backend) noteExpiry(p *processEntry) {
+	if p.ExpiresAt.IsZero() {
+		b.expiries.Unschedule(p.ID)
+		return
+	}
+	b.expiries.Schedule(p.ID, p.ExpiresAt.Add(expiryGrace))
+}
+
+// sweepExpired ends the processes a grace period past their own expiry: their leases are gone,
+// or were never registered. Each is decided again under its lock, from storage.
+func (b *backend) sweepExpired(ctx context.Context, s logical.Storage, now time.Time) error {
+	for {
+		id, _ := b.expiries.PopDue(now)
+		if id == "" {
+			return nil
+		}
+		if err := b.endIfExpired(ctx, s, id, now); err != nil {
+			b.noteExpiryRetry(id, now)
+			return err
+		}
+	}
+}
+
+func (b *backend) endIfExpired(ctx context.Context, s logical.Storage, id string, now time.Time) error {
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	defer lock.Unlock()
+	st, err := b.loadLife(ctx, s, id)
+	if err != nil || st.Process == nil {
+		return err
+	}
+	if p := st.Process; p.ExpiresAt.IsZero() || now.Before(p.ExpiresAt.Add(expiryGrace)) {
+		b.noteExpiry(p) // renewed meanwhile
+		return nil
+	}
+	b.Logger().Warn("process ended: its lease expired long ago, or Vault never registered it", "process", id, "expired_at", formatTime(st.Process.ExpiresAt))
+	_, err = b.change(ctx, s, st, lifeEvent{Kind: lifeEnd})
+	return err
+}
+
+// noteExpiryRetry puts a process whose end failed back, for the next sweep.
+func (b *backend) noteExpiryRetry(id string, now time.Time) {
+	b.expiries.Schedule(id, now.Add(time.Minute))
+}
