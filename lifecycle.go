@@ -50,6 +50,10 @@ const (
 	lifeRepair
 	// lifeRenew: Vault renewed the process's lease; its own expiry moves.
 	lifeRenew
+	// lifeRuntime: the engine changed the process's runtime layer.
+	lifeRuntime
+	// lifeFoldCurrent: v0.1.0's record of the current credentials moves into the process's own.
+	lifeFoldCurrent
 )
 
 // lifeState is what a transition looks at: the process (nil when it does not exist) and the task
@@ -76,6 +80,7 @@ type lifeEvent struct {
 	Credential  *Credential // complete: the owner's new credentials
 	CompletedBy string      // complete: who completed it
 	ExpiresAt   time.Time   // renew: the lease's new end at the latest
+	Runtime     []Service   // runtime: the layer as it now is
 }
 
 // refusal is a transition's no: bad input for this state, a 400 naming why.
@@ -150,6 +155,14 @@ func transition(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
 	case lifeRenew:
 		p := *st.Process
 		p.ExpiresAt = ev.ExpiresAt
+		return lifeState{Process: &p, Task: st.Task}, []effect{{Kind: effPutProcess, Process: &p}}, nil
+	case lifeRuntime:
+		p := *st.Process
+		p.Runtime, p.UpdatedTime = ev.Runtime, ev.Now
+		return lifeState{Process: &p, Task: st.Task}, []effect{{Kind: effPutProcess, Process: &p}}, nil
+	case lifeFoldCurrent:
+		p := *st.Process
+		p.Current = ev.Credential
 		return lifeState{Process: &p, Task: st.Task}, []effect{{Kind: effPutProcess, Process: &p}}, nil
 	case lifeRepair:
 		return repair(st, ev)

@@ -47,18 +47,16 @@ func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id stri
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, s, id)
+	st, err := b.loadLife(ctx, s, id)
 	if err != nil {
 		return err
 	}
-	if p != nil && p.HasCurrent && p.KeepCredentials == keepPersistent && p.Current == nil {
+	if p := st.Process; p != nil && p.HasCurrent && p.KeepCredentials == keepPersistent && p.Current == nil {
 		cur, err := readJSON[Credential](ctx, s, legacyCurrentPrefix+id, fmt.Sprintf("the current credentials of process %q", id))
 		if err != nil {
 			return err
 		}
-		next := *p
-		next.Current = cur
-		if err := b.putProcess(ctx, s, &next); err != nil {
+		if _, err := b.change(ctx, s, st, lifeEvent{Kind: lifeFoldCurrent, Credential: cur}); err != nil {
 			return err
 		}
 	}

@@ -90,12 +90,11 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	if err := credential.CheckLayer("services: the runtime layer", merged); err != nil {
 		return badRequest(err)
 	}
-	next := *p
-	next.Runtime, next.UpdatedTime = merged, b.deps.now().UTC()
-	if err := b.putProcess(ctx, req.Storage, &next); err != nil {
+	next, err := b.change(ctx, req.Storage, lifeState{Process: p}, lifeEvent{Kind: lifeRuntime, Runtime: merged})
+	if err != nil {
 		return nil, err
 	}
-	resp := &logical.Response{Data: runtimeData(&next)}
+	resp := &logical.Response{Data: runtimeData(next.Process)}
 	missing, err := b.missingTechnicals(ctx, req.Storage, added)
 	if err != nil {
 		return nil, err
@@ -151,22 +150,21 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
-	p, err := b.getProcess(ctx, req.Storage, id)
-	if err != nil || p == nil {
+	st, err := b.loadLife(ctx, req.Storage, id)
+	if err != nil || st.Process == nil {
 		return nil, err
 	}
-	next := *p
-	next.Runtime = nil
-	for _, s := range p.Runtime {
+	kept := make([]Service, 0, len(st.Process.Runtime))
+	for _, s := range st.Process.Runtime {
 		if s.Name != service {
-			next.Runtime = append(next.Runtime, s)
+			kept = append(kept, s)
 		}
 	}
-	if len(next.Runtime) == len(p.Runtime) {
+	if len(kept) == len(st.Process.Runtime) {
 		return nil, nil
 	}
-	next.UpdatedTime = b.deps.now().UTC()
-	return nil, b.putProcess(ctx, req.Storage, &next)
+	_, err = b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeRuntime, Runtime: kept})
+	return nil, err
 }
 
 var runtimeResponseFields = map[string]*framework.FieldSchema{
