@@ -86,6 +86,8 @@ type backend struct {
 	notifier  *notifier
 	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
 	// migrated says it is done.
+	// taskSweep: the tasks a failed change touched, and closed tasks in retention order (tasks.go).
+	taskSweep *taskSweep
 	// expiries: each process's own expiry, in time order (expiry.go).
 	expiries  *schedule.Queue
 	migration worker
@@ -114,6 +116,7 @@ func newBackend(d deps) *backend {
 		flights:          newFlights(),
 		migration:        newWorker(),
 		expiries:         schedule.NewQueue(),
+		taskSweep:        newTaskSweep(),
 		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())

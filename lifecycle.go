@@ -50,6 +50,8 @@ const (
 	lifeRepair
 	// lifeRenew: Vault renewed the process's lease; its own expiry moves.
 	lifeRenew
+	// lifeForgetTask: a task closed 30 days ago is removed.
+	lifeForgetTask
 	// lifeRuntime: the engine changed the process's runtime layer.
 	lifeRuntime
 	// lifeFoldCurrent: v0.1.0's record of the current credentials moves into the process's own.
@@ -97,6 +99,7 @@ const (
 	effPutTask
 	effPutProcess
 	effDeleteProcess
+	effDeleteTask
 )
 
 // effect is one storage change (or announcement) of a transition, in the order apply runs them.
@@ -134,6 +137,12 @@ func (e *effects) list() []effect {
 
 // transition is the state machine: pure, so every (health, event) pair is a table test.
 func transition(st lifeState, ev lifeEvent) (lifeState, []effect, error) {
+	if ev.Kind == lifeForgetTask {
+		if st.Task == nil || st.Task.Status == taskOpen {
+			return st, nil, nil // an open task is never forgotten
+		}
+		return lifeState{}, []effect{{Kind: effDeleteTask, Task: st.Task}}, nil
+	}
 	if st.Process == nil && ev.Kind != lifeComplete && ev.Kind != lifeCancel && ev.Kind != lifeOrphan {
 		return st, nil, nil // nothing to change: the process has ended
 	}

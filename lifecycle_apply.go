@@ -31,6 +31,8 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) e
 			err = b.putProcess(ctx, s, e.Process)
 		case effDeleteProcess:
 			err = b.deleteProcess(ctx, s, e.Process.ID)
+		case effDeleteTask:
+			err = b.deleteTask(ctx, s, e.Task.ID)
 		}
 		if err != nil {
 			return err
@@ -49,7 +51,12 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	if err != nil {
 		return st, err
 	}
-	return next, b.apply(ctx, s, list)
+	if err := b.apply(ctx, s, list); err != nil {
+		// Cut short between writes: the next sweep reconciles what it touched.
+		b.markDirtyTasks(touchedTasks(st, list)...)
+		return st, err
+	}
+	return next, nil
 }
 
 // loadLife loads a process and its open task (nil, nil when the process does not exist).

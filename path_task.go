@@ -201,9 +201,41 @@ func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) 
 	return lifeState{Process: p, Task: t}, lock.Unlock, nil, nil
 }
 
-// sweepTasks finishes what a crash cut short (reconcileTask) and removes the tasks closed more
-// than closedTaskRetention ago.
+// sweepTasks keeps tasks and their processes whole, and removes tasks closed 30 days ago, without
+// reading every task each time (tasks.go): the first sweep after a start reads them all once; later
+// ones reconcile the tasks a failed change touched, and remove the closed tasks whose time is due.
 func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Time) error {
+	if !b.taskSweep.scanned.Load() {
+		if err := b.scanTasks(ctx, s, now); err != nil {
+			return err
+		}
+		b.taskSweep.scanned.Store(true)
+	}
+	for _, id := range b.takeDirtyTasks() {
+		t, err := b.getTask(ctx, s, id)
+		if err == nil && t != nil {
+			err = b.reconcileTask(ctx, s, t, now)
+		}
+		if err != nil {
+			b.markDirtyTasks(id) // the next sweep tries again
+			return err
+		}
+	}
+	for {
+		id, _ := b.taskSweep.retention.PopDue(now)
+		if id == "" {
+			return nil
+		}
+		if err := b.forgetTask(ctx, s, id, now); err != nil {
+			b.taskSweep.retention.Schedule(id, now.Add(time.Minute))
+			return err
+		}
+	}
+}
+
+// scanTasks reads every task once: each is reconciled with its process, and a closed one placed
+// in the retention order.
+func (b *backend) scanTasks(ctx context.Context, s logical.Storage, now time.Time) error {
 	ids, err := s.List(ctx, taskStoragePrefix)
 	if err != nil {
 		return fmt.Errorf("listing tasks: %w", err)
@@ -216,12 +248,7 @@ func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Ti
 		if t == nil {
 			continue
 		}
-		if t.Status != taskOpen && now.Sub(t.ClosedTime) > closedTaskRetention {
-			if err := cachedDelete(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id)); err != nil {
-				return err
-			}
-			continue
-		}
+		b.noteClosedTask(t)
 		if err := b.reconcileTask(ctx, s, t, now); err != nil {
 			return err
 		}

@@ -67,5 +67,13 @@ func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*t
 }
 
 func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
-	return cachedPut(ctx, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t)
+	if err := cachedPut(ctx, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t); err != nil {
+		return err
+	}
+	b.noteClosedTask(t)
+	return nil
+}
+
+func (b *backend) deleteTask(ctx context.Context, s logical.Storage, id string) error {
+	return cachedDelete(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
 }
