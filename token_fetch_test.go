@@ -356,7 +356,10 @@ func TestSchedulerRefreshesAtItsPoint(t *testing.T) {
 		t.Fatalf("%d token requests before the refresh point", n)
 	}
 	tick(8 * time.Second) // past it: one refresh
-	waitUntil(t, 10*time.Second, func() bool { return h.requests.Load() == 2 })
+	waitUntil(t, 10*time.Second, func() bool { // the request made, and its token stored
+		st, _ := b.getTokenState(t.Context(), s, "idp")
+		return h.requests.Load() == 2 && st.Generation == 2
+	})
 
 	h.body.Store(`{"error": "temporarily_unavailable"}`)
 	st, _ = b.getTokenState(t.Context(), s, "idp")
