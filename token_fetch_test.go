@@ -355,7 +355,7 @@ func TestSchedulerRefreshesAtItsPoint(t *testing.T) {
 	if n := h.requests.Load(); n != 1 {
 		t.Fatalf("%d token requests before the refresh point", n)
 	}
-	tick(8 * time.Second) // past it: one refresh
+	tick(8 * time.Second)                      // past it: one refresh
 	waitUntil(t, 10*time.Second, func() bool { // the request made, and its token stored
 		st, _ := b.getTokenState(t.Context(), s, "idp")
 		return h.requests.Load() == 2 && st.Generation == 2
