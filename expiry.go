@@ -4,7 +4,6 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -44,10 +43,8 @@ func (b *backend) sweepExpired(ctx context.Context, s logical.Storage, now time.
 }
 
 func (b *backend) endIfExpired(ctx context.Context, s logical.Storage, id string, now time.Time) error {
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, s, id)
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -57,6 +58,15 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 		return st, err
 	}
 	return next, nil
+}
+
+// lockLife takes a process's lock and loads its state under it (lifeState{} when the process
+// does not exist); the caller runs unlock when its change is applied.
+func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), err error) {
+	lock := locksutil.LockForKey(b.processLocks, id)
+	lock.Lock()
+	st, err = b.loadLife(ctx, s, id)
+	return st, lock.Unlock, err
 }
 
 // loadLife loads a process and its open task (nil, nil when the process does not exist).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -44,10 +43,8 @@ func (b *backend) migrateCurrents(ctx context.Context, s logical.Storage) {
 
 // migrateCurrent folds one process's old current-credentials record into its process record.
 func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id string) error {
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, s, id)
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
 	if err != nil {
 		return err
 	}

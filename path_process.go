@@ -263,10 +263,8 @@ func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d
 // Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
 // revocation), only the process that lease was issued for is ended.
 func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, s, id)
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
 	if err != nil {
 		return err
 	}

@@ -147,10 +147,8 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	if err := credential.ValidateName("service name", service); err != nil {
 		return badRequest(err)
 	}
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, req.Storage, id)
+	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	defer unlock()
 	if err != nil || st.Process == nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -52,10 +51,8 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		resp.Secret.TTL = req.Secret.Increment
 	}
 	resp.Secret.MaxTTL = cfg.ProcessMaxTTL
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, req.Storage, id)
+	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	defer unlock()
 	if err != nil {
 		return nil, err
 	}

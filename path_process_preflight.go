@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
@@ -57,10 +56,8 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 
 // openExpiringTask asks the owner early for credentials that will expire; the process runs on.
 func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, service string) (string, error) {
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, s, id)
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
 	if err != nil || st.Process == nil {
 		return "", err
 	}

@@ -96,10 +96,8 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 			return resp, err
 		}
 	}
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, req.Storage, id)
+	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	defer unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -237,10 +235,8 @@ func reportAnswer(p *processEntry) *logical.Response {
 // nothing else is usable: the process goes broken and its owner gets a task (failed without a
 // Task Manager). The answer names the task.
 func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
-	lock := locksutil.LockForKey(b.processLocks, id)
-	lock.Lock()
-	defer lock.Unlock()
-	st, err := b.loadLife(ctx, s, id)
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
 	if err != nil || st.Process == nil {
 		return fmt.Sprintf("process %q has ended", id), err
 	}
