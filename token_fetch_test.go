@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/tokenserver"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -26,47 +26,16 @@ func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 
 func (c *fakeClock) advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// hostileEndpoint is a token endpoint that answers what it is told, or hangs (from hold until
-// release), and counts the requests it got.
-type hostileEndpoint struct {
-	*httptest.Server
-	requests atomic.Int64
-	holding  atomic.Bool
-	released chan struct{}
-	once     sync.Once
-	body     atomic.Value // the JSON it answers
-}
-
-func startHostileEndpoint(t *testing.T, body string, hang bool) *hostileEndpoint {
+// startHostileEndpoint is a scripted token endpoint that ends with the test.
+func startHostileEndpoint(t *testing.T, body string, hang bool) *tokenserver.Scripted {
 	t.Helper()
-	h := &hostileEndpoint{released: make(chan struct{})}
-	h.holding.Store(hang)
-	h.body.Store(body)
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.requests.Add(1)
-		if h.holding.Load() {
-			select {
-			case <-h.released:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprint(w, h.body.Load().(string))
-	}))
-	t.Cleanup(func() { h.release(); h.Close() })
+	h := tokenserver.StartScripted(body, hang)
+	t.Cleanup(h.Close)
 	return h
 }
 
-func (h *hostileEndpoint) hold() { h.holding.Store(true) }
-
-func (h *hostileEndpoint) release() {
-	h.holding.Store(false)
-	h.once.Do(func() { close(h.released) })
-}
-
-func oauth2At(h *hostileEndpoint, client string) map[string]any {
-	return map[string]any{"type": "oauth2", "token_url": h.URL + "/token", "client_id": client, "client_secret": client + "-secret"}
+func oauth2At(h *tokenserver.Scripted, client string) map[string]any {
+	return map[string]any{"type": "oauth2", "token_url": h.TokenURL(), "client_id": client, "client_secret": client + "-secret"}
 }
 
 const goodToken = `{"access_token": "tok-%d", "token_type": "Bearer", "expires_in": 3600}`
@@ -86,7 +55,7 @@ func TestHungEndpointCostsOnlyItsDependants(t *testing.T) {
 	dead := startHostileEndpoint(t, fmt.Sprintf(goodToken, 2), true)  // hangs from the start
 	fast := startHostileEndpoint(t, fmt.Sprintf(goodToken, 3), false)
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/slow", oauth2At(slow, "s"))
-	slow.hold()
+	slow.Hold()
 	resp := mustSucceed(t, b, s, logical.CreateOperation, "technical/dead", oauth2At(dead, "d"))
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "still in flight") {
 		t.Fatalf("creating a credential whose endpoint hangs: warnings %v", resp.Warnings)
@@ -138,10 +107,10 @@ func TestHungEndpointCostsOnlyItsDependants(t *testing.T) {
 		mustSucceed(t, b, s, logical.ReadOperation, "technical/fast/creds", nil)
 		mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/slowonly", nil) // its token is still valid
 	}
-	slow.release()
-	dead.release()
+	slow.Release()
+	dead.Release()
 	waiting.Wait()
-	if n, m := slow.requests.Load(), dead.requests.Load(); n > 2 || m > 2 {
+	if n, m := slow.Requests(), dead.Requests(); n > 2 || m > 2 {
 		t.Errorf("the hung endpoints were asked %d and %d times, want at most 2 each", n, m)
 	}
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p0/resolve/deadonly", nil).Data; got["technical"] != "dead" {
@@ -172,7 +141,7 @@ func TestEveryFetchObeysBackoff(t *testing.T) {
 		}
 		mustFailCode(t, b, s, logical.ReadOperation, "process/p/resolve/svc", http.StatusServiceUnavailable)
 	}
-	if n := h.requests.Load(); n != 1 {
+	if n := h.Requests(); n != 1 {
 		t.Errorf("40 demands during the backoff made %d token requests, want the first only", n)
 	}
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data; got["failures"] != 1 {
@@ -181,15 +150,15 @@ func TestEveryFetchObeysBackoff(t *testing.T) {
 	clock.advance(5 * time.Second) // the first backoff is over: one more request, one more failure
 	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
 	mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
-	if n, f := h.requests.Load(), mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 2 || f != 2 {
+	if n, f := h.Requests(), mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 2 || f != 2 {
 		t.Errorf("after the backoff: %d requests, %v failures", n, f)
 	}
 
 	// A token that lives too short to be served is a failure too; a write that fixes the
 	// credential lifts the old backoff (the count starts again), and asks once.
-	h.body.Store(`{"access_token": "short", "token_type": "Bearer", "expires_in": 1}`)
+	h.Answer(`{"access_token": "short", "token_type": "Bearer", "expires_in": 1}`)
 	clock.advance(2 * time.Second) // past the minimum interval, within the second backoff (10s)
-	before := h.requests.Load()
+	before := h.Requests()
 	resp = mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg", map[string]any{"scopes": "a"})
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "too short") {
 		t.Errorf("warnings %v", resp.Warnings)
@@ -197,13 +166,13 @@ func TestEveryFetchObeysBackoff(t *testing.T) {
 	for range 10 {
 		mustFailCode(t, b, s, logical.ReadOperation, "technical/neg/creds", http.StatusServiceUnavailable)
 	}
-	if n, f := h.requests.Load()-before, mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 1 || f != 1 {
+	if n, f := h.Requests()-before, mustSucceed(t, b, s, logical.ReadOperation, "technical/neg", nil).Data["failures"]; n != 1 || f != 1 {
 		t.Errorf("a write and 10 reads: %d token requests (want the write's), failures %v (want the count started again)", n, f)
 	}
 
 	// A healthy answer after the backoff; then no request sooner than the minimum interval, not
 	// even an operator's rotate.
-	h.body.Store(`{"access_token": "good", "token_type": "Bearer", "expires_in": 3600}`)
+	h.Answer(`{"access_token": "good", "token_type": "Bearer", "expires_in": 3600}`)
 	clock.advance(5 * time.Second)
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/neg/creds", nil).Data; got["access_token"] != "good" {
 		t.Fatalf("after the backoff: %v", got)
@@ -211,12 +180,12 @@ func TestEveryFetchObeysBackoff(t *testing.T) {
 	if msg := mustFailCode(t, b, s, logical.UpdateOperation, "technical/neg/rotate", http.StatusServiceUnavailable); !strings.Contains(msg, "less than 2s ago") {
 		t.Errorf("rotate within the minimum interval: %s", msg)
 	}
-	if n := h.requests.Load() - before; n != 2 {
+	if n := h.Requests() - before; n != 2 {
 		t.Errorf("%d token requests, want 2", n)
 	}
 	clock.advance(2 * time.Second)
 	mustSucceed(t, b, s, logical.UpdateOperation, "technical/neg/rotate", nil)
-	if n := h.requests.Load() - before; n != 3 {
+	if n := h.Requests() - before; n != 3 {
 		t.Errorf("after the minimum interval, rotate asks: %d token requests, want 3", n)
 	}
 }
@@ -241,13 +210,13 @@ func TestShortLivedTokensDoNotSpin(t *testing.T) {
 	if name, _ := b.refresher.queue.PopDue(clock.now().Add(1900 * time.Millisecond)); name != "" {
 		t.Errorf("the credential is due before the minimum interval has passed")
 	}
-	h.body.Store(`{"access_token": "x", "token_type": "Bearer", "expires_in": 1}`)
+	h.Answer(`{"access_token": "x", "token_type": "Bearer", "expires_in": 1}`)
 	for range 5 {
 		clock.advance(3 * time.Second)
 		b.refresher.worker.poke()
 	}
-	waitUntil(t, 10*time.Second, func() bool { return h.requests.Load() >= 2 })
-	if n := h.requests.Load(); n > 4 {
+	waitUntil(t, 10*time.Second, func() bool { return h.Requests() >= 2 })
+	if n := h.Requests(); n > 4 {
 		t.Errorf("15 s of a 1-second-token endpoint made %d token requests", n)
 	}
 }
@@ -287,7 +256,7 @@ func TestStaleTokenNeverServed(t *testing.T) {
 	fresh := startHostileEndpoint(t, `{"access_token": "from-the-new-endpoint", "token_type": "Bearer", "expires_in": 3600}`, false)
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/x", oauth2At(old, "a")) // its request hangs
 	mustSucceed(t, b, s, logical.UpdateOperation, "technical/x", map[string]any{"token_url": fresh.URL + "/token", "client_id": "b", "client_secret": "b-secret"})
-	old.release()
+	old.Release()
 	waitUntil(t, 10*time.Second, func() bool {
 		got := request(t, b, s, logical.ReadOperation, "technical/x/creds", nil)
 		return got != nil && !got.IsError() && got.Data["access_token"] == "from-the-new-endpoint"
@@ -301,11 +270,11 @@ func TestStaleTokenNeverServed(t *testing.T) {
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/y", oauth2At(gone, "c"))
 	mustSucceed(t, b, s, logical.DeleteOperation, "technical/y", nil)
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/y", oauth2At(fresh, "d"))
-	gone.release()
+	gone.Release()
 	waitUntil(t, 10*time.Second, func() bool {
 		b.flights.mu.Lock()
 		defer b.flights.mu.Unlock()
-		return gone.requests.Load() == 1 && len(b.flights.inAir) == 0
+		return gone.Requests() == 1 && len(b.flights.inAir) == 0
 	})
 	if got := mustSucceed(t, b, s, logical.ReadOperation, "technical/y/creds", nil).Data; got["access_token"] != "from-the-new-endpoint" {
 		t.Errorf("the credential made again serves %v", got["access_token"])
@@ -326,10 +295,10 @@ func TestReportOnExpiredTechnicalTokenRefreshesFirst(t *testing.T) {
 	if err := b.putTokenState(t.Context(), s, "idp", &expired); err != nil {
 		t.Fatal(err)
 	}
-	before := h.requests.Load()
+	before := h.Requests()
 	got := mustSucceed(t, b, s, logical.UpdateOperation, "process/p/report", map[string]any{"service": "svc", "error": "credentials_expired"}).Data
-	if got["action"] != "retry" || got["health"] != "running" || h.requests.Load() != before+1 {
-		t.Errorf("a report on an expired token: %v, %d token requests", got, h.requests.Load()-before)
+	if got["action"] != "retry" || got["health"] != "running" || h.Requests() != before+1 {
+		t.Errorf("a report on an expired token: %v, %d token requests", got, h.Requests()-before)
 	}
 }
 
@@ -352,16 +321,16 @@ func TestSchedulerRefreshesAtItsPoint(t *testing.T) {
 
 	tick(60 * time.Second)            // before the point: nothing
 	time.Sleep(50 * time.Millisecond) // a moment for a wrongly early refresh to show; nothing is awaited
-	if n := h.requests.Load(); n != 1 {
+	if n := h.Requests(); n != 1 {
 		t.Fatalf("%d token requests before the refresh point", n)
 	}
 	tick(8 * time.Second)                      // past it: one refresh
 	waitUntil(t, 10*time.Second, func() bool { // the request made, and its token stored
 		st, _ := b.getTokenState(t.Context(), s, "idp")
-		return h.requests.Load() == 2 && st.Generation == 2
+		return h.Requests() == 2 && st.Generation == 2
 	})
 
-	h.body.Store(`{"error": "temporarily_unavailable"}`)
+	h.Answer(`{"error": "temporarily_unavailable"}`)
 	st, _ = b.getTokenState(t.Context(), s, "idp")
 	tick(st.NextRefresh.Sub(clock.now()) + time.Second) // the next point: the refresh fails
 	waitUntil(t, 10*time.Second, func() bool {
@@ -373,10 +342,10 @@ func TestSchedulerRefreshesAtItsPoint(t *testing.T) {
 	}
 	tick(4 * time.Second) // within the 5 s backoff: no retry
 	time.Sleep(50 * time.Millisecond)
-	if n := h.requests.Load(); n != 3 {
+	if n := h.Requests(); n != 3 {
 		t.Errorf("%d token requests within the backoff, want 3", n)
 	}
-	h.body.Store(`{"access_token": "t2", "token_type": "Bearer", "expires_in": 100}`)
+	h.Answer(`{"access_token": "t2", "token_type": "Bearer", "expires_in": 100}`)
 	tick(2 * time.Second) // past it: the retry succeeds
 	waitUntil(t, 10*time.Second, func() bool {
 		got := request(t, b, s, logical.ReadOperation, "technical/idp/creds", nil)

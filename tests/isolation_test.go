@@ -4,62 +4,33 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/tokenserver"
 )
 
 // The isolation scene of the issue that asked for it: 300 processes on one definition; the token
 // endpoint of technical credential "slow" (which has a valid token) and of "dead" (which never
 // got one) hang; "fast" answers. 32 processes depend on the hung ones, 268 do not.
 
-// hangingEndpoint is a token endpoint that answers tokens, or hangs from hold until release, and
-// counts the requests it got.
-type hangingEndpoint struct {
-	*httptest.Server
-	requests atomic.Int64
-	holding  atomic.Bool
-	released chan struct{}
-	once     sync.Once
-}
-
-func startHangingEndpoint(tb testing.TB, hang bool) *hangingEndpoint {
+// startHangingEndpoint is a scripted token endpoint (a token for every client) that ends with the
+// test.
+func startHangingEndpoint(tb testing.TB, hang bool) *tokenserver.Scripted {
 	tb.Helper()
-	h := &hangingEndpoint{released: make(chan struct{})}
-	h.holding.Store(hang)
-	var seq atomic.Int64
-	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.requests.Add(1)
-		if h.holding.Load() {
-			select {
-			case <-h.released:
-			case <-r.Context().Done():
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"access_token": "hung-%d", "token_type": "Bearer", "expires_in": 3600}`, seq.Add(1))
-	}))
-	tb.Cleanup(func() { h.release(); h.Close() })
+	h := tokenserver.StartScripted(`{"access_token": "from-a-hanging-endpoint", "token_type": "Bearer", "expires_in": 3600}`, hang)
+	tb.Cleanup(h.Close)
 	return h
-}
-
-func (h *hangingEndpoint) hold() { h.holding.Store(true) }
-
-func (h *hangingEndpoint) release() {
-	h.holding.Store(false)
-	h.once.Do(func() { close(h.released) })
 }
 
 type isolationScene struct {
 	mount      string
-	slow, dead *hangingEndpoint
+	slow, dead *tokenserver.Scripted
 	client     *api.Client // no retries: every answer is seen as it is
 }
 
@@ -85,8 +56,8 @@ func newIsolationScene(tb testing.TB) *isolationScene {
 		}
 	}
 	rememberSecrets("slow-secret", "dead-secret", "fast-secret")
-	must("technical/slow", map[string]any{"type": "oauth2", "token_url": sc.slow.URL + "/token", "client_id": "slow", "client_secret": "slow-secret"})
-	must("technical/dead", map[string]any{"type": "oauth2", "token_url": sc.dead.URL + "/token", "client_id": "dead", "client_secret": "dead-secret"})
+	must("technical/slow", map[string]any{"type": "oauth2", "token_url": sc.slow.TokenURL(), "client_id": "slow", "client_secret": "slow-secret"})
+	must("technical/dead", map[string]any{"type": "oauth2", "token_url": sc.dead.TokenURL(), "client_id": "dead", "client_secret": "dead-secret"})
 	must("technical/fast", map[string]any{"type": "oauth2", "token_url": fast.TokenURL(), "client_id": "fast", "client_secret": "fast-secret"})
 	must("registry/orders", map[string]any{"services": []map[string]any{
 		{"name": "slowsvc", "credentials": []map[string]any{{"type": "technical", "name": "slow"}}},
@@ -98,7 +69,7 @@ func newIsolationScene(tb testing.TB) *isolationScene {
 		_, err := c.Logical().Write(fmt.Sprintf("%s/process/p%d", sc.mount, i), map[string]any{"definition": "orders"})
 		return err
 	})
-	sc.slow.hold()
+	sc.slow.Hold()
 	return sc
 }
 
@@ -160,8 +131,8 @@ func TestIsolationHungTokenEndpointCostsOnlyItsDependants(t *testing.T) {
 	sc := newIsolationScene(t)
 	ctx, stop := context.WithCancel(context.Background())
 	waitDependents := sc.startDependents(ctx)
-	defer func() { stop(); sc.slow.release(); sc.dead.release(); waitDependents() }()
-	waitFor(t, 30*time.Second, func() bool { return sc.slow.requests.Load() >= 2 && sc.dead.requests.Load() >= 1 })
+	defer func() { stop(); sc.slow.Release(); sc.dead.Release(); waitDependents() }()
+	waitFor(t, 30*time.Second, func() bool { return sc.slow.Requests() >= 2 && sc.dead.Requests() >= 1 })
 
 	lat := sc.unrelated(t, 1)
 	if len(lat) != 2*(isolationProcesses-isolationDependent) {
@@ -171,7 +142,7 @@ func TestIsolationHungTokenEndpointCostsOnlyItsDependants(t *testing.T) {
 		t.Errorf("the slowest of %d unrelated requests took %s", len(lat), worst)
 	}
 	t.Logf("%d unrelated requests while two endpoints hang: p50 %s, p99 %s, max %s", len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
-	if n, m := sc.slow.requests.Load(), sc.dead.requests.Load(); n > 2 || m > 2 {
+	if n, m := sc.slow.Requests(), sc.dead.Requests(); n > 2 || m > 2 {
 		t.Errorf("the hung endpoints were asked %d and %d times, want at most 2 each", n, m)
 	}
 	for i := range isolationDependent {
@@ -197,11 +168,11 @@ func BenchmarkIsolation(b *testing.B) {
 	alone := sc.unrelated(b, rounds)
 	ctx, stop := context.WithCancel(context.Background())
 	waitDependents := sc.startDependents(ctx)
-	waitFor(b, 30*time.Second, func() bool { return sc.slow.requests.Load() >= 2 && sc.dead.requests.Load() >= 1 })
+	waitFor(b, 30*time.Second, func() bool { return sc.slow.Requests() >= 2 && sc.dead.Requests() >= 1 })
 	hung := sc.unrelated(b, rounds)
 	stop()
-	sc.slow.release()
-	sc.dead.release()
+	sc.slow.Release()
+	sc.dead.Release()
 	waitDependents()
 	p99 := func(l []time.Duration) time.Duration { return l[len(l)*99/100] }
 	ratio := float64(p99(hung)) / float64(p99(alone))
