@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
@@ -86,8 +87,11 @@ type backend struct {
 	notifier  *notifier
 	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
 	// migrated says it is done.
-	// taskSweep: the tasks a failed change touched, and closed tasks in retention order (tasks.go).
+	// taskSweep: closed tasks in retention order (tasks.go).
 	taskSweep *taskSweep
+	// changes: the changes recorded in the write-ahead log and not done yet (changes.go).
+	changes       *pendingChanges
+	changesLoaded atomic.Bool
 	// expiries: each process's own expiry, in time order (expiry.go).
 	expiries  *schedule.Queue
 	migration worker
@@ -117,6 +121,7 @@ func newBackend(d deps) *backend {
 		migration:        newWorker(),
 		expiries:         schedule.NewQueue(),
 		taskSweep:        newTaskSweep(),
+		changes:          newPendingChanges(),
 		deps:             d,
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
@@ -130,6 +135,10 @@ func newBackend(d deps) *backend {
 		InitializeFunc: b.initialize,
 		PeriodicFunc:   b.periodic,
 		Clean:          b.clean,
+		// A change cut short is rolled forward (changes.go); a minute after it was recorded, if
+		// nothing touched its process before.
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: time.Minute,
 		PathsSpecial: &logical.Paths{
 			SealWrapStorage: []string{
 				configStorageKey,
@@ -138,6 +147,7 @@ func newBackend(d deps) *backend {
 				"technical-state/",
 				"outbox/",
 				"process/",
+				framework.WALPrefix,
 				"process-current/",
 				notifyStatsKey,
 			},
@@ -228,13 +238,14 @@ func (b *backend) invalidate(_ context.Context, key string) {
 
 // initialize starts the background work on the node that may write: the Task Manager outbox's
 // delivery, and the token refresh scheduler, rebuilt from storage.
-func (b *backend) initialize(_ context.Context, req *logical.InitializationRequest) error {
+func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
 	if !b.WriteSafeReplicationState() {
 		return nil
 	}
+	s := req.Storage
+	b.loadChanges(ctx, s)
 	b.notifier.start(req.Storage)
 	b.seedCensus(req.Storage)
-	s := req.Storage
 	b.migration.run(func(ctx context.Context) { b.migrateCurrents(ctx, s) })
 	return b.refresher.start(req.Storage)
 }
@@ -248,6 +259,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 	if err := b.refresher.rebuild(ctx, req.Storage); err != nil {
 		return err
 	}
+	b.loadChanges(ctx, req.Storage)
 	now := b.deps.now().UTC()
 	if err := b.sweepExpired(ctx, req.Storage, now); err != nil {
 		return err

@@ -20,12 +20,10 @@ import (
 //	any ──failure(failed) or cancel──▶ failed (final: task cancelled, current credentials wiped)
 //	any ──end──▶ gone (task cancelled, current credentials wiped)
 //
-// Effects run in one order, so that a crash after any write leaves a state the periodic sweep
-// repairs (reconcileTask): outbox entries first (the Task Manager may hear of a change that did
-// not happen, never miss one that did), then the current credentials, then the task, then the
-// process. The task record is the witness: a process that still points at a task found closed is
-// repaired to what the closing meant (completed: running; cancelled: failed), and an open task
-// its process does not point at is cancelled.
+// A change of more than one write is recorded whole in Vault's write-ahead log before its first
+// write (changes.go), so a crash between its writes is rolled forward, never left half-made; its
+// events wait in the outbox until it is done, and are sent once. The sweep's orphan and repair
+// transitions mend what a crash left in storage written before the log was kept.
 
 // lifeKind is what happened.
 type lifeKind int

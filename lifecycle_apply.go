@@ -12,8 +12,24 @@ import (
 // after their creation.
 
 // apply carries a transition's effects out, in order. It is the only writer of processes and
-// tasks after their creation.
-func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) error {
+// tasks after their creation. A change of more than one storage write is recorded first in the
+// write-ahead log (changes.go): cut short, it is rolled forward, never left half-made.
+func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []effect) error {
+	if b.storageWrites(list) <= 1 {
+		return b.applyWrites(ctx, s, list)
+	}
+	pc, err := b.record(ctx, s, pid, list)
+	if err != nil {
+		return err
+	}
+	if err := b.applyWrites(ctx, s, list); err != nil {
+		return err // pending: the process's next change, a restart or Vault's rollback finishes it
+	}
+	return b.finish(ctx, s, pc)
+}
+
+// applyWrites makes a change's writes, in order; each can be made again.
+func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []effect) error {
 	for _, e := range list {
 		var err error
 		switch e.Kind {
@@ -43,19 +59,59 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, list []effect) e
 }
 
 // change runs one event on a loaded state — the caller holds the process's lock — and answers
-// the next state. A refusal comes back as it is, for the handler's 400.
+// the next state. A change of the process cut short before is finished first, and the event runs
+// on the state it left. A refusal comes back as it is, for the handler's 400.
 func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, ev lifeEvent) (lifeState, error) {
 	if ev.Now.IsZero() {
 		ev.Now = b.deps.now().UTC()
+	}
+	pid := st.processID()
+	settled, err := b.settle(ctx, s, pid)
+	if err == nil && settled {
+		st, err = b.reload(ctx, s, st)
+	}
+	if err != nil {
+		return st, err
 	}
 	next, list, err := transition(st, ev)
 	if err != nil {
 		return st, err
 	}
-	if err := b.apply(ctx, s, list); err != nil {
-		// Cut short between writes: the next sweep reconciles what it touched.
-		b.markDirtyTasks(touchedTasks(st, list)...)
+	if err := b.apply(ctx, s, pid, list); err != nil {
 		return st, err
+	}
+	return next, nil
+}
+
+// processID is the process a state is about: the process's, or its task's.
+func (st lifeState) processID() string {
+	if st.Process != nil {
+		return st.Process.ID
+	}
+	if st.Task != nil {
+		return st.Task.ProcessID
+	}
+	return ""
+}
+
+// reload reads a state again: the process, and the task it was about (or the process's open one).
+func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (lifeState, error) {
+	pid := st.processID()
+	p, err := b.getProcess(ctx, s, pid)
+	if err != nil {
+		return st, err
+	}
+	taskID := ""
+	if st.Task != nil {
+		taskID = st.Task.ID
+	} else if p != nil {
+		taskID = p.TaskID
+	}
+	next := lifeState{Process: p}
+	if taskID != "" {
+		if next.Task, err = b.getTask(ctx, s, taskID); err != nil {
+			return st, err
+		}
 	}
 	return next, nil
 }
@@ -65,7 +121,9 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), err error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
-	st, err = b.loadLife(ctx, s, id)
+	if _, err = b.settle(ctx, s, id); err == nil {
+		st, err = b.loadLife(ctx, s, id)
+	}
 	return st, lock.Unlock, err
 }
 

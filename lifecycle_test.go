@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -285,8 +289,67 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 	}
 }
 
-// A storage failure after each write of each change, then a restart over the same storage and
-// the periodic sweep: the invariants hold.
+// lifeSnapshot is what a change leaves, ids aside: the process, its tasks and its events.
+type lifeSnapshot struct {
+	Process string
+	Tasks   []string
+	Events  []string
+}
+
+// snapshotLife reads process p, every task and every event in the outbox; an event twice (by id)
+// is an error.
+func snapshotLife(t *testing.T, b *backend, s logical.Storage) lifeSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	var snap lifeSnapshot
+	snap.Process = "gone"
+	if p, _ := b.getProcess(ctx, s, "p"); p != nil {
+		snap.Process = fmt.Sprintf("%s waiting=%v current=%v", p.Health, p.TaskID != "", p.HasCurrent)
+	}
+	taskIDs, _ := s.List(ctx, taskStoragePrefix)
+	for _, id := range taskIDs {
+		if task, _ := b.getTask(ctx, s, id); task != nil {
+			snap.Tasks = append(snap.Tasks, task.Status+" "+task.Reason)
+		}
+	}
+	slices.Sort(snap.Tasks)
+	keys, _ := s.List(ctx, outboxStoragePrefix)
+	seen := map[string]bool{}
+	for _, k := range keys {
+		ev, err := loadOutboxEvent(ctx, s, outboxStoragePrefix+k)
+		if err != nil || ev == nil {
+			continue
+		}
+		if seen[ev.ID] {
+			t.Errorf("event %s (%s) is in the outbox twice", ev.ID, ev.Type)
+		}
+		seen[ev.ID] = true
+		snap.Events = append(snap.Events, ev.Type)
+	}
+	return snap
+}
+
+// waitSettled waits until a restarted backend has rolled every change cut short forward: no
+// write-ahead record is left.
+func waitSettled(t *testing.T, b *backend, s logical.Storage) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		keys, err := s.List(context.Background(), framework.WALPrefix)
+		if err == nil && len(keys) == 0 && len(b.changes.processes()) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes still pending after 10 s: %v %v %v", keys, b.changes.processes(), err)
+		}
+		runtime.Gosched()
+	}
+}
+
+// Every write of each change fails in turn — the plugin lost its Vault, or was killed, at that
+// point — and a new backend starts over the same storage: it rolls the change forward from the
+// write-ahead log, so what is left is the state before the change (its record was never
+// written) or the whole state after it, with each event once.
 func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 	ann := `{"type": "password", "username": "ann", "password": "ann-pw"}`
 	type step struct {
@@ -294,61 +357,72 @@ func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 		path string
 		data map[string]any
 	}
-	report := func(class string) step {
-		return step{logical.UpdateOperation, "process/p/report", map[string]any{"service": "crm", "error": class}}
+	report := func(service, class string) step {
+		return step{logical.UpdateOperation, "process/p/report", map[string]any{"service": service, "error": class}}
+	}
+	create := func(current string) step {
+		return step{logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": current, "owner_entity_id": "ent-ann"}}
 	}
 	taskOf := func(b *backend, s logical.Storage) string {
 		p, _ := b.getProcess(context.Background(), s, "p")
 		return p.TaskID
 	}
+	fixed := func(st step) func(*backend, logical.Storage) step {
+		return func(*backend, logical.Storage) step { return st }
+	}
+	expiring := `{"type": "token", "token": "t", "expires_at": "` + time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339) + `"}`
 	scenarios := []struct {
 		name  string
 		setup []step
 		last  func(b *backend, s logical.Storage) step
 	}{
-		{"report opens a task", nil, func(*backend, logical.Storage) step { return report("auth_failed") }},
-		{"report fails a broken process", []step{report("auth_failed")}, func(*backend, logical.Storage) step { return report("forbidden") }},
-		{"complete", []step{report("auth_failed")}, func(b *backend, s logical.Storage) step {
+		{"create", nil, fixed(create(ann))},
+		{"report opens a task", []step{create(ann)}, fixed(report("crm", "auth_failed"))},
+		{"report breaks for an operator", []step{create(ann)}, fixed(report("erp", "auth_failed"))},
+		{"report fails a broken process", []step{create(ann), report("crm", "auth_failed")}, fixed(report("crm", "forbidden"))},
+		{"complete", []step{create(ann), report("crm", "auth_failed")}, func(b *backend, s logical.Storage) step {
 			return step{logical.UpdateOperation, "task/" + taskOf(b, s) + "/complete-on-behalf", map[string]any{"credentials": ann}}
 		}},
-		{"cancel", []step{report("auth_failed")}, func(b *backend, s logical.Storage) step {
+		{"cancel", []step{create(ann), report("crm", "auth_failed")}, func(b *backend, s logical.Storage) step {
 			return step{logical.UpdateOperation, "task/" + taskOf(b, s) + "/cancel", nil}
 		}},
-		{"end", []step{report("auth_failed")}, func(*backend, logical.Storage) step { return step{logical.DeleteOperation, "process/p", nil} }},
-		{"preflight opens a task", nil, func(*backend, logical.Storage) step {
-			return step{logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "8760h", "open_tasks": true}}
-		}},
+		{"resume", []step{create(ann), report("erp", "auth_failed")}, fixed(step{logical.UpdateOperation, "process/p/resume", nil})},
+		{"end", []step{create(ann), report("crm", "auth_failed")}, fixed(step{logical.DeleteOperation, "process/p", nil})},
+		{"preflight opens a task", []step{create(expiring)}, fixed(step{logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "8760h", "open_tasks": true}})},
 	}
-	expiring := `{"type": "token", "token": "t", "expires_at": "` + time.Now().Add(30*24*time.Hour).UTC().Format(time.RFC3339) + `"}`
 	for _, sc := range scenarios {
-		for failAt := 1; ; failAt++ {
+		var before, after lifeSnapshot
+		for failAt := 0; ; failAt++ {
 			b, inmem := getTestBackend(t)
 			run := func(s logical.Storage, st step) (*logical.Response, error) {
 				return b.HandleRequest(context.Background(), &logical.Request{Operation: st.op, Path: st.path, Storage: s, Data: st.data})
 			}
-			current := ann
-			if strings.HasPrefix(sc.name, "preflight") {
-				current = expiring
-			}
 			for _, st := range append([]step{
 				{logical.UpdateOperation, "config", map[string]any{"notify_url": "http://127.0.0.1:1/hook", "notify_secret": hookSecret}},
-				{logical.CreateOperation, "registry/orders", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]}]`}},
-				{logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": current, "owner_entity_id": "ent-ann"}},
+				{logical.CreateOperation, "registry/orders", map[string]any{"services": `[{"name": "crm", "credentials": [{"type": "current"}]},
+					{"name": "erp", "credentials": [{"type": "password", "username": "svc", "password": "svc-pw"}]}]`}},
 			}, sc.setup...) {
 				if resp, err := run(inmem, st); err != nil || resp.IsError() {
 					t.Fatalf("%s: setup %s: %v %v", sc.name, st.path, resp, err)
 				}
 			}
+			if failAt == 0 {
+				before = snapshotLife(t, b, inmem)
+			}
 			failing := &failingStorage{Storage: inmem, failAt: failAt}
-			last := sc.last(b, inmem)
-			resp, err := run(failing, last)
-			if failing.writes < failAt {
+			resp, err := run(failing, sc.last(b, inmem))
+			if failAt == 0 {
 				if err != nil || resp.IsError() {
 					t.Fatalf("%s: %v %v", sc.name, resp, err)
 				}
-				if failAt == 1 {
-					t.Fatalf("%s: the change made no write", sc.name)
+				after = snapshotLife(t, b, inmem)
+				if reflect.DeepEqual(before, after) {
+					t.Fatalf("%s: the change changed nothing: %+v", sc.name, after)
 				}
+				continue
+			}
+			if failing.writes < failAt {
+				t.Logf("%s: %d writes, each failed in turn", sc.name, failAt-1)
 				break // every write has had its failure
 			}
 			if err == nil && !resp.IsError() {
@@ -356,10 +430,19 @@ func TestLifecycleCrashAfterEachWrite(t *testing.T) {
 			}
 			b.Cleanup(context.Background())
 			restarted := restart(t, inmem)
+			waitSettled(t, restarted, inmem)
 			if err := restarted.periodic(context.Background(), &logical.Request{Storage: inmem}); err != nil {
 				t.Fatalf("%s: the sweep after write %d failed: %v", sc.name, failAt, err)
 			}
 			checkLifeInvariants(t, restarted, inmem)
+			got := snapshotLife(t, restarted, inmem)
+			want := after
+			if failAt == 1 {
+				want = before // the first write is the change's record, or its only write
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s, write %d of %d failed, then a restart:\n got  %+v\n want %+v", sc.name, failAt, failing.writes, got, want)
+			}
 		}
 	}
 }

@@ -127,6 +127,7 @@ func (n *notifier) loadLocked(ctx context.Context, s logical.Storage) (*outbox.I
 		return nil, err
 	}
 	n.index = outbox.NewIndex(entries)
+	n.index.SetHeld(n.b.changes.holds)
 	return n.index, nil
 }
 

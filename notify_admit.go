@@ -23,15 +23,21 @@ const overflowLogEvery = time.Minute
 // new event: the state change still happens, and
 // notify/status counts it under overflowed.
 func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEntry, ev notifyEvent) error {
-	id, err := uuid.GenerateUUID()
-	if err != nil {
-		return fmt.Errorf("making an event id: %w", err)
+	if ev.ID == "" {
+		id, err := uuid.GenerateUUID()
+		if err != nil {
+			return fmt.Errorf("making an event id: %w", err)
+		}
+		ev.ID = id
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	x, err := n.loadLocked(ctx, s)
 	if err != nil {
 		return err
+	}
+	if x.Has(ev.ProcessID, ev.ID) {
+		return nil // enqueued before a change cut short was rolled forward (changes.go)
 	}
 	if old, crowded := x.Crowded(ev.ProcessID, maxPendingPerProcess); crowded {
 		if err := n.giveWayLocked(ctx, s, x, old); err != nil {
@@ -44,7 +50,7 @@ func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEn
 		}
 	}
 	now := n.b.deps.now().UTC()
-	ev.Seq, ev.ID, ev.Time, ev.Since, ev.NextAttempt = x.NextSeq(), id, now, now, now
+	ev.Seq, ev.Time, ev.Since, ev.NextAttempt = x.NextSeq(), now, now, now
 	if err := putOutboxEvent(ctx, s, &ev); err != nil {
 		return err
 	}

@@ -201,25 +201,15 @@ func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) 
 	return lifeState{Process: p, Task: t}, lock.Unlock, nil, nil
 }
 
-// sweepTasks keeps tasks and their processes whole, and removes tasks closed 30 days ago, without
-// reading every task each time (tasks.go): the first sweep after a start reads them all once; later
-// ones reconcile the tasks a failed change touched, and remove the closed tasks whose time is due.
+// sweepTasks removes tasks closed 30 days ago without reading every task each time (tasks.go):
+// the first sweep after a start reads them all once; later ones remove the closed tasks whose
+// time is due.
 func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Time) error {
 	if !b.taskSweep.scanned.Load() {
 		if err := b.scanTasks(ctx, s, now); err != nil {
 			return err
 		}
 		b.taskSweep.scanned.Store(true)
-	}
-	for _, id := range b.takeDirtyTasks() {
-		t, err := b.getTask(ctx, s, id)
-		if err == nil && t != nil {
-			err = b.reconcileTask(ctx, s, t, now)
-		}
-		if err != nil {
-			b.markDirtyTasks(id) // the next sweep tries again
-			return err
-		}
 	}
 	for {
 		id, _ := b.taskSweep.retention.PopDue(now)

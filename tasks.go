@@ -3,7 +3,6 @@ package pecreds
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,61 +12,16 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
-// The task sweep's memory. A change that fails between its writes marks the tasks it touched
-// dirty, and the next sweep reconciles just those with their processes; a closed task waits in a
-// time order for its removal, 30 days after it closed. The first sweep after a start reads every
-// task once, to rebuild both (a change cut short by a crash left no mark in memory).
+// The task sweep's memory: a closed task waits in a time order for its removal, 30 days after it
+// closed. The first sweep after a start reads every task once, to rebuild it (and to mend what a
+// crash between the writes of a change left in storage written before the write-ahead log).
 type taskSweep struct {
 	scanned   atomic.Bool
 	retention *schedule.Queue
-	mu        sync.Mutex // guards dirty
-	dirty     map[string]bool
 }
 
 func newTaskSweep() *taskSweep {
-	return &taskSweep{retention: schedule.NewQueue(), dirty: map[string]bool{}}
-}
-
-// markDirtyTasks marks tasks a failed change touched, for the next sweep.
-func (b *backend) markDirtyTasks(ids ...string) {
-	b.taskSweep.mu.Lock()
-	defer b.taskSweep.mu.Unlock()
-	for _, id := range ids {
-		if id != "" {
-			b.taskSweep.dirty[id] = true
-		}
-	}
-}
-
-func (b *backend) takeDirtyTasks() []string {
-	b.taskSweep.mu.Lock()
-	defer b.taskSweep.mu.Unlock()
-	ids := make([]string, 0, len(b.taskSweep.dirty))
-	for id := range b.taskSweep.dirty {
-		ids = append(ids, id)
-	}
-	b.taskSweep.dirty = map[string]bool{}
-	return ids
-}
-
-// touchedTasks are the tasks a change's effects write or its state names.
-func touchedTasks(st lifeState, list []effect) []string {
-	var ids []string
-	if st.Task != nil {
-		ids = append(ids, st.Task.ID)
-	}
-	if st.Process != nil {
-		ids = append(ids, st.Process.TaskID)
-	}
-	for _, e := range list {
-		if e.Task != nil {
-			ids = append(ids, e.Task.ID)
-		}
-		if e.Process != nil {
-			ids = append(ids, e.Process.TaskID)
-		}
-	}
-	return ids
+	return &taskSweep{retention: schedule.NewQueue()}
 }
 
 // noteClosedTask places a closed task in the retention order.

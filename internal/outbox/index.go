@@ -9,8 +9,12 @@ import (
 // Entry is what the index keeps of an event: enough to schedule, count and evict it, not its
 // body (that stays in storage until its delivery reads it).
 type Entry struct {
-	Seq         uint64
-	ProcessID   string
+	Seq       uint64
+	ID        string
+	ProcessID string
+	// Change is the state change that made the event, while its write-ahead record may still
+	// be rolled forward: the event waits until the change is done (Index.SetHeld).
+	Change      string
 	Time        time.Time // when the event was made
 	Since       time.Time // when delivery (re)started: the dead limit counts from it
 	NextAttempt time.Time
@@ -19,7 +23,7 @@ type Entry struct {
 
 // Entry is the event's index entry.
 func (e *Event) Entry() Entry {
-	return Entry{Seq: e.Seq, ProcessID: e.ProcessID, Time: e.Time, Since: e.Since, NextAttempt: e.NextAttempt, Dead: e.Dead}
+	return Entry{Seq: e.Seq, ID: e.ID, ProcessID: e.ProcessID, Change: e.Change, Time: e.Time, Since: e.Since, NextAttempt: e.NextAttempt, Dead: e.Dead}
 }
 
 // Index holds the outbox's pending and dead events in memory, a queue per process in sequence
@@ -32,6 +36,27 @@ type Index struct {
 	dead    map[uint64]string // dead events' process ids, by sequence number
 	total   int
 	lastSeq uint64
+	held    func(change string) bool
+}
+
+// SetHeld tells the index which changes are not done yet: an event of one is not delivered (nor
+// those behind it), so that rolling the change forward never writes an event twice. Set it
+// before the index is used.
+func (x *Index) SetHeld(held func(change string) bool) { x.held = held }
+
+func (x *Index) heldLocked(e Entry) bool { return e.Change != "" && x.held != nil && x.held(e.Change) }
+
+// Has says whether a process's event with this id is held (pending, dead or waiting for its
+// change).
+func (x *Index) Has(processID, id string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, e := range x.queues[processID] {
+		if e.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // NewIndex indexes the events read from storage, in any order.
@@ -167,12 +192,12 @@ func (x *Index) Dead() []Entry {
 	return out
 }
 
-// Head is a process's first event.
+// Head is a process's first event; none while its change is not done.
 func (x *Index) Head(processID string) (Entry, bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	q := x.queues[processID]
-	if len(q) == 0 {
+	if len(q) == 0 || x.heldLocked(q[0]) {
 		return Entry{}, false
 	}
 	return q[0], true
@@ -195,6 +220,8 @@ func (x *Index) Plan(now time.Time) Plan {
 	for pid, q := range x.queues {
 		head := q[0]
 		switch {
+		case x.heldLocked(head):
+			// its change is being rolled forward: done, it pokes the delivery loop
 		case head.Dead:
 			p.Blocked = append(p.Blocked, pid)
 		case head.NextAttempt.After(now):

@@ -220,3 +220,29 @@ func TestCrowdedGivesWayBehindTheFirst(t *testing.T) {
 		t.Errorf("gives way: %+v %v, want seq 2", e, crowded)
 	}
 }
+
+// An event of a change not done yet is not delivered, nor any behind it of its process; once the
+// change is done, they go in order. Has finds an event by id whatever its state.
+func TestHeldChangeWaits(t *testing.T) {
+	pending := map[string]bool{"c1": true}
+	now := time.Now()
+	x := NewIndex([]Entry{
+		{Seq: 1, ID: "e1", ProcessID: "a", Change: "c1", NextAttempt: now},
+		{Seq: 2, ID: "e2", ProcessID: "a", NextAttempt: now},
+		{Seq: 3, ID: "e3", ProcessID: "b", Change: "c0", NextAttempt: now},
+	})
+	x.SetHeld(func(change string) bool { return pending[change] })
+	if plan := x.Plan(now); fmt.Sprint(plan.Due) != "[b]" || !plan.Next.IsZero() {
+		t.Errorf("with change c1 pending, due %v next %v; want [b] and no time", plan.Due, plan.Next)
+	}
+	if _, ok := x.Head("a"); ok {
+		t.Error("a process whose first event waits for its change has a head to deliver")
+	}
+	if !x.Has("a", "e1") || x.Has("a", "e3") {
+		t.Error("Has does not find events by process and id")
+	}
+	delete(pending, "c1")
+	if plan := x.Plan(now); fmt.Sprint(plan.Due) != "[a b]" {
+		t.Errorf("once c1 is done, due %v; want [a b]", plan.Due)
+	}
+}

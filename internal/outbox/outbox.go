@@ -38,6 +38,8 @@ type Event struct {
 	Owner         string    `json:"owner"`
 	OwnerEntityID string    `json:"owner_entity_id"`
 	Reason        string    `json:"reason"`
+	// Change is the state change that made the event (see Entry.Change); never delivered.
+	Change string `json:"change,omitempty"`
 
 	Attempts    int       `json:"attempts"`
 	NextAttempt time.Time `json:"next_attempt"`

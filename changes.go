@@ -1,0 +1,289 @@
+package pecreds
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Crash safety of the one writer (lifecycle_apply.go). A change of more than one write is first
+// recorded whole in Vault's write-ahead log (framework.PutWAL); its writes follow, then the
+// record is deleted. A change cut short — a write refused, or the plugin killed — is rolled
+// forward from its record before anything else touches its process: at that process's next
+// change, when the plugin starts on the active node, and by Vault's periodic rollback
+// (WALRollback). Every write is a put or a delete of a whole record, so doing one again is
+// harmless; an event is enqueued once by its id, and waits in the outbox until its change is
+// done, so rolling forward never sends one twice.
+
+const walKindChange = "change"
+
+// walChange is a change's write-ahead record: every write it makes, in order. A transient
+// process's current credentials are never in it (they live in memory only).
+type walChange struct {
+	ID        string     `json:"id"`
+	ProcessID string     `json:"process_id"`
+	Writes    []walWrite `json:"writes"`
+}
+
+type walWrite struct {
+	Kind    effectKind    `json:"kind"`
+	Process *processEntry `json:"process,omitempty"`
+	Task    *taskEntry    `json:"task,omitempty"`
+	Event   *notifyEvent  `json:"event,omitempty"`
+}
+
+// pendingChanges are the changes recorded and not done yet: at most one a process, since a
+// process's next change rolls its last forward first.
+type pendingChanges struct {
+	mu        sync.Mutex
+	byProcess map[string]pendingChange
+	processOf map[string]string // change id → process id
+}
+
+type pendingChange struct{ id, walKey string }
+
+func newPendingChanges() *pendingChanges {
+	return &pendingChanges{byProcess: map[string]pendingChange{}, processOf: map[string]string{}}
+}
+
+func (c *pendingChanges) begin(pid string, pc pendingChange) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byProcess[pid], c.processOf[pc.id] = pc, pid
+}
+
+func (c *pendingChanges) done(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if pid, ok := c.processOf[id]; ok {
+		delete(c.processOf, id)
+		if c.byProcess[pid].id == id {
+			delete(c.byProcess, pid)
+		}
+	}
+}
+
+func (c *pendingChanges) of(pid string) (pendingChange, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pc, ok := c.byProcess[pid]
+	return pc, ok
+}
+
+// holds says whether a change is not done yet: the outbox holds its events (Index.SetHeld).
+func (c *pendingChanges) holds(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.processOf[id]
+	return ok
+}
+
+func (c *pendingChanges) processes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pids := make([]string, 0, len(c.byProcess))
+	for pid := range c.byProcess {
+		pids = append(pids, pid)
+	}
+	slices.Sort(pids)
+	return pids
+}
+
+// storageWrites counts the storage writes of a change's effects: a transient process's current
+// credentials are kept in memory, and the record v0.1.0 kept them in is gone once migrated.
+func (b *backend) storageWrites(list []effect) int {
+	n := 0
+	for _, e := range list {
+		switch {
+		case e.Kind == effPutCurrent:
+		case e.Kind == effDeleteCurrent && (b.migrated.Load() || e.Process.KeepCredentials != keepPersistent):
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// record writes a change's write-ahead record and marks it pending; its events get their ids
+// here, so that rolling forward enqueues the same events.
+func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []effect) (pendingChange, error) {
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return pendingChange{}, fmt.Errorf("making a change id: %w", err)
+	}
+	w := walChange{ID: id, ProcessID: pid}
+	for i := range list {
+		e := &list[i]
+		switch e.Kind {
+		case effPutCurrent:
+			continue
+		case effAnnounce:
+			if e.Event.ID, err = uuid.GenerateUUID(); err != nil {
+				return pendingChange{}, fmt.Errorf("making an event id: %w", err)
+			}
+			e.Event.Change = id
+			ev := e.Event
+			w.Writes = append(w.Writes, walWrite{Kind: e.Kind, Event: &ev})
+		default:
+			w.Writes = append(w.Writes, walWrite{Kind: e.Kind, Process: withoutSecrets(e), Task: e.Task})
+		}
+	}
+	key, err := framework.PutWAL(ctx, s, walKindChange, w)
+	if err != nil {
+		return pendingChange{}, fmt.Errorf("recording a change of process %q: %w", pid, err)
+	}
+	pc := pendingChange{id: id, walKey: key}
+	b.changes.begin(pid, pc)
+	return pc, nil
+}
+
+// withoutSecrets is the process an effect writes, as its record keeps it; a delete needs only
+// who it is.
+func withoutSecrets(e *effect) *processEntry {
+	if e.Process == nil || e.Kind == effPutProcess {
+		return e.Process
+	}
+	p := *e.Process
+	p.Current = nil
+	return &p
+}
+
+// finish deletes a change's record: its events may go.
+func (b *backend) finish(ctx context.Context, s logical.Storage, pc pendingChange) error {
+	if err := framework.DeleteWAL(ctx, s, pc.walKey); err != nil {
+		return fmt.Errorf("finishing a change: %w", err)
+	}
+	b.changes.done(pc.id)
+	b.notifier.poke()
+	return nil
+}
+
+// settle rolls a process's pending change forward; the caller holds the process's lock. It
+// answers whether there was one (the caller's state is then stale).
+func (b *backend) settle(ctx context.Context, s logical.Storage, pid string) (bool, error) {
+	pc, ok := b.changes.of(pid)
+	if !ok {
+		return false, nil
+	}
+	entry, err := framework.GetWAL(ctx, s, pc.walKey)
+	if err != nil {
+		return true, fmt.Errorf("reading the pending change of process %q: %w", pid, err)
+	}
+	if entry != nil {
+		w, err := decodeChange(entry.Data)
+		if err != nil {
+			return true, err
+		}
+		if err := b.applyWrites(ctx, s, w.effects()); err != nil {
+			return true, fmt.Errorf("finishing the pending change of process %q: %w", pid, err)
+		}
+	}
+	b.Logger().Info("a change cut short was rolled forward", "process", pid)
+	return true, b.finish(ctx, s, pc)
+}
+
+func (w walChange) effects() []effect {
+	list := make([]effect, 0, len(w.Writes))
+	for _, x := range w.Writes {
+		e := effect{Kind: x.Kind, Process: x.Process, Task: x.Task}
+		if x.Event != nil {
+			e.Event = *x.Event
+		}
+		list = append(list, e)
+	}
+	return list
+}
+
+func decodeChange(data any) (walChange, error) {
+	var w walChange
+	raw, err := json.Marshal(data)
+	if err == nil {
+		err = json.Unmarshal(raw, &w)
+	}
+	if err != nil || w.ID == "" || w.ProcessID == "" {
+		return w, fmt.Errorf("a write-ahead record that is not a change: %v", err)
+	}
+	return w, nil
+}
+
+// loadPendingChanges reads the write-ahead log when the plugin starts on the active node: what
+// it holds was cut short, and is rolled forward in the background. Until then, those processes'
+// next changes roll them forward first and their events wait.
+func (b *backend) loadPendingChanges(ctx context.Context, s logical.Storage) error {
+	keys, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return fmt.Errorf("listing the write-ahead log: %w", err)
+	}
+	for _, key := range keys {
+		entry, err := framework.GetWAL(ctx, s, key)
+		if err != nil {
+			return fmt.Errorf("reading the write-ahead log: %w", err)
+		}
+		if entry == nil || entry.Kind != walKindChange {
+			continue
+		}
+		w, err := decodeChange(entry.Data)
+		if err != nil {
+			b.Logger().Error("skipping a write-ahead record", "key", key, "error", err)
+			continue
+		}
+		b.changes.begin(w.ProcessID, pendingChange{id: w.ID, walKey: key})
+	}
+	return nil
+}
+
+// loadChanges loads the write-ahead log once (the periodic function tries again when it could
+// not), and rolls what it holds forward in the background.
+func (b *backend) loadChanges(ctx context.Context, s logical.Storage) {
+	if b.changesLoaded.Load() {
+		return
+	}
+	if err := b.loadPendingChanges(ctx, s); err != nil {
+		b.Logger().Error("reading the changes cut short; trying again in a minute", "error", err)
+		return
+	}
+	b.changesLoaded.Store(true)
+	if pids := b.changes.processes(); len(pids) > 0 {
+		go b.settleAll(b.lifetime, s, pids)
+	}
+}
+
+// settleAll rolls every pending change forward, each under its process's lock.
+func (b *backend) settleAll(ctx context.Context, s logical.Storage, pids []string) {
+	for _, pid := range pids {
+		lock := locksutil.LockForKey(b.processLocks, pid)
+		lock.Lock()
+		_, err := b.settle(ctx, s, pid)
+		lock.Unlock()
+		if err != nil {
+			b.Logger().Error("rolling a change forward; Vault's periodic rollback tries again", "process", pid, "error", err)
+		}
+	}
+}
+
+// walRollback is Vault's periodic rollback of the write-ahead log: a change still pending a
+// minute after it was recorded is rolled forward. Answering nil lets Vault delete the record.
+func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
+	if kind != walKindChange {
+		return nil
+	}
+	w, err := decodeChange(data)
+	if err != nil {
+		return nil // never ours to do: drop it
+	}
+	lock := locksutil.LockForKey(b.processLocks, w.ProcessID)
+	lock.Lock()
+	defer lock.Unlock()
+	if pc, ok := b.changes.of(w.ProcessID); !ok || pc.id != w.ID {
+		return nil // done meanwhile
+	}
+	_, err = b.settle(ctx, req.Storage, w.ProcessID)
+	return err
+}
