@@ -90,6 +90,7 @@ func pathStatus(b *backend) []*framework.Path {
 					"open_tasks":            {Type: framework.TypeInt, Description: "Processes waiting for their owner's task.", Required: true},
 					"technical_credentials": {Type: framework.TypeMap, Description: "Technical credentials by state: ok, failing (its last refresh failed, a valid token is still served), expired (nothing valid to serve).", Required: true},
 					"outbox":                {Type: framework.TypeMap, Description: "The Task Manager outbox: pending, dead, delivered, overflowed (notify/status has more).", Required: true},
+					"changes_pending":       {Type: framework.TypeInt, Description: "Process and task changes recorded in the write-ahead log and not finished: in progress, or cut short (a storage write refused, the plugin killed) and waiting to be rolled forward; their events wait in the outbox. Normally 0: a change cut short is finished at its process's next change, when the plugin starts, or within about two minutes by Vault's rollback.", Required: true},
 					"counts_complete":       {Type: framework.TypeBool, Description: "False for a short while after the plugin starts, while it counts the processes in storage.", Required: true},
 				}}}},
 			},
@@ -104,6 +105,8 @@ Counts for an operator's dashboard, kept as things change (never by scanning sto
 request): live processes by health and keep mode, processes waiting for a task, technical
 credentials by state, and the Task Manager outbox. After the plugin starts, it counts the
 processes in storage once, in the background; until then counts_complete is false.
+changes_pending counts changes of processes and tasks not finished: one cut short by a refused
+write or a killed plugin is rolled forward from Vault's write-ahead log, and its events wait.
 
   $ vault read pecreds/status
 `
@@ -124,7 +127,8 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, _ *f
 	return &logical.Response{Data: map[string]any{
 		"processes": c.Processes, "processes_by_health": c.ByHealth, "processes_by_keep": c.ByKeep,
 		"open_tasks": c.OpenTasks, "technical_credentials": technical, "counts_complete": c.Seeded,
-		"outbox": map[string]any{"pending": box.Pending, "dead": box.Dead, "delivered": stats.Delivered, "overflowed": stats.Overflowed},
+		"changes_pending": len(b.changes.processes()),
+		"outbox":          map[string]any{"pending": box.Pending, "dead": box.Dead, "delivered": stats.Delivered, "overflowed": stats.Overflowed},
 	}}, nil
 }
 

@@ -31,8 +31,9 @@ import (
 const (
 	rootToken  = "root"
 	pluginName = "vault-plugin-pecreds"
-	// shortDeadPluginName is the same plugin built with a short outbox dead limit (notifyDeadAfter).
-	shortDeadPluginName = "vault-plugin-pecreds-short-dead"
+	// testBuildPluginName is the same plugin as the tests build it: a short outbox dead limit
+	// (notifyDeadAfter) and a kill switch (fault_kill.go, armed through env.killFile).
+	testBuildPluginName = "vault-plugin-pecreds-test-build"
 )
 
 // env is the running server the tests share.
@@ -44,6 +45,7 @@ var env struct {
 	work      string // the run's temporary folder
 	pluginDir string // holds the freshly built plugin
 	pluginSHA string
+	killFile  string // arms the test build's kill switch (crash_test.go)
 }
 
 // secrets records every secret value the tests wrote, so that TestMain can check the server's
@@ -109,10 +111,11 @@ func findVault() (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// buildPlugin builds the plugin as name into dir, with the given -ldflags, and answers its sha256.
-func buildPlugin(dir, name, ldflags string) (sha string, err error) {
+// buildPlugin builds the plugin as name into dir, with the given build tags and -ldflags, and
+// answers its sha256.
+func buildPlugin(dir, name, tags, ldflags string) (sha string, err error) {
 	bin := filepath.Join(dir, name)
-	cmd := exec.Command("go", "build", "-ldflags", ldflags, "-o", bin, "../cmd/vault-plugin-pecreds")
+	cmd := exec.Command("go", "build", "-tags", tags, "-ldflags", ldflags, "-o", bin, "../cmd/vault-plugin-pecreds")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the plugin: %w", err)
@@ -146,14 +149,17 @@ func startVault(work string) (stop func(), err error) {
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		return nil, err
 	}
-	sha, err := buildPlugin(pluginDir, pluginName, "")
+	sha, err := buildPlugin(pluginDir, pluginName, "", "")
 	if err != nil {
 		return nil, err
 	}
-	// The build with a short outbox dead limit (24h in production) links it in: nothing at run
-	// time, no environment knob, can change it. Only the test of dead events mounts it.
-	shortDeadSHA, err := buildPlugin(pluginDir, shortDeadPluginName,
-		fmt.Sprintf("-X github.com/pecreds/vault-plugin-pecreds.notifyDeadAfterBuild=%s", notifyDeadAfter))
+	// The tests' build links in a short outbox dead limit (24h in production) and a kill switch
+	// armed by a file: nothing at run time, no environment knob, can change the production build.
+	// Only the tests of dead events and of crashes mount it.
+	env.killFile = filepath.Join(work, "kill")
+	testBuildSHA, err := buildPlugin(pluginDir, testBuildPluginName, "pecreds_faults", fmt.Sprintf(
+		"-X github.com/pecreds/vault-plugin-pecreds.notifyDeadAfterBuild=%s -X github.com/pecreds/vault-plugin-pecreds.faultKillFile=%s",
+		notifyDeadAfter, env.killFile))
 	if err != nil {
 		return nil, err
 	}
@@ -221,10 +227,10 @@ func startVault(work string) (stop func(), err error) {
 		return nil, fmt.Errorf("registering the plugin: %w", err)
 	}
 	if err := env.client.Sys().RegisterPluginWithContext(context.Background(), &api.RegisterPluginInput{
-		Name: shortDeadPluginName, Type: api.PluginTypeSecrets, Command: shortDeadPluginName, SHA256: shortDeadSHA,
+		Name: testBuildPluginName, Type: api.PluginTypeSecrets, Command: testBuildPluginName, SHA256: testBuildSHA,
 	}); err != nil {
 		stop()
-		return nil, fmt.Errorf("registering the short-dead-limit plugin: %w", err)
+		return nil, fmt.Errorf("registering the tests' build of the plugin: %w", err)
 	}
 	return stop, nil
 }

@@ -19,8 +19,8 @@ import (
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 )
 
-// notifyDeadAfter is the shortened dead limit linked into the tests' short-dead build of the
-// plugin (shortDeadPluginName, -ldflags -X); production and every other test keep 24 hours.
+// notifyDeadAfter is the shortened dead limit linked into the tests' build of the
+// plugin (testBuildPluginName, -ldflags -X); production and every other test keep 24 hours.
 const notifyDeadAfter = 8 * time.Second
 
 // webhookSecret is a Standard Webhooks signing secret (whsec_ + base64 of 32 bytes) made from a
@@ -277,7 +277,7 @@ func TestNotifyPendingSurvivesPluginReload(t *testing.T) {
 
 func TestNotifyDeadEventsAndRetry(t *testing.T) {
 	mount := "pecreds-notify-dead"
-	if err := env.client.Sys().Mount(mount, &api.MountInput{Type: shortDeadPluginName}); err != nil {
+	if err := env.client.Sys().Mount(mount, &api.MountInput{Type: testBuildPluginName}); err != nil {
 		t.Fatal(err)
 	}
 	mount, r := notifyMountOf(t, removedAtEnd(t, mount))
