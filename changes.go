@@ -3,6 +3,7 @@ package pecreds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -207,8 +208,11 @@ func decodeChange(data any) (walChange, error) {
 	if err == nil {
 		err = json.Unmarshal(raw, &w)
 	}
-	if err != nil || w.ID == "" || w.ProcessID == "" {
-		return w, fmt.Errorf("a write-ahead record that is not a change: %v", err)
+	if err != nil {
+		return w, fmt.Errorf("a write-ahead record that is not a change: %w", err)
+	}
+	if w.ID == "" || w.ProcessID == "" {
+		return w, errors.New("a write-ahead record that is not a change: no change or process id")
 	}
 	return w, nil
 }
