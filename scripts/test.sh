@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
 # in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
-# with the freshly built plugin, and bounded fuzzing (as `make fuzz`). Each stage prints its wall
+# with the freshly built plugin (and, for the grant tests, their own Ory Hydra), and bounded fuzzing (as `make fuzz`). Each stage prints its wall
 # time. Extra arguments go to both `go test` runs (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +21,22 @@ stage "finding or building the Vault server"
 VAULT_BIN=$(scripts/vault.sh)
 export VAULT_BIN
 echo "test.sh: Vault server: $VAULT_BIN ($("$VAULT_BIN" version))"
+
+# The grant tests (tests/hydra_test.go) run a real Ory Hydra, built with cgo for its in-memory
+# SQLite store: scripts/hydra.sh needs a C compiler the first time.
+if [ -z "${HYDRA_BIN:-}" ] && [ ! -x bin/hydra ] && ! command -v "${CC:-gcc}" >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing gcc (Debian's package), which the cgo build of Hydra needs"
+    apt-get update -qq >/dev/null && apt-get install -y -qq gcc libc6-dev >/dev/null
+  else
+    echo "test.sh: building Hydra needs a C compiler for cgo; install gcc" >&2
+    exit 1
+  fi
+fi
+stage "finding or building the Hydra server"
+HYDRA_BIN=$(scripts/hydra.sh)
+export HYDRA_BIN
+echo "test.sh: Hydra server: $HYDRA_BIN ($(go version -m "$HYDRA_BIN" | awk '$1 == "mod" {print $2, $3}'))"
 
 # The README walkthrough (run by TestREADMEWalkthroughRunsAsIs) pages with curl, as a reader does.
 if ! command -v curl >/dev/null 2>&1; then
