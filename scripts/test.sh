@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
 # in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
-# with the freshly built plugin (and, for the grant tests, their own Ory Hydra), and bounded fuzzing (as `make fuzz`). Each stage prints its wall
-# time. Extra arguments go to both `go test` runs (scripts/test.sh -run Registry -v).
+# with the freshly built plugin (and, for the grant tests, their own Ory Hydra), and bounded
+# fuzzing (as `make fuzz`). Each stage prints its wall time. Extra arguments go to both `go test`
+# runs (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
