@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
@@ -29,24 +30,16 @@ func (b *backend) seedCensus(s logical.Storage) {
 			return
 		}
 		b.census.SetTechnicals(technicals)
-		ids, err := s.List(ctx, processStoragePrefix)
+		n, err := eachProcess(ctx, s, func(p *processEntry) {
+			b.census.Seed(summarize(p))
+			b.noteExpiry(p)
+		})
 		if err != nil {
-			b.Logger().Error("counting processes: listing", "error", err)
+			b.Logger().Error("counting processes", "error", err)
 			return
 		}
-		for _, id := range ids {
-			p, err := readJSON[processEntry](ctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
-			if err != nil {
-				b.Logger().Error("counting processes", "error", err)
-				return
-			}
-			if p != nil {
-				b.census.Seed(summarize(p))
-				b.noteExpiry(p)
-			}
-		}
 		b.census.Seeded()
-		b.Logger().Debug("processes counted", "processes", len(ids), "took", b.deps.now().Sub(start))
+		b.Logger().Debug("processes counted", "processes", n, "took", b.deps.now().Sub(start))
 	}()
 }
 
@@ -57,23 +50,49 @@ func (b *backend) scanForTechnical(s logical.Storage, name string) {
 	gen := b.census.AddTechnical(name)
 	go func() {
 		defer b.census.Scanned(name)
-		ctx := b.lifetime
-		ids, err := s.List(ctx, processStoragePrefix)
+		_, err := eachProcess(b.lifetime, s, func(p *processEntry) {
+			if slices.Contains(credential.TechnicalNames(p.Runtime), name) {
+				b.census.Scan(name, gen, p.ID)
+			}
+		})
 		if err != nil {
-			b.Logger().Error("indexing a new technical credential: listing processes", "technical", name, "error", err)
-			return
-		}
-		for _, id := range ids {
-			p, err := readJSON[processEntry](ctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
-			if err != nil {
-				b.Logger().Error("indexing a new technical credential", "technical", name, "error", err)
-				return
-			}
-			if p != nil && slices.Contains(credential.TechnicalNames(p.Runtime), name) {
-				b.census.Scan(name, gen, id)
-			}
+			b.Logger().Error("indexing a new technical credential", "technical", name, "error", err)
 		}
 	}()
+}
+
+// scanReaders bounds the reads a scan of every process keeps in flight. Each read is a gRPC round
+// trip to Vault: one at a time, the plugin and Vault mostly wait for each other; a few at once
+// keep both busy, and so few leave Vault's CPU to the requests meanwhile (BenchmarkScale).
+const scanReaders = 8
+
+// eachProcess reads every stored process once and hands each that still exists to fn, and
+// answers how many ids it listed. It reads scanReaders at a time, so fn is called from several
+// goroutines at once and in no order: the census's Seed and Scan are safe for that (a change heard
+// of meanwhile wins, whenever the read ran). It stops at the first error, or when ctx ends.
+func eachProcess(ctx context.Context, s logical.Storage, fn func(*processEntry)) (int, error) {
+	ids, err := s.List(ctx, processStoragePrefix)
+	if err != nil {
+		return 0, fmt.Errorf("listing processes: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(scanReaders)
+	for _, id := range ids {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			p, err := readJSON[processEntry](gctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
+			if p != nil {
+				fn(p)
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return len(ids), err
+	}
+	return len(ids), ctx.Err() // ended early: not every process was read
 }
 
 func pathStatus(b *backend) []*framework.Path {

@@ -2,7 +2,11 @@ package pecreds
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,5 +103,156 @@ func completeAs(t *testing.T, b *backend, s logical.Storage, taskID, entity stri
 	})
 	if err != nil || resp.IsError() {
 		t.Fatalf("completing %s: %v %v", taskID, err, resp)
+	}
+}
+
+// heldReads holds the first reads of process records until scanReaders of them are in flight at
+// once (or a while has passed: a scan that reads one at a time never gets there), and records the
+// most it saw at once.
+type heldReads struct {
+	logical.Storage
+	mu             sync.Mutex
+	inFlight, most int
+	release        chan struct{}
+	once           sync.Once
+}
+
+func newHeldReads(s logical.Storage) *heldReads {
+	return &heldReads{Storage: s, release: make(chan struct{})}
+}
+
+func (h *heldReads) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if !strings.HasPrefix(key, processStoragePrefix) {
+		return h.Storage.Get(ctx, key)
+	}
+	h.mu.Lock()
+	h.inFlight++
+	h.most = max(h.most, h.inFlight)
+	if h.inFlight == scanReaders {
+		h.once.Do(func() { close(h.release) })
+	}
+	h.mu.Unlock()
+	select {
+	case <-h.release:
+	case <-time.After(2 * time.Second):
+		h.once.Do(func() { close(h.release) })
+	}
+	defer func() { h.mu.Lock(); h.inFlight--; h.mu.Unlock() }()
+	return h.Storage.Get(ctx, key)
+}
+
+func (h *heldReads) mostAtOnce() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.most
+}
+
+// The count after a start, and the scan for a new technical credential, read the processes
+// scanReaders at a time, never more, and come out exact: every process by health, keep mode and
+// open task, its own expiry ordered, and the runtime layers that named the credential found.
+func TestCountReadsSeveralProcessesAtOnce(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	n := 3*scanReaders + 2
+	for i := range n {
+		id := fmt.Sprintf("p%02d", i)
+		mustSucceed(t, b, s, logical.CreateOperation, "process/"+id, map[string]any{"definition": "orders", "current": annJSON, "owner_entity_id": "ent-ann"})
+		switch {
+		case i%3 == 0:
+			reportAs(t, b, s, id, "auth_failed") // broken, a task
+		case i%5 == 0:
+			reportAs(t, b, s, id, "forbidden") // failed
+		}
+		if i%4 == 0 { // names a technical credential that does not exist yet
+			mustSucceed(t, b, s, logical.UpdateOperation, "process/"+id+"/credentials", map[string]any{"services": `[{"name": "y", "credentials": [{"type": "technical", "name": "later"}]}]`})
+		}
+	}
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"keep_credentials": "none"})
+	for i := range 3 {
+		mustSucceed(t, b, s, logical.CreateOperation, fmt.Sprintf("process/n%d", i), map[string]any{"definition": "orders"})
+	}
+	want := b.census.Counts()
+	if want.Processes != n+3 || want.OpenTasks == 0 || want.ByHealth["failed"] == 0 || want.ByKeep["none"] != 3 {
+		t.Fatalf("the processes were not made as meant: %+v", want)
+	}
+
+	held := newHeldReads(s)
+	r := restart(t, held)
+	waitUntil(t, 10*time.Second, func() bool { return r.census.Counts().Seeded })
+	if got := r.census.Counts(); !reflect.DeepEqual(got, want) {
+		t.Errorf("counted after a restart: %+v, want %+v", got, want)
+	}
+	if got := r.expiries.Len(); got != n+3 {
+		t.Errorf("%d processes in the expiry order, want %d", got, n+3)
+	}
+	if most := held.mostAtOnce(); most != scanReaders {
+		t.Errorf("the count read %d processes at once at most, want %d", most, scanReaders)
+	}
+
+	held = newHeldReads(s)
+	mustSucceed(t, r, held, logical.CreateOperation, "technical/later", map[string]any{"type": "password", "username": "u", "password": "p"})
+	waitUntil(t, 10*time.Second, func() bool { return !r.census.Scanning("later") })
+	if got := mustSucceed(t, r, s, logical.ReadOperation, "technical/later/usage", nil).Data["processes"]; got != (n+3)/4 {
+		t.Errorf("usage of a credential named before it existed: %v processes, want %d", got, (n+3)/4)
+	}
+	if most := held.mostAtOnce(); most != scanReaders {
+		t.Errorf("the scan for a new credential read %d processes at once at most, want %d", most, scanReaders)
+	}
+}
+
+// cancelsAt ends a scan's context when it reads key, and reads on regardless (as a storage may
+// answer a read already under way): the scan must not report a partial read as whole.
+type cancelsAt struct {
+	logical.Storage
+	key    string
+	cancel context.CancelFunc
+}
+
+func (c cancelsAt) Get(_ context.Context, key string) (*logical.StorageEntry, error) {
+	if key == c.key {
+		c.cancel()
+	}
+	return c.Storage.Get(context.Background(), key)
+}
+
+// failsAt fails the read of one key.
+type failsAt struct {
+	logical.Storage
+	key string
+}
+
+func (f failsAt) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if key == f.key {
+		return nil, errInjected
+	}
+	return f.Storage.Get(ctx, key)
+}
+
+// eachProcess stops at a failed read, or when its context ends, and says so: a count cut short is
+// never taken for whole.
+func TestEachProcessStopsShort(t *testing.T) {
+	s := &logical.InmemStorage{}
+	for i := range 200 {
+		id := fmt.Sprintf("p%03d", i)
+		putJSON(t, s, processStoragePrefix+id, processEntry{ID: id})
+	}
+	for name, storage := range map[string]func(context.CancelFunc) logical.Storage{
+		"a failed read": func(context.CancelFunc) logical.Storage {
+			return failsAt{Storage: s, key: processStoragePrefix + "p010"}
+		},
+		"an ended lifetime": func(cancel context.CancelFunc) logical.Storage {
+			return cancelsAt{Storage: s, key: processStoragePrefix + "p010", cancel: cancel}
+		},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		var seen atomic.Int64
+		n, err := eachProcess(ctx, storage(cancel), func(*processEntry) { seen.Add(1) })
+		cancel()
+		if err == nil || n != 200 {
+			t.Errorf("%s: %d listed, error %v", name, n, err)
+		}
+		if seen.Load() > 100 {
+			t.Errorf("%s: it read on, %d processes", name, seen.Load())
+		}
 	}
 }
