@@ -21,7 +21,7 @@ if [ ! -x "$bin" ]; then
   # The version tools/temporal/go.mod pins, stamped into the binary as the CLI's release builds
   # do (`temporal --version`; unstamped it says 0.0.0-DEV).
   version=$(cd "$root/tools/temporal" && go list -m -f '{{.Version}}' github.com/temporalio/cli)
-  echo "temporal.sh: building the Temporal CLI $version into bin/temporal (first time only; 10 to 20 minutes on 2 cores)..." >&2
+  echo "temporal.sh: building the Temporal CLI $version into bin/temporal (first time only; about 3 minutes on 2 cores)..." >&2
   mkdir -p "$root/bin"
   start=$(date +%s)
   # Pure Go (its SQLite is modernc.org/sqlite), built without cgo as its release binaries are.

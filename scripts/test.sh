@@ -40,7 +40,7 @@ export HYDRA_BIN
 echo "test.sh: Hydra server: $HYDRA_BIN ($(go version -m "$HYDRA_BIN" | awk '$1 == "mod" {print $2, $3}'))"
 
 # The Temporal tests (tests/temporal_test.go) run the dev server of the Temporal CLI, pure Go:
-# 10 to 20 minutes to build the first time on 2 cores, then reused from bin/ (or $TEMPORAL_BIN).
+# about 3 minutes to build the first time on 2 cores, then reused from bin/ (or $TEMPORAL_BIN).
 stage "finding or building the Temporal CLI (its dev server)"
 TEMPORAL_BIN=$(scripts/temporal.sh)
 export TEMPORAL_BIN
