@@ -11,8 +11,10 @@ test:
 	go test -race -count=1 -timeout 5m $(TESTARGS) $(UNIT_PKGS)
 
 # Integration tests against a real `vault server -dev` (scripts/vault.sh finds or builds it:
-# $VAULT_BIN, a vault on PATH, else bin/vault) and, for the grant tests, a real Ory Hydra
-# (scripts/hydra.sh: $HYDRA_BIN, else bin/hydra). VAULT_ACC gates them, as in HashiCorp plugins.
+# $VAULT_BIN, a vault on PATH, else bin/vault), for the grant tests a real Ory Hydra
+# (scripts/hydra.sh: $HYDRA_BIN, else bin/hydra), and for the Temporal tests a real Temporal dev
+# server (scripts/temporal.sh: $TEMPORAL_BIN, else bin/temporal). VAULT_ACC gates them, as in
+# HashiCorp plugins.
 testacc:
 	VAULT_ACC=1 go test -count=1 -timeout 40m $(TESTARGS) ./tests
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
 # in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
-# with the freshly built plugin (and, for the grant tests, their own Ory Hydra), and bounded
-# fuzzing (as `make fuzz`). Each stage prints its wall time. Extra arguments go to both `go test`
-# runs (scripts/test.sh -run Registry -v).
+# with the freshly built plugin (and, for the grant tests, their own Ory Hydra; for the Temporal
+# tests, their own Temporal dev server), and bounded fuzzing (as `make fuzz`). Each stage prints
+# its wall time. Extra arguments go to both `go test` runs (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -38,6 +38,13 @@ stage "finding or building the Hydra server"
 HYDRA_BIN=$(scripts/hydra.sh)
 export HYDRA_BIN
 echo "test.sh: Hydra server: $HYDRA_BIN ($(go version -m "$HYDRA_BIN" | awk '$1 == "mod" {print $2, $3}'))"
+
+# The Temporal tests (tests/temporal_test.go) run the dev server of the Temporal CLI, pure Go:
+# about 3 minutes to build the first time on 2 cores, then reused from bin/ (or $TEMPORAL_BIN).
+stage "finding or building the Temporal CLI (its dev server)"
+TEMPORAL_BIN=$(scripts/temporal.sh)
+export TEMPORAL_BIN
+echo "test.sh: Temporal CLI: $TEMPORAL_BIN ($("$TEMPORAL_BIN" --version))"
 
 # The README walkthrough (run by TestREADMEWalkthroughRunsAsIs) pages with curl, as a reader does.
 if ! command -v curl >/dev/null 2>&1; then
