@@ -16,6 +16,7 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/census"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
@@ -284,6 +285,15 @@ func (b *backend) clean(context.Context) {
 // badRequest is the answer to bad input: a 400 whose message names the field and the rule.
 func badRequest(err error) (*logical.Response, error) {
 	return logical.ErrorResponse(err.Error()), nil
+}
+
+// asRefusal answers a refusal (lifecycle.Refusal) as a 400; any other error as it is.
+func asRefusal(err error) (*logical.Response, error) {
+	var r lifecycle.Refusal
+	if errors.As(err, &r) {
+		return badRequest(r)
+	}
+	return nil, err
 }
 
 const backendHelp = `

@@ -2,13 +2,12 @@ package pecreds
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Applying the state machine's effects (lifecycle.go): the one writer of processes and tasks
+// Applying the state machine's effects (internal/lifecycle): the one writer of processes and tasks
 // after their creation.
 
 // apply carries a transition's effects out, in order. It is the only writer of processes and
@@ -65,7 +64,7 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	if ev.Now.IsZero() {
 		ev.Now = b.deps.now().UTC()
 	}
-	pid := st.processID()
+	pid := st.ProcessID()
 	settled, err := b.settle(ctx, s, pid)
 	if err == nil && settled {
 		st, err = b.reload(ctx, s, st)
@@ -83,20 +82,9 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	return next, nil
 }
 
-// processID is the process a state is about: the process's, or its task's.
-func (st lifeState) processID() string {
-	if st.Process != nil {
-		return st.Process.ID
-	}
-	if st.Task != nil {
-		return st.Task.ProcessID
-	}
-	return ""
-}
-
 // reload reads a state again: the process, and the task it was about (or the process's open one).
 func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (lifeState, error) {
-	pid := st.processID()
+	pid := st.ProcessID()
 	p, err := b.getProcess(ctx, s, pid)
 	if err != nil {
 		return st, err
@@ -116,7 +104,7 @@ func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (
 	return next, nil
 }
 
-// lockLife takes a process's lock and loads its state under it (lifeState{} when the process
+// lockLife takes a process's lock and loads its state under it (lifecycle.State{} when the process
 // does not exist); the caller runs unlock when its change is applied.
 func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), err error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
@@ -140,13 +128,4 @@ func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (l
 		}
 	}
 	return st, nil
-}
-
-// asRefusal answers a refusal as a 400; any other error as it is.
-func asRefusal(err error) (*logical.Response, error) {
-	var r refusal
-	if errors.As(err, &r) {
-		return badRequest(r)
-	}
-	return nil, err
 }

@@ -13,9 +13,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-func (p *processEntry) responseData(status string) map[string]any {
+// processResponseData is a process as its read answers it: never its current credentials.
+func processResponseData(p *processEntry, status string) map[string]any {
 	names := make([]string, 0, len(p.Runtime))
 	for _, s := range p.Runtime {
 		names = append(names, s.Name)
@@ -169,7 +171,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err := b.putNewProcess(ctx, req.Storage, p, cur); err != nil {
 		return nil, err
 	}
-	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})
+	lease := b.Secret(processSecretType).Response(processResponseData(p, p.CurrentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})
 	lease.Secret.TTL, lease.Secret.MaxTTL = ttl, maxTTL
 	lease.Warnings = resp.Warnings
 	return lease, nil
@@ -182,13 +184,13 @@ func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name s
 		return nil
 	}
 	if err := credential.ValidateName("definition", name); err != nil {
-		return refusal{err.Error()}
+		return lifecycle.Refusal{Reason: err.Error()}
 	}
 	reg, err := b.getRegistry(ctx, s, name)
 	if err != nil || reg != nil {
 		return err
 	}
-	return refusal{fmt.Sprintf("definition: registry %q does not exist; write registry/%s first", name, name)}
+	return lifecycle.Refusal{Reason: fmt.Sprintf("definition: registry %q does not exist; write registry/%s first", name, name)}
 }
 
 // parseCurrent reads the current credentials given at instantiation: kept per the process's mode
@@ -252,7 +254,7 @@ func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: p.responseData(p.currentStatus(cur, b.deps.now()))}, nil
+	return &logical.Response{Data: processResponseData(p, p.CurrentStatus(cur, b.deps.now()))}, nil
 }
 
 func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {

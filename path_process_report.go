@@ -246,7 +246,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	if err != nil {
 		return "", err
 	}
-	switch now := p.currentStatus(cur, b.deps.now()); {
+	switch now := p.CurrentStatus(cur, b.deps.now()); {
 	case p.Health == healthFailed:
 		return fmt.Sprintf("process %q has failed", id), nil
 	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
@@ -290,7 +290,7 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: next.Process.responseData(next.Process.currentStatus(cur, b.deps.now()))}, nil
+	return &logical.Response{Data: processResponseData(next.Process, next.Process.CurrentStatus(cur, b.deps.now()))}, nil
 }
 
 const reportHelpDescription = `

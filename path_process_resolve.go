@@ -316,7 +316,7 @@ func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *pro
 	if err != nil {
 		return resolve.Snapshot{}, err
 	}
-	snap := resolve.Snapshot{Technical: make(map[string]resolve.Technical, len(technicals)), CurrentStatus: p.currentStatus(cur, now)}
+	snap := resolve.Snapshot{Technical: make(map[string]resolve.Technical, len(technicals)), CurrentStatus: p.CurrentStatus(cur, now)}
 	if cur != nil {
 		snap.Current = *cur
 	}

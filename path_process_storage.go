@@ -44,7 +44,7 @@ func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id str
 	return b.liveProcess(ctx, s, id)
 }
 
-// putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
+// putProcess stores a process; after its creation, only the lifecycle's writer (apply) calls it.
 // It is the one place a process record is written, so the census (status, usage) hears of it.
 func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
 	if err := cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p); err != nil {

@@ -14,7 +14,8 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 )
 
-func (t *taskEntry) responseData() map[string]any {
+// taskResponseData is a task as its read answers it.
+func taskResponseData(t *taskEntry) map[string]any {
 	return map[string]any{
 		"id": t.ID, "process_id": t.ProcessID, "service": t.Service, "reason": t.Reason,
 		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status, "completed_by": t.CompletedBy,
@@ -143,7 +144,7 @@ func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil || t == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: t.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(t)}, nil
 }
 
 // openTask looks up an open task for complete and cancel: 404 unknown, 400 closed.
@@ -176,7 +177,7 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return asRefusal(err)
 	}
-	return &logical.Response{Data: next.Task.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(next.Task)}, nil
 }
 
 // lockedTask is the prelude of complete and cancel: an open task and its process, loaded under

@@ -106,5 +106,5 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return asRefusal(err)
 	}
-	return &logical.Response{Data: next.Task.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(next.Task)}, nil
 }

@@ -16,13 +16,6 @@ import (
 
 const configStorageKey = "config"
 
-// keep_credentials modes.
-const (
-	keepPersistent = "persistent"
-	keepTransient  = "transient"
-	keepNone       = "none"
-)
-
 // Process healths, the values of error_health_mapping: internal/lifecycle's.
 const (
 	healthRunning = lifecycle.Running

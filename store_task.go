@@ -9,49 +9,13 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// A task as stored and its typed, cached storage helpers: the lifecycle writes tasks through
-// these, and task's paths read them.
+// A task's storage: its typed, cached helpers (the lifecycle's writer writes tasks through these,
+// and task's paths read them), and the id a new task gets.
 
 const taskStoragePrefix = "task/"
 
-// Task statuses.
-const (
-	taskOpen      = "open"
-	taskCompleted = "completed"
-	taskCancelled = "cancelled"
-)
-
 // closedTaskRetention: closed tasks stay readable this long, then the periodic sweep removes them.
 const closedTaskRetention = 30 * 24 * time.Hour
-
-// taskEntry is a stored task: a process's owner is asked for new credentials.
-type taskEntry struct {
-	ID            string `json:"id"`
-	ProcessID     string `json:"process_id"`
-	Service       string `json:"service"`
-	Reason        string `json:"reason"`
-	Owner         string `json:"owner"`
-	OwnerEntityID string `json:"owner_entity_id"`
-	Status        string `json:"status"`
-	// CompletedBy is who completed it: the caller's entity id, or its display name without one.
-	CompletedBy string    `json:"completed_by,omitempty"`
-	CreatedTime time.Time `json:"created_time"`
-	ClosedTime  time.Time `json:"closed_time"`
-}
-
-// taskEvent is the event that tells of a task.
-func taskEvent(typ string, t *taskEntry) notifyEvent {
-	return notifyEvent{Type: typ, ProcessID: t.ProcessID, TaskID: t.ID, Service: t.Service, Owner: t.Owner,
-		OwnerEntityID: t.OwnerEntityID, Reason: t.Reason}
-}
-
-// closedAs is the task completed or cancelled at now; stored, it stays readable for
-// closedTaskRetention.
-func closedAs(t *taskEntry, status string, now time.Time) *taskEntry {
-	closed := *t
-	closed.Status, closed.ClosedTime = status, now
-	return &closed
-}
 
 // newTaskID makes the id of a task a transition may open.
 func newTaskID() (string, error) {
