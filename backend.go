@@ -78,10 +78,10 @@ type backend struct {
 	registries  *cache.Whole[registryEntry]
 	technicals  *cache.Whole[technicalEntry]
 	tokenStates *cache.Whole[oauth.State]
-	processes   *cache.Bounded[processEntry]
+	processes   *cache.Bounded[lifecycle.Process]
 	// census keeps the counts status shows and the usage index, as processes change.
 	census *census.Census
-	tasks  *cache.Bounded[taskEntry]
+	tasks  *cache.Bounded[lifecycle.Task]
 
 	// transientCurrent is the only copy of transient processes' current credentials: lost,
 	// by design, when the plugin restarts. Guarded by cacheLock.

@@ -12,6 +12,9 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
 // Crash safety of the one writer (lifecycle_apply.go). A change of more than one write is first
@@ -34,10 +37,10 @@ type walChange struct {
 }
 
 type walWrite struct {
-	Kind    effectKind    `json:"kind"`
-	Process *processEntry `json:"process,omitempty"`
-	Task    *taskEntry    `json:"task,omitempty"`
-	Event   *notifyEvent  `json:"event,omitempty"`
+	Kind    lifecycle.EffectKind `json:"kind"`
+	Process *lifecycle.Process   `json:"process,omitempty"`
+	Task    *lifecycle.Task      `json:"task,omitempty"`
+	Event   *outbox.Event        `json:"event,omitempty"`
 }
 
 // pendingChanges are the changes recorded and not done yet: at most one a process, since a
@@ -99,12 +102,12 @@ func (c *pendingChanges) processes() []string {
 
 // storageWrites counts the storage writes of a change's effects: a transient process's current
 // credentials are kept in memory, and the record v0.1.0 kept them in is gone once migrated.
-func (b *backend) storageWrites(list []effect) int {
+func (b *backend) storageWrites(list []lifecycle.Effect) int {
 	n := 0
 	for _, e := range list {
 		switch {
-		case e.Kind == effPutCurrent:
-		case e.Kind == effDeleteCurrent && (b.migrated.Load() || e.Process.KeepCredentials != keepPersistent):
+		case e.Kind == lifecycle.PutCurrent:
+		case e.Kind == lifecycle.DeleteCurrent && (b.migrated.Load() || e.Process.KeepCredentials != lifecycle.KeepPersistent):
 		default:
 			n++
 		}
@@ -114,7 +117,7 @@ func (b *backend) storageWrites(list []effect) int {
 
 // record writes a change's write-ahead record and marks it pending; its events get their ids
 // here, so that rolling forward enqueues the same events.
-func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []effect) (pendingChange, error) {
+func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) (pendingChange, error) {
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return pendingChange{}, fmt.Errorf("making a change id: %w", err)
@@ -123,9 +126,9 @@ func (b *backend) record(ctx context.Context, s logical.Storage, pid string, lis
 	for i := range list {
 		e := &list[i]
 		switch e.Kind {
-		case effPutCurrent:
+		case lifecycle.PutCurrent:
 			continue
-		case effAnnounce:
+		case lifecycle.Announce:
 			if e.Event.ID, err = uuid.GenerateUUID(); err != nil {
 				return pendingChange{}, fmt.Errorf("making an event id: %w", err)
 			}
@@ -147,8 +150,8 @@ func (b *backend) record(ctx context.Context, s logical.Storage, pid string, lis
 
 // withoutSecrets is the process an effect writes, as its record keeps it; a delete needs only
 // who it is.
-func withoutSecrets(e *effect) *processEntry {
-	if e.Process == nil || e.Kind == effPutProcess {
+func withoutSecrets(e *lifecycle.Effect) *lifecycle.Process {
+	if e.Process == nil || e.Kind == lifecycle.PutProcess {
 		return e.Process
 	}
 	p := *e.Process
@@ -190,10 +193,10 @@ func (b *backend) settle(ctx context.Context, s logical.Storage, pid string) (bo
 	return true, b.finish(ctx, s, pc)
 }
 
-func (w walChange) effects() []effect {
-	list := make([]effect, 0, len(w.Writes))
+func (w walChange) effects() []lifecycle.Effect {
+	list := make([]lifecycle.Effect, 0, len(w.Writes))
 	for _, x := range w.Writes {
-		e := effect{Kind: x.Kind, Process: x.Process, Task: x.Task}
+		e := lifecycle.Effect{Kind: x.Kind, Process: x.Process, Task: x.Task}
 		if x.Event != nil {
 			e.Event = *x.Event
 		}

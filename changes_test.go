@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // cutShortReport sets up process p over a Task Manager that never answers, and reports its
@@ -39,7 +41,7 @@ func checkFinished(t *testing.T, b *backend, s logical.Storage) {
 		t.Errorf("still pending: records %v, processes %v", keys, b.changes.processes())
 	}
 	snap := snapshotLife(t, b, s)
-	if snap.Process != "broken waiting=true current=true" || len(snap.Events) != 2 || snap.Events[0] != eventProcessBroken || snap.Events[1] != eventTaskCreated {
+	if snap.Process != "broken waiting=true current=true" || len(snap.Events) != 2 || snap.Events[0] != lifecycle.ProcessBroken || snap.Events[1] != lifecycle.TaskCreated {
 		t.Errorf("after the change was finished: %+v", snap)
 	}
 	checkLifeInvariants(t, b, s)
@@ -92,16 +94,16 @@ func TestStoredChangeRoundTrip(t *testing.T) {
 
 // describeWrites names a change's writes in order, as the writer runs them.
 func describeWrites(w walChange) string {
-	names := map[effectKind]string{effAnnounce: "announce", effPutCurrent: "put-current",
-		effDeleteCurrent: "delete-current", effPutTask: "put-task", effPutProcess: "put-process",
-		effDeleteProcess: "delete-process", effDeleteTask: "delete-task"}
+	names := map[lifecycle.EffectKind]string{lifecycle.Announce: "announce", lifecycle.PutCurrent: "put-current",
+		lifecycle.DeleteCurrent: "delete-current", lifecycle.PutTask: "put-task", lifecycle.PutProcess: "put-process",
+		lifecycle.DeleteProcess: "delete-process", lifecycle.DeleteTask: "delete-task"}
 	var out []string
 	for _, e := range w.effects() {
 		name := names[e.Kind]
 		switch e.Kind {
-		case effAnnounce:
+		case lifecycle.Announce:
 			name += ":" + e.Event.Type
-		case effPutTask:
+		case lifecycle.PutTask:
 			if e.Task != nil {
 				name += ":" + e.Task.Status
 			}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // Applying the state machine's effects (internal/lifecycle): the one writer of processes and tasks
@@ -13,7 +15,7 @@ import (
 // apply carries a transition's effects out, in order. It is the only writer of processes and
 // tasks after their creation. A change of more than one storage write is recorded first in the
 // write-ahead log (changes.go): cut short, it is rolled forward, never left half-made.
-func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []effect) error {
+func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) error {
 	if b.storageWrites(list) <= 1 {
 		return b.applyWrites(ctx, s, list)
 	}
@@ -28,26 +30,26 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list
 }
 
 // applyWrites makes a change's writes, in order; each can be made again.
-func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []effect) error {
+func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lifecycle.Effect) error {
 	for _, e := range list {
 		var err error
 		switch e.Kind {
-		case effAnnounce:
-			if e.Event.Type == eventProcessBroken {
+		case lifecycle.Announce:
+			if e.Event.Type == lifecycle.ProcessBroken {
 				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
 			}
 			err = b.announce(ctx, s, e.Event)
-		case effPutCurrent:
+		case lifecycle.PutCurrent:
 			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
-		case effDeleteCurrent:
+		case lifecycle.DeleteCurrent:
 			err = b.deleteCurrent(ctx, s, e.Process)
-		case effPutTask:
+		case lifecycle.PutTask:
 			err = b.putTask(ctx, s, e.Task)
-		case effPutProcess:
+		case lifecycle.PutProcess:
 			err = b.putProcess(ctx, s, e.Process)
-		case effDeleteProcess:
+		case lifecycle.DeleteProcess:
 			err = b.deleteProcess(ctx, s, e.Process.ID)
-		case effDeleteTask:
+		case lifecycle.DeleteTask:
 			err = b.deleteTask(ctx, s, e.Task.ID)
 		}
 		if err != nil {
@@ -60,7 +62,7 @@ func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []eff
 // change runs one event on a loaded state — the caller holds the process's lock — and answers
 // the next state. A change of the process cut short before is finished first, and the event runs
 // on the state it left. A refusal comes back as it is, for the handler's 400.
-func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, ev lifeEvent) (lifeState, error) {
+func (b *backend) change(ctx context.Context, s logical.Storage, st lifecycle.State, ev lifecycle.Event) (lifecycle.State, error) {
 	if ev.Now.IsZero() {
 		ev.Now = b.deps.now().UTC()
 	}
@@ -72,7 +74,7 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	if err != nil {
 		return st, err
 	}
-	next, list, err := transition(st, ev)
+	next, list, err := lifecycle.Transition(st, ev)
 	if err != nil {
 		return st, err
 	}
@@ -83,7 +85,7 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 }
 
 // reload reads a state again: the process, and the task it was about (or the process's open one).
-func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (lifeState, error) {
+func (b *backend) reload(ctx context.Context, s logical.Storage, st lifecycle.State) (lifecycle.State, error) {
 	pid := st.ProcessID()
 	p, err := b.getProcess(ctx, s, pid)
 	if err != nil {
@@ -95,7 +97,7 @@ func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (
 	} else if p != nil {
 		taskID = p.TaskID
 	}
-	next := lifeState{Process: p}
+	next := lifecycle.State{Process: p}
 	if taskID != "" {
 		if next.Task, err = b.getTask(ctx, s, taskID); err != nil {
 			return st, err
@@ -106,7 +108,7 @@ func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (
 
 // lockLife takes a process's lock and loads its state under it (lifecycle.State{} when the process
 // does not exist); the caller runs unlock when its change is applied.
-func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), err error) {
+func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifecycle.State, unlock func(), err error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	if _, err = b.settle(ctx, s, id); err == nil {
@@ -116,15 +118,15 @@ func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (s
 }
 
 // loadLife loads a process and its open task (nil, nil when the process does not exist).
-func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (lifeState, error) {
+func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (lifecycle.State, error) {
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil || p == nil {
-		return lifeState{}, err
+		return lifecycle.State{}, err
 	}
-	st := lifeState{Process: p}
+	st := lifecycle.State{Process: p}
 	if p.TaskID != "" {
 		if st.Task, err = b.getTask(ctx, s, p.TaskID); err != nil {
-			return lifeState{}, err
+			return lifecycle.State{}, err
 		}
 	}
 	return st, nil

@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // failingStorage fails the n-th write (Put or Delete) it sees, and every one after it: the
@@ -58,7 +60,7 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 	taskIDs, _ := s.List(ctx, taskStoragePrefix)
 	for _, id := range taskIDs {
 		task, err := b.getTask(ctx, s, id)
-		if err != nil || task == nil || task.Status != taskOpen {
+		if err != nil || task == nil || task.Status != lifecycle.StatusOpen {
 			continue
 		}
 		p, _ := b.getProcess(ctx, s, task.ProcessID)
@@ -73,11 +75,11 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 			continue
 		}
 		if p.TaskID != "" {
-			if task, _ := b.getTask(ctx, s, p.TaskID); task == nil || task.Status != taskOpen || task.ProcessID != p.ID {
+			if task, _ := b.getTask(ctx, s, p.TaskID); task == nil || task.Status != lifecycle.StatusOpen || task.ProcessID != p.ID {
 				t.Errorf("process %s waits for task %s, which is %v", id, p.TaskID, task)
 			}
 		}
-		if p.Health == healthFailed {
+		if p.Health == lifecycle.Failed {
 			if e, _ := s.Get(ctx, legacyCurrentPrefix+id); e != nil || p.HasCurrent || p.Current != nil {
 				t.Errorf("failed process %s keeps its current credentials", id)
 			}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // Upgrade from v0.1.0's storage. v0.1.0 kept a persistent process's current credentials apart from
@@ -48,12 +50,12 @@ func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id stri
 	if err != nil {
 		return err
 	}
-	if p := st.Process; p != nil && p.HasCurrent && p.KeepCredentials == keepPersistent && p.Current == nil {
+	if p := st.Process; p != nil && p.HasCurrent && p.KeepCredentials == lifecycle.KeepPersistent && p.Current == nil {
 		cur, err := readJSON[Credential](ctx, s, legacyCurrentPrefix+id, fmt.Sprintf("the current credentials of process %q", id))
 		if err != nil {
 			return err
 		}
-		if _, err := b.change(ctx, s, st, lifeEvent{Kind: lifeFoldCurrent, Credential: cur}); err != nil {
+		if _, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.FoldCurrent, Credential: cur}); err != nil {
 			return err
 		}
 	}

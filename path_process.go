@@ -17,7 +17,7 @@ import (
 )
 
 // processResponseData is a process as its read answers it: never its current credentials.
-func processResponseData(p *processEntry, status string) map[string]any {
+func processResponseData(p *lifecycle.Process, status string) map[string]any {
 	names := make([]string, 0, len(p.Runtime))
 	for _, s := range p.Runtime {
 		names = append(names, s.Name)
@@ -147,10 +147,10 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return badRequest(err)
 	}
-	p := &processEntry{
+	p := &lifecycle.Process{
 		ID: id, Nonce: nonce, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
 		OwnerEntityID: owner, KeepCredentials: cfg.KeepCredentials,
-		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
+		Health: lifecycle.Running, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
 	}
 	resp := &logical.Response{}
 	if err := b.checkDefinition(ctx, req.Storage, p.Definition); err != nil {
@@ -195,7 +195,7 @@ func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name s
 
 // parseCurrent reads the current credentials given at instantiation: kept per the process's mode
 // (nil when not given, or when the mode keeps none, which resp warns of).
-func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Response) (*Credential, error) {
+func parseCurrent(d *framework.FieldData, p *lifecycle.Process, resp *logical.Response) (*Credential, error) {
 	raw, ok := d.Raw["current"]
 	if !ok || raw == nil {
 		return nil, nil
@@ -204,7 +204,7 @@ func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Respons
 	if err != nil {
 		return nil, fmt.Errorf("current: %v", err)
 	}
-	if p.KeepCredentials == keepNone {
+	if p.KeepCredentials == lifecycle.KeepNone {
 		resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")
 		return nil, nil
 	}
@@ -272,11 +272,11 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce s
 	}
 	if st.Process == nil {
 		// Nothing to end; whatever a crash left of its credentials goes.
-		return b.deleteCurrent(ctx, s, &processEntry{ID: id, KeepCredentials: keepPersistent})
+		return b.deleteCurrent(ctx, s, &lifecycle.Process{ID: id, KeepCredentials: lifecycle.KeepPersistent})
 	}
 	if nonce != "" && st.Process.Nonce != nonce {
 		return nil // a newer process of the same id: not this lease's
 	}
-	_, err = b.change(ctx, s, st, lifeEvent{Kind: lifeEnd})
+	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
 	return err
 }

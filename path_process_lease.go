@@ -6,6 +6,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // The process lease: Vault renews and revokes it through these (secret type process).
@@ -60,7 +62,7 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
 	}
 	// The process's own expiry follows the lease (an upper bound: Vault may cap the TTL lower).
-	if _, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeRenew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
+	if _, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Renew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
 		return nil, err
 	}
 	return resp, nil

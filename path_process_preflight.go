@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
@@ -65,7 +66,7 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 	if err != nil {
 		return "", err
 	}
-	next, err := b.change(ctx, s, st, lifeEvent{Kind: lifeExpiring, Service: service, Reason: "expiring", NewTaskID: taskID})
+	next, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.Expiring, Service: service, Reason: "expiring", NewTaskID: taskID})
 	if err != nil || next.Task == nil {
 		return "", err
 	}
@@ -88,7 +89,7 @@ func (e expiringEntry) data() map[string]any {
 
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
 // renew itself, soonest first.
-func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *processEntry, horizon time.Time) ([]expiringEntry, error) {
+func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *lifecycle.Process, horizon time.Time) ([]expiringEntry, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -113,7 +114,7 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 				}
 				subject, e.Technical, e.Type = &t.Credential, t.Name, t.Credential.Type
 			case "current":
-				if cur == nil || p.KeepCredentials == keepNone {
+				if cur == nil || p.KeepCredentials == lifecycle.KeepNone {
 					continue
 				}
 				subject = cur

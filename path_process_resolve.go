@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
@@ -128,7 +129,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if err != nil {
 		return nil, err
 	}
-	if p.Health == healthFailed {
+	if p.Health == lifecycle.Failed {
 		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
 	}
 	res, rerr := b.resolveProcess(ctx, req.Storage, p, q, true)
@@ -195,7 +196,7 @@ func copyMap(m map[string]any) map[string]any {
 }
 
 // describeFailure is the 400's message: every candidate and why it was not used.
-func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, err error) string {
+func describeFailure(p *lifecycle.Process, q resolve.Query, res *resolve.Resolution, err error) string {
 	var sb strings.Builder
 	switch {
 	case err != nil && !errors.Is(err, resolve.ErrNoService):
@@ -233,7 +234,7 @@ func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, 
 // and chooses. A technical entry before the answer without a valid token is passed over when a
 // later entry is usable now (its token is asked for in the background); when nothing is usable,
 // and wait, the tokens are asked for and waited on for a bounded time (awaitTokens).
-func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query, wait bool) (*resolve.Resolution, error) {
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, q resolve.Query, wait bool) (*resolve.Resolution, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -277,7 +278,7 @@ func redactURL(raw string) string {
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.
-func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *processEntry) ([]resolve.Layer, error) {
+func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *lifecycle.Process) ([]resolve.Layer, error) {
 	layers := []resolve.Layer{{Source: "runtime", Services: p.Runtime}}
 	add := func(kind, name string) error {
 		reg, err := b.getRegistry(ctx, s, name)
@@ -310,7 +311,7 @@ func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *proce
 
 // resolveSnapshot is what resolution needs beyond the layers: the named technical credentials as
 // they stand (no token is fetched here) and the process's current credentials.
-func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *processEntry, technicals []string) (resolve.Snapshot, error) {
+func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *lifecycle.Process, technicals []string) (resolve.Snapshot, error) {
 	now := b.deps.now()
 	cur, err := b.getCurrent(ctx, s, p)
 	if err != nil {

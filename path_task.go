@@ -12,10 +12,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // taskResponseData is a task as its read answers it.
-func taskResponseData(t *taskEntry) map[string]any {
+func taskResponseData(t *lifecycle.Task) map[string]any {
 	return map[string]any{
 		"id": t.ID, "process_id": t.ProcessID, "service": t.Service, "reason": t.Reason,
 		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status, "completed_by": t.CompletedBy,
@@ -131,7 +132,7 @@ func (b *backend) openTaskIDs(ctx context.Context, s logical.Storage, owner stri
 		if err != nil {
 			return nil, err
 		}
-		if t != nil && t.Status == taskOpen && (owner == "" || t.OwnerEntityID == owner) {
+		if t != nil && t.Status == lifecycle.StatusOpen && (owner == "" || t.OwnerEntityID == owner) {
 			open = append(open, id)
 		}
 	}
@@ -148,7 +149,7 @@ func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *fra
 }
 
 // openTask looks up an open task for complete and cancel: 404 unknown, 400 closed.
-func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, *logical.Response, error) {
+func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*lifecycle.Task, *logical.Response, error) {
 	if err := credential.ValidateName("task id", id); err != nil {
 		resp, _ := badRequest(err)
 		return nil, resp, nil
@@ -160,7 +161,7 @@ func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*
 	if t == nil {
 		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("task %q does not exist", id))
 	}
-	if t.Status != taskOpen {
+	if t.Status != lifecycle.StatusOpen {
 		resp, _ := badRequest(fmt.Errorf("task %q is %s already", id, t.Status))
 		return nil, resp, nil
 	}
@@ -173,7 +174,7 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 		return resp, err
 	}
 	defer unlock()
-	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeCancel})
+	next, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Cancel})
 	if err != nil {
 		return asRefusal(err)
 	}
@@ -183,7 +184,7 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 // lockedTask is the prelude of complete and cancel: an open task and its process, loaded under
 // the process's lock and the task checked again there, so that two completions, or a completion
 // and a cancellation, never both go through. unlock is nil when resp or err is the answer.
-func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), resp *logical.Response, err error) {
+func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) (st lifecycle.State, unlock func(), resp *logical.Response, err error) {
 	t, resp, err := b.openTask(ctx, s, id)
 	if t == nil {
 		return st, nil, resp, err
@@ -199,7 +200,7 @@ func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) 
 		lock.Unlock()
 		return st, nil, nil, err
 	}
-	return lifeState{Process: p, Task: t}, lock.Unlock, nil, nil
+	return lifecycle.State{Process: p, Task: t}, lock.Unlock, nil, nil
 }
 
 // sweepTasks removes tasks closed 30 days ago without reading every task each time (tasks.go):
@@ -250,7 +251,7 @@ func (b *backend) scanTasks(ctx context.Context, s logical.Storage, now time.Tim
 // reconcileTask holds a task and its process together after a crash between the writes of one
 // change: an open task its process does not wait for is cancelled; a process still pointing at a
 // closed task gets what the closing meant.
-func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *taskEntry, now time.Time) error {
+func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *lifecycle.Task, now time.Time) error {
 	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
@@ -262,13 +263,13 @@ func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *taskE
 	if err != nil {
 		return err
 	}
-	kind := lifeRepair
-	if t.Status == taskOpen {
-		kind = lifeOrphan
+	kind := lifecycle.Repair
+	if t.Status == lifecycle.StatusOpen {
+		kind = lifecycle.Orphan
 	} else if p == nil {
 		return nil
 	}
-	_, err = b.change(ctx, s, lifeState{Process: p, Task: t}, lifeEvent{Kind: kind, Now: now})
+	_, err = b.change(ctx, s, lifecycle.State{Process: p, Task: t}, lifecycle.Event{Kind: kind, Now: now})
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // Completing a task, the boundary between a process and the people who fix its credentials: the
@@ -51,7 +52,7 @@ func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *fra
 		if err != nil {
 			return nil, err
 		}
-		if t != nil && t.Status == taskOpen && t.OwnerEntityID == req.EntityID {
+		if t != nil && t.Status == lifecycle.StatusOpen && t.OwnerEntityID == req.EntityID {
 			keys = append(keys, id)
 			info[id] = map[string]any{"process_id": t.ProcessID, "service": t.Service, "reason": t.Reason, "created": formatTime(t.CreatedTime)}
 		}
@@ -63,7 +64,7 @@ func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *fra
 // pathTaskComplete is the owner's completion: it fails closed, so only a token of the task's
 // owner entity gets through, and nobody when the task has none.
 func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.completeTask(ctx, req, d, func(t *taskEntry) error {
+	return b.completeTask(ctx, req, d, func(t *lifecycle.Task) error {
 		switch {
 		case t.OwnerEntityID == "":
 			return logical.CodedError(http.StatusForbidden, fmt.Sprintf("task %q has no owner entity (its process was started by a token without one), so no one may complete it here: a Task Manager completes it through task/%s/complete-on-behalf", t.ID, t.ID))
@@ -76,12 +77,12 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 
 // pathTaskCompleteOnBehalf is a Task Manager's completion: its policy is the check.
 func (b *backend) pathTaskCompleteOnBehalf(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.completeTask(ctx, req, d, func(*taskEntry) error { return nil })
+	return b.completeTask(ctx, req, d, func(*lifecycle.Task) error { return nil })
 }
 
 // completeTask replaces the process's current credentials with the new ones, sets it running and
 // closes the task, when allowed says the caller may.
-func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*taskEntry) error) (*logical.Response, error) {
+func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*lifecycle.Task) error) (*logical.Response, error) {
 	st, unlock, resp, err := b.lockedTask(ctx, req.Storage, d.Get("id").(string))
 	if unlock == nil {
 		return resp, err
@@ -102,7 +103,7 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if by == "" {
 		by = req.DisplayName
 	}
-	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeComplete, Credential: &cred, CompletedBy: by})
+	next, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Complete, Credential: &cred, CompletedBy: by})
 	if err != nil {
 		return asRefusal(err)
 	}

@@ -3,6 +3,7 @@ package pecreds
 import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/census"
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // A process's summary for the census (the process itself is internal/lifecycle's).
@@ -12,7 +13,7 @@ const (
 )
 
 // summarize is what the census keeps of a process.
-func summarize(p *processEntry) census.Process {
+func summarize(p *lifecycle.Process) census.Process {
 	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
 		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime), TaskID: p.TaskID, OwnerEntityID: p.OwnerEntityID}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // A task's storage: its typed, cached helpers (the lifecycle's writer writes tasks through these,
@@ -26,11 +28,11 @@ func newTaskID() (string, error) {
 	return id, nil
 }
 
-func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
+func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*lifecycle.Task, error) {
 	return cachedGet(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
 }
 
-func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
+func (b *backend) putTask(ctx context.Context, s logical.Storage, t *lifecycle.Task) error {
 	if err := cachedPut(ctx, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
@@ -25,8 +26,8 @@ func newTaskSweep() *taskSweep {
 }
 
 // noteClosedTask places a closed task in the retention order.
-func (b *backend) noteClosedTask(t *taskEntry) {
-	if t.Status != taskOpen {
+func (b *backend) noteClosedTask(t *lifecycle.Task) {
+	if t.Status != lifecycle.StatusOpen {
 		b.taskSweep.retention.Schedule(t.ID, t.ClosedTime.Add(closedTaskRetention))
 	}
 }
@@ -40,14 +41,14 @@ func (b *backend) forgetTask(ctx context.Context, s logical.Storage, id string, 
 	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
-	if t, err = b.getTask(ctx, s, id); err != nil || t == nil || t.Status == taskOpen {
+	if t, err = b.getTask(ctx, s, id); err != nil || t == nil || t.Status == lifecycle.StatusOpen {
 		return err
 	}
 	if now.Sub(t.ClosedTime) <= closedTaskRetention {
 		b.noteClosedTask(t)
 		return nil
 	}
-	_, err = b.change(ctx, s, lifeState{Task: t}, lifeEvent{Kind: lifeForgetTask, Now: now})
+	_, err = b.change(ctx, s, lifecycle.State{Task: t}, lifecycle.Event{Kind: lifecycle.ForgetTask, Now: now})
 	if err != nil {
 		return fmt.Errorf("removing task %q: %w", id, err)
 	}
