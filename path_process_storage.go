@@ -8,11 +8,22 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/census"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // A process's storage: its record (process/<id>) and its current credentials
-// (process-current/<id>, or the plugin's memory for transient processes), through the caches.
+// (process-current/<id>, or the plugin's memory for transient processes), through the caches;
+// and its summary for the census, kept at each write.
+
+const processStoragePrefix = "process/"
+
+// summarize is what the census keeps of a process.
+func summarize(p *lifecycle.Process) census.Process {
+	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
+		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime), TaskID: p.TaskID, OwnerEntityID: p.OwnerEntityID}
+}
 
 // getProcess returns a process, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
