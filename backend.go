@@ -287,6 +287,10 @@ func badRequest(err error) (*logical.Response, error) {
 	return logical.ErrorResponse(err.Error()), nil
 }
 
+// formatTime is how an answer or a log line shows a time: RFC 3339 in UTC, empty for the zero
+// time.
+func formatTime(t time.Time) string { return oauth.FormatTime(t) }
+
 // asRefusal answers a refusal (lifecycle.Refusal) as a 400; any other error as it is.
 func asRefusal(err error) (*logical.Response, error) {
 	var r lifecycle.Refusal

@@ -35,9 +35,6 @@ func (e *technicalEntry) responseData(st *oauth.State) map[string]any {
 	return data
 }
 
-// formatTime is RFC 3339 in UTC, empty for the zero time.
-var formatTime = oauth.FormatTime
-
 func pathTechnical(b *backend) []*framework.Path {
 	nameField := &framework.FieldSchema{Type: framework.TypeString, Description: "The technical credential's name."}
 	// The action paths come before the catch-all pattern of technical/:name, which would
