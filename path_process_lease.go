@@ -10,7 +10,8 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-// The process lease: Vault renews and revokes it through these (secret type process).
+// The process lease: Vault renews and revokes it through these (secret type process); a
+// revocation, like a delete of the process, ends it (endProcess).
 
 // processSecretType is the secret type of a process's lease.
 const processSecretType = "process"
@@ -75,4 +76,24 @@ func (b *backend) processRevoke(ctx context.Context, req *logical.Request, _ *fr
 		return nil, err
 	}
 	return nil, b.endProcess(ctx, req.Storage, id, nonce)
+}
+
+// endProcess ends a process: its current credentials wiped, its open task cancelled.
+// Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
+// revocation), only the process that lease was issued for is ended.
+func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil {
+		return err
+	}
+	if st.Process == nil {
+		// Nothing to end; whatever a crash left of its credentials goes.
+		return b.deleteCurrent(ctx, s, &lifecycle.Process{ID: id, KeepCredentials: lifecycle.KeepPersistent})
+	}
+	if nonce != "" && st.Process.Nonce != nonce {
+		return nil // a newer process of the same id: not this lease's
+	}
+	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
+	return err
 }
