@@ -12,12 +12,20 @@ import (
 )
 
 // A task's storage: its typed, cached helpers (the lifecycle's writer writes tasks through these,
-// and task's paths read them), and the id a new task gets.
+// and task's paths read them), a closed task's place in the retention order (kept at each write,
+// as a process's expiry is), and the id a new task gets.
 
 const taskStoragePrefix = "task/"
 
 // closedTaskRetention: closed tasks stay readable this long, then the periodic sweep removes them.
 const closedTaskRetention = 30 * 24 * time.Hour
+
+// noteClosedTask places a closed task in the retention order.
+func (b *backend) noteClosedTask(t *lifecycle.Task) {
+	if t.Status != lifecycle.StatusOpen {
+		b.taskSweep.retention.Schedule(t.ID, t.ClosedTime.Add(closedTaskRetention))
+	}
+}
 
 // newTaskID makes the id of a task a transition may open.
 func newTaskID() (string, error) {

@@ -25,13 +25,6 @@ func newTaskSweep() *taskSweep {
 	return &taskSweep{retention: schedule.NewQueue()}
 }
 
-// noteClosedTask places a closed task in the retention order.
-func (b *backend) noteClosedTask(t *lifecycle.Task) {
-	if t.Status != lifecycle.StatusOpen {
-		b.taskSweep.retention.Schedule(t.ID, t.ClosedTime.Add(closedTaskRetention))
-	}
-}
-
 // forgetTask removes a task closed long enough ago, through the lifecycle's writer.
 func (b *backend) forgetTask(ctx context.Context, s logical.Storage, id string, now time.Time) error {
 	t, err := b.getTask(ctx, s, id)
