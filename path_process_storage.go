@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -15,7 +16,8 @@ import (
 
 // A process's storage: its record (process/<id>) and its current credentials
 // (process-current/<id>, or the plugin's memory for transient processes), through the caches;
-// and its summary for the census, kept at each write.
+// and what memory keeps of it at each write: its summary for the census, its place in the expiry
+// order (expiry.go).
 
 const processStoragePrefix = "process/"
 
@@ -83,6 +85,19 @@ func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *lifec
 		return errors.Join(err, b.deleteCurrent(ctx, s, p))
 	}
 	return nil
+}
+
+// expiryGrace: a process is ended this long after its own expiry, so that Vault's revocation of
+// the lease (which ends it too) always comes first when the lease exists.
+const expiryGrace = time.Hour
+
+// noteExpiry places a process in the expiry order (nowhere when its expiry is not known).
+func (b *backend) noteExpiry(p *lifecycle.Process) {
+	if p.ExpiresAt.IsZero() {
+		b.expiries.Unschedule(p.ID)
+		return
+	}
+	b.expiries.Schedule(p.ID, p.ExpiresAt.Add(expiryGrace))
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
