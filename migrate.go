@@ -16,9 +16,6 @@ import (
 // the process's lock: fold the credentials into the record, then delete the old key), and deletes
 // old keys whose process has ended.
 
-// legacyCurrentPrefix is v0.1.0's key of a process's current credentials.
-const legacyCurrentPrefix = "process-current/"
-
 // migrateCurrents folds every v0.1.0 current-credentials record into its process's record. It
 // runs once, in the background, on the node that may write; until it is done, ending a process
 // also deletes its old key (deleteCurrent).

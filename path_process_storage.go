@@ -21,6 +21,9 @@ import (
 
 const processStoragePrefix = "process/"
 
+// legacyCurrentPrefix is v0.1.0's key of a process's current credentials.
+const legacyCurrentPrefix = "process-current/"
+
 // summarize is what the census keeps of a process.
 func summarize(p *lifecycle.Process) census.Process {
 	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
