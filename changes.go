@@ -17,14 +17,14 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
-// Crash safety of the one writer (lifecycle_apply.go). A change of more than one write is first
-// recorded whole in Vault's write-ahead log (framework.PutWAL); its writes follow, then the
-// record is deleted. A change cut short — a write refused, or the plugin killed — is rolled
-// forward from its record before anything else touches its process: at that process's next
-// change, when the plugin starts on the active node, and by Vault's periodic rollback
-// (WALRollback). Every write is a put or a delete of a whole record, so doing one again is
-// harmless; an event is enqueued once by its id, and waits in the outbox until its change is
-// done, so rolling forward never sends one twice.
+// The writes of the one writer (lifecycle_apply.go), and their crash safety. A change of more
+// than one write is first recorded whole in Vault's write-ahead log (framework.PutWAL); its
+// writes follow (applyWrites), then the record is deleted. A change cut short — a write
+// refused, or the plugin killed — is rolled forward from its record before anything else
+// touches its process: at that process's next change, when the plugin starts on the active
+// node, and by Vault's periodic rollback (WALRollback). Every write is a put or a delete of a
+// whole record, so doing one again is harmless; an event is enqueued once by its id, and waits in
+// the outbox until its change is done, so rolling forward never sends one twice.
 
 const walKindChange = "change"
 
@@ -98,6 +98,36 @@ func (c *pendingChanges) processes() []string {
 	}
 	slices.Sort(pids)
 	return pids
+}
+
+// applyWrites makes a change's writes, in order; each can be made again.
+func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lifecycle.Effect) error {
+	for _, e := range list {
+		var err error
+		switch e.Kind {
+		case lifecycle.Announce:
+			if e.Event.Type == lifecycle.ProcessBroken {
+				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
+			}
+			err = b.announce(ctx, s, e.Event)
+		case lifecycle.PutCurrent:
+			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
+		case lifecycle.DeleteCurrent:
+			err = b.deleteCurrent(ctx, s, e.Process)
+		case lifecycle.PutTask:
+			err = b.putTask(ctx, s, e.Task)
+		case lifecycle.PutProcess:
+			err = b.putProcess(ctx, s, e.Process)
+		case lifecycle.DeleteProcess:
+			err = b.deleteProcess(ctx, s, e.Process.ID)
+		case lifecycle.DeleteTask:
+			err = b.deleteTask(ctx, s, e.Task.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // storageWrites counts the storage writes of a change's effects: a transient process's current

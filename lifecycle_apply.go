@@ -29,36 +29,6 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list
 	return b.finish(ctx, s, pc)
 }
 
-// applyWrites makes a change's writes, in order; each can be made again.
-func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lifecycle.Effect) error {
-	for _, e := range list {
-		var err error
-		switch e.Kind {
-		case lifecycle.Announce:
-			if e.Event.Type == lifecycle.ProcessBroken {
-				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
-			}
-			err = b.announce(ctx, s, e.Event)
-		case lifecycle.PutCurrent:
-			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
-		case lifecycle.DeleteCurrent:
-			err = b.deleteCurrent(ctx, s, e.Process)
-		case lifecycle.PutTask:
-			err = b.putTask(ctx, s, e.Task)
-		case lifecycle.PutProcess:
-			err = b.putProcess(ctx, s, e.Process)
-		case lifecycle.DeleteProcess:
-			err = b.deleteProcess(ctx, s, e.Process.ID)
-		case lifecycle.DeleteTask:
-			err = b.deleteTask(ctx, s, e.Task.ID)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // change runs one event on a loaded state — the caller holds the process's lock — and answers
 // the next state. A change of the process cut short before is finished first, and the event runs
 // on the state it left. A refusal comes back as it is, for the handler's 400.
