@@ -3,12 +3,14 @@ package pecreds
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
 // A task's storage: its typed, cached helpers (the lifecycle's writer writes tasks through these,
@@ -19,6 +21,17 @@ const taskStoragePrefix = "task/"
 
 // closedTaskRetention: closed tasks stay readable this long, then the periodic sweep removes them.
 const closedTaskRetention = 30 * 24 * time.Hour
+
+// taskSweep is the task sweep's memory (tasks.go): the closed tasks in time order for their
+// removal, and whether the first sweep after a start has read every task to rebuild that order.
+type taskSweep struct {
+	scanned   atomic.Bool
+	retention *schedule.Queue
+}
+
+func newTaskSweep() *taskSweep {
+	return &taskSweep{retention: schedule.NewQueue()}
+}
 
 // noteClosedTask places a closed task in the retention order.
 func (b *backend) noteClosedTask(t *lifecycle.Task) {

@@ -3,27 +3,18 @@ package pecreds
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
-	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
-// The task sweep's memory: a closed task waits in a time order for its removal, 30 days after it
-// closed. The first sweep after a start reads every task once, to rebuild it (and to mend what a
-// crash between the writes of a change left in storage written before the write-ahead log).
-type taskSweep struct {
-	scanned   atomic.Bool
-	retention *schedule.Queue
-}
-
-func newTaskSweep() *taskSweep {
-	return &taskSweep{retention: schedule.NewQueue()}
-}
+// The task sweep: a closed task is removed 30 days after it closed, from a time order kept in
+// memory as tasks are written (store_task.go); the first sweep after a start reads every task
+// once, to rebuild that order and to mend what a crash between the writes of a change left in
+// storage written before the write-ahead log.
 
 // forgetTask removes a task closed long enough ago, through the lifecycle's writer.
 func (b *backend) forgetTask(ctx context.Context, s logical.Storage, id string, now time.Time) error {
