@@ -104,6 +104,7 @@ func newBackend(d deps) *backend {
 			pathProcessReport(b),
 			pathProcessCredentials(b),
 			pathProcess(b),
+			pathTaskCompletion(b), // before pathTask: task/mine before task/:id
 			pathTask(b),
 			pathNotify(b),
 			pathStatus(b),

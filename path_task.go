@@ -45,40 +45,6 @@ func pathTask(b *backend) []*framework.Path {
 			HelpDescription: "Lists the ids of the open tasks, optionally only those of one owner: LIST pecreds/task?owner_entity_id=<entity>.",
 		},
 		{
-			// Before task/:id, which would take "mine" for a task id.
-			Pattern:      "task/mine/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "my-tasks"},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathTaskMine,
-					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"keys":     {Type: framework.TypeStringSlice, Description: "The ids of the caller's open tasks."},
-						"key_info": {Type: framework.TypeMap, Description: "Per task id: process_id, service, reason and created (RFC 3339)."},
-					}}}},
-				},
-			},
-			HelpSynopsis: "List your own open credential-update tasks.",
-			HelpDescription: `Lists the open tasks whose owner is the calling token's identity entity, with what each is
-about (key_info: process_id, service, reason, created). A token without an entity has none.
-
-  $ vault list -detailed pecreds/task/mine`,
-		},
-		taskCompletePath(b, "complete", b.pathTaskComplete, "Complete your credential-update task with new credentials: the process resumes.",
-			`Replaces the process's current credentials (kept per the process's keep_credentials),
-sets the process running again and closes the task — when its current credentials are what broke
-it: a process a technical credential broke stays broken until an operator's process/:id/resume. Only a token of the task's owner (the
-identity entity the process was started for) may complete it: anyone else gets 403, and so does
-everyone when the process has no owner entity (it was started by a token without one, such as
-root). A Task Manager that authenticated the owner itself uses task/:id/complete-on-behalf.
-
-  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`),
-		taskCompletePath(b, "complete-on-behalf", b.pathTaskCompleteOnBehalf, "Complete a credential-update task for its owner (a Task Manager service).",
-			`The same as task/:id/complete, for a Task Manager service that authenticated the owner itself:
-pecreds does not check the caller's entity here, so only the Task Manager's policy may grant this
-path. The task records who completed it (completed_by).
-
-  $ vault write pecreds/task/<id>/complete-on-behalf credentials=@new-password.json`),
-		{
 			Pattern:        "task/" + nameSegment("id") + "/cancel$",
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "cancel", OperationSuffix: "task"},
 			ExistenceCheck: actionExists,
