@@ -101,6 +101,7 @@ func newBackend(d deps) *backend {
 			pathRegistry(b),
 			pathTechnical(b),
 			pathProcessResolve(b),
+			pathProcessPreflight(b),
 			pathProcessReport(b),
 			pathProcessCredentials(b),
 			pathProcess(b),
