@@ -140,6 +140,49 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	return &logical.Response{Data: data}, nil
 }
 
+// breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
+// nothing else is usable: the process goes broken and its owner gets a task (failed without a
+// Task Manager). The answer names the task.
+func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil || st.Process == nil {
+		return fmt.Sprintf("process %q has ended", id), err
+	}
+	p := st.Process
+	// Decided again under the lock: a task may have been completed since the resolve looked.
+	cur, err := b.getCurrent(ctx, s, p)
+	if err != nil {
+		return "", err
+	}
+	switch now := p.CurrentStatus(cur, b.deps.now()); {
+	case p.Health == lifecycle.Failed:
+		return fmt.Sprintf("process %q has failed", id), nil
+	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
+		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	ev := lifecycle.Event{Kind: lifecycle.Failure, Service: service, Reason: status, Health: lifecycle.Failed,
+		HealthReason: fmt.Sprintf("the current credentials are %s (service %q)", status, service)}
+	if cfg.TaskManager {
+		if ev.NewTaskID, err = newTaskID(); err != nil {
+			return "", err
+		}
+		ev.Health, ev.CurrentFailed = lifecycle.Broken, true
+	}
+	next, err := b.change(ctx, s, st, ev)
+	if err != nil {
+		return "", err
+	}
+	if !cfg.TaskManager {
+		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
+	}
+	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.Process.TaskID), nil
+}
+
 // resolveAnswer is the flat answer: {service, source, index, type, fields...}, or with all,
 // {service, source, credentials: [{index, type, fields...}]}.
 func resolveAnswer(res *resolve.Resolution, all bool) map[string]any {
