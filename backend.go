@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -15,13 +13,9 @@ import (
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/cache"
 	"github.com/pecreds/vault-plugin-pecreds/internal/census"
-	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
-
-// operationPrefix is the one OpenAPI operation prefix of every path.
-const operationPrefix = "pecreds"
 
 // Factory returns a configured pecreds backend.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
@@ -51,63 +45,6 @@ func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logica
 
 // wrapForTests is nil in production; the tests' build of the plugin sets it (fault_kill.go).
 var wrapForTests func(*backend) logical.Backend
-
-type backend struct {
-	*framework.Backend
-
-	// registryLocks and technicalLocks serialise the read-modify-write of one object.
-	registryLocks  []*locksutil.LockEntry
-	technicalLocks []*locksutil.LockEntry
-	processLocks   []*locksutil.LockEntry
-	// refreshLocks serialise a credential's token refreshes with each other and its delete.
-	refreshLocks []*locksutil.LockEntry
-	// configLock serialises config writes.
-	configLock sync.Mutex
-
-	// cacheLock guards config (with cacheGen) and transientCurrent. The hot path is served from
-	// memory, since every storage access is a gRPC round trip to Vault; the caches below keep
-	// their own order (internal/cache).
-	cacheLock sync.RWMutex
-	// cacheGen grows with every config write and invalidation: a config read from storage is
-	// kept only if nothing changed meanwhile, so a stale read never overwrites.
-	cacheGen uint64
-	config   *configEntry
-	// The few objects an operator writes are held whole; processes, their current credentials
-	// and tasks, of which there may be 100,000s, in bounded LRUs.
-	registries  *cache.Whole[registryEntry]
-	technicals  *cache.Whole[technicalEntry]
-	tokenStates *cache.Whole[oauth.State]
-	processes   *cache.Bounded[processEntry]
-	// census keeps the counts status shows and the usage index, as processes change.
-	census *census.Census
-	tasks  *cache.Bounded[taskEntry]
-
-	// transientCurrent is the only copy of transient processes' current credentials: lost,
-	// by design, when the plugin restarts. Guarded by cacheLock.
-	transientCurrent map[string]*Credential
-
-	deps deps
-	// flights make concurrent demands for one token share one token request (token_fetch.go).
-	flights   flights
-	refresher *refresher
-	notifier  *notifier
-	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
-	// migrated says it is done.
-	// taskSweep: closed tasks in retention order (tasks.go).
-	taskSweep *taskSweep
-	// changes: the changes recorded in the write-ahead log and not done yet (changes.go).
-	changes       *pendingChanges
-	changesLoaded atomic.Bool
-	// expiries: each process's own expiry, in time order (expiry.go).
-	expiries  *schedule.Queue
-	migration worker
-	migrated  atomic.Bool
-	// release hands back the memory of refused oversized requests (limits.go).
-	release memoryRelease
-	// lifetime ends when Vault unloads the backend (Clean); background work derives from it.
-	lifetime    context.Context
-	endLifetime context.CancelFunc
-}
 
 func newBackend(d deps) *backend {
 	b := &backend{
@@ -164,9 +101,11 @@ func newBackend(d deps) *backend {
 			pathRegistry(b),
 			pathTechnical(b),
 			pathProcessResolve(b),
+			pathProcessPreflight(b),
 			pathProcessReport(b),
 			pathProcessCredentials(b),
 			pathProcess(b),
+			pathTaskCompletion(b), // before pathTask: task/mine before task/:id
 			pathTask(b),
 			pathNotify(b),
 			pathStatus(b),
@@ -281,11 +220,6 @@ func (b *backend) clean(context.Context) {
 	b.migration.stop()
 }
 
-// badRequest is the answer to bad input: a 400 whose message names the field and the rule.
-func badRequest(err error) (*logical.Response, error) {
-	return logical.ErrorResponse(err.Error()), nil
-}
-
 const backendHelp = `
 The pecreds secrets engine keeps the credentials of a business-process engine's processes.
 
@@ -293,63 +227,3 @@ Credentials registries (registry/) list, per process definition and globally, th
 services a process calls and, per service, an ordered list of credentials to use. The engine's
 settings live at config. See "vault path-help" on each path for its fields.
 `
-
-// named is the prelude of a handler whose path names one object: the name from the path, checked
-// (a 400 that says why), handed to the handler.
-func named(field, what string, handler func(context.Context, *logical.Request, *framework.FieldData, string) (*logical.Response, error)) framework.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-		name := d.Get(field).(string)
-		if err := credential.ValidateName(what, name); err != nil {
-			return badRequest(err)
-		}
-		return handler(ctx, req, d, name)
-	}
-}
-
-// nameSegment matches any one path segment, so that the handler, not the router, judges the
-// name and a bad one is a 400 that says why.
-func nameSegment(field string) string {
-	return "(?P<" + field + ">[^/]+)"
-}
-
-// worker is a background loop's life: started on the node that may write, stopped by Clean.
-type worker struct {
-	mu      sync.Mutex // guards cancel
-	cancel  context.CancelFunc
-	running sync.WaitGroup // the loop and whatever it starts
-	wake    chan struct{}  // a poke makes the loop look again now
-}
-
-func newWorker() worker { return worker{wake: make(chan struct{}, 1)} }
-
-// run starts fn in its own goroutine with a context that stop cancels.
-func (w *worker) run(fn func(ctx context.Context)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	w.mu.Lock()
-	w.cancel = cancel
-	w.mu.Unlock()
-	w.running.Add(1)
-	go func() {
-		defer w.running.Done()
-		fn(ctx)
-	}()
-}
-
-// stop cancels the loop and waits for it and its goroutines.
-func (w *worker) stop() {
-	w.mu.Lock()
-	cancel := w.cancel
-	w.cancel = nil
-	w.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	w.running.Wait()
-}
-
-func (w *worker) poke() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}

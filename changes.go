@@ -12,16 +12,19 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
-// Crash safety of the one writer (lifecycle_apply.go). A change of more than one write is first
-// recorded whole in Vault's write-ahead log (framework.PutWAL); its writes follow, then the
-// record is deleted. A change cut short — a write refused, or the plugin killed — is rolled
-// forward from its record before anything else touches its process: at that process's next
-// change, when the plugin starts on the active node, and by Vault's periodic rollback
-// (WALRollback). Every write is a put or a delete of a whole record, so doing one again is
-// harmless; an event is enqueued once by its id, and waits in the outbox until its change is
-// done, so rolling forward never sends one twice.
+// The writes of the one writer (lifecycle_apply.go), and their crash safety. A change of more
+// than one write is first recorded whole in Vault's write-ahead log (framework.PutWAL); its
+// writes follow (applyWrites), then the record is deleted. A change cut short — a write
+// refused, or the plugin killed — is rolled forward from its record before anything else
+// touches its process: at that process's next change, when the plugin starts on the active
+// node, and by Vault's periodic rollback (WALRollback). Every write is a put or a delete of a
+// whole record, so doing one again is harmless; an event is enqueued once by its id, and waits in
+// the outbox until its change is done, so rolling forward never sends one twice.
 
 const walKindChange = "change"
 
@@ -34,10 +37,10 @@ type walChange struct {
 }
 
 type walWrite struct {
-	Kind    effectKind    `json:"kind"`
-	Process *processEntry `json:"process,omitempty"`
-	Task    *taskEntry    `json:"task,omitempty"`
-	Event   *notifyEvent  `json:"event,omitempty"`
+	Kind    lifecycle.EffectKind `json:"kind"`
+	Process *lifecycle.Process   `json:"process,omitempty"`
+	Task    *lifecycle.Task      `json:"task,omitempty"`
+	Event   *outbox.Event        `json:"event,omitempty"`
 }
 
 // pendingChanges are the changes recorded and not done yet: at most one a process, since a
@@ -97,14 +100,44 @@ func (c *pendingChanges) processes() []string {
 	return pids
 }
 
+// applyWrites makes a change's writes, in order; each can be made again.
+func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lifecycle.Effect) error {
+	for _, e := range list {
+		var err error
+		switch e.Kind {
+		case lifecycle.Announce:
+			if e.Event.Type == lifecycle.ProcessBroken {
+				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
+			}
+			err = b.announce(ctx, s, e.Event)
+		case lifecycle.PutCurrent:
+			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
+		case lifecycle.DeleteCurrent:
+			err = b.deleteCurrent(ctx, s, e.Process)
+		case lifecycle.PutTask:
+			err = b.putTask(ctx, s, e.Task)
+		case lifecycle.PutProcess:
+			err = b.putProcess(ctx, s, e.Process)
+		case lifecycle.DeleteProcess:
+			err = b.deleteProcess(ctx, s, e.Process.ID)
+		case lifecycle.DeleteTask:
+			err = b.deleteTask(ctx, s, e.Task.ID)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // storageWrites counts the storage writes of a change's effects: a transient process's current
 // credentials are kept in memory, and the record v0.1.0 kept them in is gone once migrated.
-func (b *backend) storageWrites(list []effect) int {
+func (b *backend) storageWrites(list []lifecycle.Effect) int {
 	n := 0
 	for _, e := range list {
 		switch {
-		case e.Kind == effPutCurrent:
-		case e.Kind == effDeleteCurrent && (b.migrated.Load() || e.Process.KeepCredentials != keepPersistent):
+		case e.Kind == lifecycle.PutCurrent:
+		case e.Kind == lifecycle.DeleteCurrent && (b.migrated.Load() || e.Process.KeepCredentials != lifecycle.KeepPersistent):
 		default:
 			n++
 		}
@@ -114,7 +147,7 @@ func (b *backend) storageWrites(list []effect) int {
 
 // record writes a change's write-ahead record and marks it pending; its events get their ids
 // here, so that rolling forward enqueues the same events.
-func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []effect) (pendingChange, error) {
+func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) (pendingChange, error) {
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return pendingChange{}, fmt.Errorf("making a change id: %w", err)
@@ -123,9 +156,9 @@ func (b *backend) record(ctx context.Context, s logical.Storage, pid string, lis
 	for i := range list {
 		e := &list[i]
 		switch e.Kind {
-		case effPutCurrent:
+		case lifecycle.PutCurrent:
 			continue
-		case effAnnounce:
+		case lifecycle.Announce:
 			if e.Event.ID, err = uuid.GenerateUUID(); err != nil {
 				return pendingChange{}, fmt.Errorf("making an event id: %w", err)
 			}
@@ -147,8 +180,8 @@ func (b *backend) record(ctx context.Context, s logical.Storage, pid string, lis
 
 // withoutSecrets is the process an effect writes, as its record keeps it; a delete needs only
 // who it is.
-func withoutSecrets(e *effect) *processEntry {
-	if e.Process == nil || e.Kind == effPutProcess {
+func withoutSecrets(e *lifecycle.Effect) *lifecycle.Process {
+	if e.Process == nil || e.Kind == lifecycle.PutProcess {
 		return e.Process
 	}
 	p := *e.Process
@@ -190,10 +223,10 @@ func (b *backend) settle(ctx context.Context, s logical.Storage, pid string) (bo
 	return true, b.finish(ctx, s, pc)
 }
 
-func (w walChange) effects() []effect {
-	list := make([]effect, 0, len(w.Writes))
+func (w walChange) effects() []lifecycle.Effect {
+	list := make([]lifecycle.Effect, 0, len(w.Writes))
 	for _, x := range w.Writes {
-		e := effect{Kind: x.Kind, Process: x.Process, Task: x.Task}
+		e := lifecycle.Effect{Kind: x.Kind, Process: x.Process, Task: x.Task}
 		if x.Event != nil {
 			e.Event = *x.Event
 		}

@@ -2,10 +2,14 @@ package pecreds
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // cutShortReport sets up process p over a Task Manager that never answers, and reports its
@@ -37,7 +41,7 @@ func checkFinished(t *testing.T, b *backend, s logical.Storage) {
 		t.Errorf("still pending: records %v, processes %v", keys, b.changes.processes())
 	}
 	snap := snapshotLife(t, b, s)
-	if snap.Process != "broken waiting=true current=true" || len(snap.Events) != 2 || snap.Events[0] != eventProcessBroken || snap.Events[1] != eventTaskCreated {
+	if snap.Process != "broken waiting=true current=true" || len(snap.Events) != 2 || snap.Events[0] != lifecycle.ProcessBroken || snap.Events[1] != lifecycle.TaskCreated {
 		t.Errorf("after the change was finished: %+v", snap)
 	}
 	checkLifeInvariants(t, b, s)
@@ -60,4 +64,51 @@ func TestWALRollbackFinishesAChangeCutShort(t *testing.T) {
 		t.Fatalf("rollback: %v %v", resp, err)
 	}
 	checkFinished(t, b, s)
+}
+
+// storedChange is a change's write-ahead record as v0.2.0 stores it: one write of every kind.
+const storedChange = `{"id":"c1","process_id":"order-42","writes":[{"kind":0,"event":{"seq":0,"id":"e1","type":"task-completed","time":"0001-01-01T00:00:00Z","process_id":"order-42","task_id":"T-1","service":"","owner":"","owner_entity_id":"","reason":"","change":"c1","attempts":0,"next_attempt":"0001-01-01T00:00:00Z","last_error":"","dead":false,"since":"0001-01-01T00:00:00Z"}},{"kind":2,"process":{"id":"p","nonce":"","definition":"","owner":"","owner_entity_id":"","keep_credentials":"","has_current":false,"health":"running","health_reason":"","task_id":"","runtime":[],"expires_at":"0001-01-01T00:00:00Z","created_time":"2026-11-29T12:00:00.123456789Z","updated_time":"2026-11-29T12:00:00.123456789Z"}},{"kind":3,"task":{"id":"T-1","process_id":"order-42","service":"crm","reason":"auth_failed","owner":"ann","owner_entity_id":"ent-ann","status":"completed","completed_by":"ent-ann","created_time":"2026-11-29T12:00:00.123456789Z","closed_time":"2026-11-29T13:00:00.123456789Z"}},{"kind":4,"process":{"id":"p","nonce":"","definition":"","owner":"","owner_entity_id":"","keep_credentials":"","has_current":false,"health":"running","health_reason":"","task_id":"","runtime":[],"expires_at":"0001-01-01T00:00:00Z","created_time":"2026-11-29T12:00:00.123456789Z","updated_time":"2026-11-29T12:00:00.123456789Z"}},{"kind":5,"process":{"id":"p","nonce":"","definition":"","owner":"","owner_entity_id":"","keep_credentials":"","has_current":false,"health":"running","health_reason":"","task_id":"","runtime":[],"expires_at":"0001-01-01T00:00:00Z","created_time":"2026-11-29T12:00:00.123456789Z","updated_time":"2026-11-29T12:00:00.123456789Z"}},{"kind":6,"task":{"id":"T-2","process_id":"p","service":"","reason":"","owner":"","owner_entity_id":"","status":"open","created_time":"2026-11-29T12:00:00.123456789Z","closed_time":"0001-01-01T00:00:00Z"}}]}`
+
+// A change recorded before an upgrade is rolled forward after it: its record decodes, and
+// encodes again to the same bytes, effect kinds and all.
+func TestStoredChangeRoundTrip(t *testing.T) {
+	var data any
+	if err := json.Unmarshal([]byte(storedChange), &data); err != nil {
+		t.Fatal(err)
+	}
+	w, err := decodeChange(data) // as the write-ahead log hands it back
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again) != storedChange {
+		t.Errorf("encoded again differently:\n got  %s\n want %s", again, storedChange)
+	}
+	if got := describeWrites(w); got != "announce:task-completed delete-current put-task:completed put-process delete-process delete-task" {
+		t.Errorf("the writes read back as %q", got)
+	}
+}
+
+// describeWrites names a change's writes in order, as the writer runs them.
+func describeWrites(w walChange) string {
+	names := map[lifecycle.EffectKind]string{lifecycle.Announce: "announce", lifecycle.PutCurrent: "put-current",
+		lifecycle.DeleteCurrent: "delete-current", lifecycle.PutTask: "put-task", lifecycle.PutProcess: "put-process",
+		lifecycle.DeleteProcess: "delete-process", lifecycle.DeleteTask: "delete-task"}
+	var out []string
+	for _, e := range w.effects() {
+		name := names[e.Kind]
+		switch e.Kind {
+		case lifecycle.Announce:
+			name += ":" + e.Event.Type
+		case lifecycle.PutTask:
+			if e.Task != nil {
+				name += ":" + e.Task.Status
+			}
+		}
+		out = append(out, name)
+	}
+	return strings.Join(out, " ")
 }

@@ -8,16 +8,12 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Vault event types this plugin emits (with the prefix "pecreds/"). Metadata never carries a
-// secret. The process and task ones also go to the Task Manager (notify.go).
+// Vault event types this plugin emits of its technical credentials. Metadata never carries a
+// secret. The process and task ones are internal/lifecycle's, sent with the prefix "pecreds/"
+// (announce, notify.go), and go to the Task Manager too.
 const (
 	eventTechnicalRefreshed     = "pecreds/technical-refreshed"
 	eventTechnicalRefreshFailed = "pecreds/technical-refresh-failed"
-	eventProcessBroken          = "process-broken"
-	eventProcessResumed         = "process-resumed"
-	eventTaskCreated            = "task-created"
-	eventTaskCompleted          = "task-completed"
-	eventTaskCancelled          = "task-cancelled"
 )
 
 // emit sends a Vault event. Community Edition has no event system (ErrNoEvents): not an error.

@@ -5,27 +5,16 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // A process's own expiry. A create writes the process and only then does Vault register its
 // lease: a crash in between leaves a process no lease will ever revoke. Each process carries when
-// its lease ends at the latest (processEntry.ExpiresAt, moved by each renewal), kept in time order
-// in memory (filled as processes are written, and by the census's read of storage after a start:
-// no extra read); the periodic sweep ends those a grace period past it — never by reading every
-// record.
-
-// expiryGrace: a process is ended this long after its own expiry, so that Vault's revocation of
-// the lease (which ends it too) always comes first when the lease exists.
-const expiryGrace = time.Hour
-
-// noteExpiry places a process in the expiry order (nowhere when its expiry is not known).
-func (b *backend) noteExpiry(p *processEntry) {
-	if p.ExpiresAt.IsZero() {
-		b.expiries.Unschedule(p.ID)
-		return
-	}
-	b.expiries.Schedule(p.ID, p.ExpiresAt.Add(expiryGrace))
-}
+// its lease ends at the latest (lifecycle.Process.ExpiresAt, moved by each renewal), kept in
+// time order in memory (filled as processes are written, path_process_storage.go, and by the
+// census's read of storage after a start: no extra read); the periodic sweep ends those a grace
+// period past it — never by reading every record.
 
 // sweepExpired ends the processes a grace period past their own expiry: their leases are gone,
 // or were never registered. Each is decided again under its lock, from storage.
@@ -53,7 +42,7 @@ func (b *backend) endIfExpired(ctx context.Context, s logical.Storage, id string
 		return nil
 	}
 	b.Logger().Warn("process ended: its lease expired long ago, or Vault never registered it", "process", id, "expired_at", formatTime(st.Process.ExpiresAt))
-	_, err = b.change(ctx, s, st, lifeEvent{Kind: lifeEnd})
+	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
 	return err
 }
 

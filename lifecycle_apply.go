@@ -2,19 +2,20 @@ package pecreds
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-// Applying the state machine's effects (lifecycle.go): the one writer of processes and tasks
+// Applying the state machine's effects (internal/lifecycle): the one writer of processes and tasks
 // after their creation.
 
 // apply carries a transition's effects out, in order. It is the only writer of processes and
 // tasks after their creation. A change of more than one storage write is recorded first in the
 // write-ahead log (changes.go): cut short, it is rolled forward, never left half-made.
-func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []effect) error {
+func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) error {
 	if b.storageWrites(list) <= 1 {
 		return b.applyWrites(ctx, s, list)
 	}
@@ -28,44 +29,14 @@ func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list
 	return b.finish(ctx, s, pc)
 }
 
-// applyWrites makes a change's writes, in order; each can be made again.
-func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []effect) error {
-	for _, e := range list {
-		var err error
-		switch e.Kind {
-		case effAnnounce:
-			if e.Event.Type == eventProcessBroken {
-				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
-			}
-			err = b.announce(ctx, s, e.Event)
-		case effPutCurrent:
-			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
-		case effDeleteCurrent:
-			err = b.deleteCurrent(ctx, s, e.Process)
-		case effPutTask:
-			err = b.putTask(ctx, s, e.Task)
-		case effPutProcess:
-			err = b.putProcess(ctx, s, e.Process)
-		case effDeleteProcess:
-			err = b.deleteProcess(ctx, s, e.Process.ID)
-		case effDeleteTask:
-			err = b.deleteTask(ctx, s, e.Task.ID)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // change runs one event on a loaded state — the caller holds the process's lock — and answers
 // the next state. A change of the process cut short before is finished first, and the event runs
 // on the state it left. A refusal comes back as it is, for the handler's 400.
-func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, ev lifeEvent) (lifeState, error) {
+func (b *backend) change(ctx context.Context, s logical.Storage, st lifecycle.State, ev lifecycle.Event) (lifecycle.State, error) {
 	if ev.Now.IsZero() {
 		ev.Now = b.deps.now().UTC()
 	}
-	pid := st.processID()
+	pid := st.ProcessID()
 	settled, err := b.settle(ctx, s, pid)
 	if err == nil && settled {
 		st, err = b.reload(ctx, s, st)
@@ -73,7 +44,7 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	if err != nil {
 		return st, err
 	}
-	next, list, err := transition(st, ev)
+	next, list, err := lifecycle.Transition(st, ev)
 	if err != nil {
 		return st, err
 	}
@@ -83,20 +54,9 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifeState, e
 	return next, nil
 }
 
-// processID is the process a state is about: the process's, or its task's.
-func (st lifeState) processID() string {
-	if st.Process != nil {
-		return st.Process.ID
-	}
-	if st.Task != nil {
-		return st.Task.ProcessID
-	}
-	return ""
-}
-
 // reload reads a state again: the process, and the task it was about (or the process's open one).
-func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (lifeState, error) {
-	pid := st.processID()
+func (b *backend) reload(ctx context.Context, s logical.Storage, st lifecycle.State) (lifecycle.State, error) {
+	pid := st.ProcessID()
 	p, err := b.getProcess(ctx, s, pid)
 	if err != nil {
 		return st, err
@@ -107,7 +67,7 @@ func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (
 	} else if p != nil {
 		taskID = p.TaskID
 	}
-	next := lifeState{Process: p}
+	next := lifecycle.State{Process: p}
 	if taskID != "" {
 		if next.Task, err = b.getTask(ctx, s, taskID); err != nil {
 			return st, err
@@ -116,9 +76,9 @@ func (b *backend) reload(ctx context.Context, s logical.Storage, st lifeState) (
 	return next, nil
 }
 
-// lockLife takes a process's lock and loads its state under it (lifeState{} when the process
+// lockLife takes a process's lock and loads its state under it (lifecycle.State{} when the process
 // does not exist); the caller runs unlock when its change is applied.
-func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), err error) {
+func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (st lifecycle.State, unlock func(), err error) {
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	if _, err = b.settle(ctx, s, id); err == nil {
@@ -128,25 +88,16 @@ func (b *backend) lockLife(ctx context.Context, s logical.Storage, id string) (s
 }
 
 // loadLife loads a process and its open task (nil, nil when the process does not exist).
-func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (lifeState, error) {
+func (b *backend) loadLife(ctx context.Context, s logical.Storage, id string) (lifecycle.State, error) {
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil || p == nil {
-		return lifeState{}, err
+		return lifecycle.State{}, err
 	}
-	st := lifeState{Process: p}
+	st := lifecycle.State{Process: p}
 	if p.TaskID != "" {
 		if st.Task, err = b.getTask(ctx, s, p.TaskID); err != nil {
-			return lifeState{}, err
+			return lifecycle.State{}, err
 		}
 	}
 	return st, nil
-}
-
-// asRefusal answers a refusal as a 400; any other error as it is.
-func asRefusal(err error) (*logical.Response, error) {
-	var r refusal
-	if errors.As(err, &r) {
-		return badRequest(r)
-	}
-	return nil, err
 }

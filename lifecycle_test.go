@@ -7,217 +7,15 @@ import (
 	"reflect"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
-
-// describeEffects renders effects as "announce:process-broken put-task put-process".
-func describeEffects(list []effect) string {
-	var out []string
-	for _, e := range list {
-		switch e.Kind {
-		case effAnnounce:
-			out = append(out, "announce:"+e.Event.Type)
-		case effPutCurrent:
-			out = append(out, "put-current")
-		case effDeleteCurrent:
-			out = append(out, "delete-current")
-		case effPutTask:
-			out = append(out, "put-task:"+e.Task.Status)
-		case effPutProcess:
-			out = append(out, "put-process")
-		case effDeleteProcess:
-			out = append(out, "delete-process")
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-// Every process state against every event: the next health, the task it waits for, and the
-// effects in the order apply runs them.
-func TestTransitionTable(t *testing.T) {
-	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
-	task := func(status string) *taskEntry {
-		return &taskEntry{ID: "T", ProcessID: "p", Status: status, CreatedTime: now.Add(-time.Hour)}
-	}
-	states := map[string]func() lifeState{
-		"running": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning, HasCurrent: true, KeepCredentials: keepPersistent}}
-		},
-		"running+task": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning, HasCurrent: true, KeepCredentials: keepPersistent, TaskID: "T"}, Task: task(taskOpen)}
-		},
-		"broken+task": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthBroken, HasCurrent: true, KeepCredentials: keepPersistent, TaskID: "T"}, Task: task(taskOpen)}
-		},
-		"broken (technical)": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthBroken, HasCurrent: true, KeepCredentials: keepPersistent}}
-		},
-		"failed": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthFailed, KeepCredentials: keepPersistent}}
-		},
-		"gone, task open": func() lifeState { return lifeState{Task: task(taskOpen)} },
-		"running, task stale": func() lifeState {
-			return lifeState{Process: &processEntry{ID: "p", Health: healthRunning}, Task: task(taskOpen)}
-		},
-	}
-	cred := &Credential{Type: "password", Fields: map[string]string{"username": "ann", "password": "pw"}}
-	events := map[string]lifeEvent{
-		"failure→running":         {Kind: lifeFailure, Health: healthRunning, Service: "crm", Reason: "unavailable"},
-		"failure→broken(current)": {Kind: lifeFailure, Health: healthBroken, CurrentFailed: true, NewTaskID: "N", Service: "crm", Reason: "auth_failed", HealthReason: "the current credentials failed"},
-		"failure→broken(tech)":    {Kind: lifeFailure, Health: healthBroken, Service: "crm", Reason: "auth_failed", HealthReason: "technical credential failed"},
-		"failure→failed":          {Kind: lifeFailure, Health: healthFailed, Service: "crm", Reason: "forbidden", HealthReason: "forbidden"},
-		"expiring":                {Kind: lifeExpiring, NewTaskID: "N", Service: "crm", Reason: "expiring"},
-		"complete":                {Kind: lifeComplete, Credential: cred, CompletedBy: "ent-ann"},
-		"cancel":                  {Kind: lifeCancel},
-		"resume":                  {Kind: lifeResume},
-		"end":                     {Kind: lifeEnd},
-		"orphan":                  {Kind: lifeOrphan},
-	}
-	// want: "health task effects" or "refused: ..." ; task is the process's TaskID ("-" for none).
-	want := map[string]map[string]string{
-		"running": {
-			"failure→running":         "running - put-process",
-			"failure→broken(current)": "broken N announce:process-broken announce:task-created put-task:open put-process",
-			"failure→broken(tech)":    "broken - announce:process-broken put-process",
-			"failure→failed":          "failed - delete-current put-process",
-			"expiring":                "running N announce:task-created put-task:open put-process",
-			"complete":                "refused: the task is not open",
-			"cancel":                  "refused: the task is not open",
-			"resume":                  `refused: process "p" is running, not broken`,
-			"end":                     "gone - delete-current delete-process",
-			"orphan":                  "running - ",
-		},
-		"running+task": {
-			"failure→running":         "running T put-process",
-			"failure→broken(current)": "broken T announce:process-broken put-process",
-			"failure→broken(tech)":    "broken T announce:process-broken put-process",
-			"failure→failed":          "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
-			"expiring":                "running T ",
-			"complete":                "running - announce:task-completed put-current put-task:completed put-process",
-			"cancel":                  "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
-			"resume":                  `refused: process "p" is running, not broken`,
-			"end":                     "gone - announce:task-cancelled delete-current delete-process put-task:cancelled",
-			"orphan":                  "running T ",
-		},
-		"broken+task": {
-			"failure→running":         "broken T put-process",
-			"failure→broken(current)": "broken T put-process",
-			"failure→broken(tech)":    "broken T put-process",
-			"failure→failed":          "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
-			"expiring":                "broken T ",
-			"complete":                "running - announce:task-completed put-current put-task:completed put-process",
-			"cancel":                  "failed - announce:task-cancelled delete-current put-task:cancelled put-process",
-			"resume":                  `refused: process "p" waits for its owner: it resumes when task T is completed`,
-			"end":                     "gone - announce:task-cancelled delete-current delete-process put-task:cancelled",
-			"orphan":                  "broken T ",
-		},
-		"broken (technical)": {
-			"failure→running":         "broken - put-process",
-			"failure→broken(current)": "broken N announce:task-created put-task:open put-process",
-			"failure→broken(tech)":    "broken - put-process",
-			"failure→failed":          "failed - delete-current put-process",
-			"expiring":                "broken N announce:task-created put-task:open put-process",
-			"complete":                "refused: the task is not open",
-			"cancel":                  "refused: the task is not open",
-			"resume":                  "running - announce:process-resumed put-process",
-			"end":                     "gone - delete-current delete-process",
-			"orphan":                  "broken - ",
-		},
-		"failed": {
-			"failure→running":         "failed - ",
-			"failure→broken(current)": "failed - ",
-			"failure→broken(tech)":    "failed - ",
-			"failure→failed":          "failed - ",
-			"expiring":                "failed - ",
-			"complete":                "refused: the task is not open",
-			"cancel":                  "refused: the task is not open",
-			"resume":                  `refused: process "p" is failed, not broken`,
-			"end":                     "gone - delete-current delete-process",
-			"orphan":                  "failed - ",
-		},
-		"gone, task open": {
-			"failure→running":         "gone - ",
-			"failure→broken(current)": "gone - ",
-			"failure→broken(tech)":    "gone - ",
-			"failure→failed":          "gone - ",
-			"expiring":                "gone - ",
-			"complete":                `refused: task "T" belongs to process "p", which has ended`,
-			"cancel":                  "gone - announce:task-cancelled put-task:cancelled",
-			"resume":                  "gone - ",
-			"end":                     "gone - ",
-			"orphan":                  "gone - announce:task-cancelled put-task:cancelled",
-		},
-		"running, task stale": {
-			"orphan": "running - announce:task-cancelled put-task:cancelled",
-		},
-	}
-	for stateName, cells := range want {
-		for eventName, expect := range cells {
-			t.Run(stateName+"/"+eventName, func(t *testing.T) {
-				st := states[stateName]()
-				before := fmt.Sprintf("%+v %+v", st.Process, st.Task)
-				ev := events[eventName]
-				ev.Now = now
-				next, list, err := transition(st, ev)
-				var got string
-				var r refusal
-				switch {
-				case errors.As(err, &r):
-					got = "refused: " + r.msg
-				case err != nil:
-					t.Fatal(err)
-				default:
-					health, taskID := "gone", "-"
-					if next.Process != nil {
-						health = next.Process.Health
-						if next.Process.TaskID != "" {
-							taskID = next.Process.TaskID
-						}
-					}
-					got = health + " " + taskID + " " + describeEffects(list)
-				}
-				if got != expect {
-					t.Errorf("got  %q\nwant %q", got, expect)
-				}
-				if after := fmt.Sprintf("%+v %+v", st.Process, st.Task); after != before {
-					t.Errorf("the transition changed its input:\n%s\n%s", before, after)
-				}
-			})
-		}
-	}
-}
-
-func TestTransitionRepair(t *testing.T) {
-	now := time.Now().UTC()
-	for status, want := range map[string]string{
-		taskCompleted: "running - put-process",
-		taskCancelled: "failed - delete-current put-process",
-	} {
-		st := lifeState{
-			Process: &processEntry{ID: "p", Health: healthBroken, TaskID: "T", HasCurrent: true},
-			Task:    &taskEntry{ID: "T", ProcessID: "p", Status: status},
-		}
-		next, list, err := transition(st, lifeEvent{Kind: lifeRepair, Now: now})
-		taskID := next.Process.TaskID
-		if taskID == "" {
-			taskID = "-"
-		}
-		if got := next.Process.Health + " " + taskID + " " + describeEffects(list); err != nil || got != want {
-			t.Errorf("%s: %q (%v), want %q", status, got, err, want)
-		}
-	}
-	// A process that no longer points at the closed task is left alone.
-	st := lifeState{Process: &processEntry{ID: "p", Health: healthRunning}, Task: &taskEntry{ID: "T", ProcessID: "p", Status: taskCompleted}}
-	if _, list, _ := transition(st, lifeEvent{Kind: lifeRepair, Now: now}); len(list) != 0 {
-		t.Errorf("repaired a process that was fine: %s", describeEffects(list))
-	}
-}
 
 // failingStorage fails the n-th write (Put or Delete) it sees, and every one after it: the
 // plugin lost its Vault in the middle of a change.
@@ -262,7 +60,7 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 	taskIDs, _ := s.List(ctx, taskStoragePrefix)
 	for _, id := range taskIDs {
 		task, err := b.getTask(ctx, s, id)
-		if err != nil || task == nil || task.Status != taskOpen {
+		if err != nil || task == nil || task.Status != lifecycle.StatusOpen {
 			continue
 		}
 		p, _ := b.getProcess(ctx, s, task.ProcessID)
@@ -277,11 +75,11 @@ func checkLifeInvariants(t *testing.T, b *backend, s logical.Storage) {
 			continue
 		}
 		if p.TaskID != "" {
-			if task, _ := b.getTask(ctx, s, p.TaskID); task == nil || task.Status != taskOpen || task.ProcessID != p.ID {
+			if task, _ := b.getTask(ctx, s, p.TaskID); task == nil || task.Status != lifecycle.StatusOpen || task.ProcessID != p.ID {
 				t.Errorf("process %s waits for task %s, which is %v", id, p.TaskID, task)
 			}
 		}
-		if p.Health == healthFailed {
+		if p.Health == lifecycle.Failed {
 			if e, _ := s.Get(ctx, legacyCurrentPrefix+id); e != nil || p.HasCurrent || p.Current != nil {
 				t.Errorf("failed process %s keeps its current credentials", id)
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // The plugin's limits, in one place (DESIGN.md, the end of "Paths"). What an outsider may send is
@@ -44,7 +45,7 @@ const (
 )
 
 // processBytes, currentBytes and taskBytes are about what a cached entry takes in memory.
-func processBytes(p *processEntry) int {
+func processBytes(p *lifecycle.Process) int {
 	n := 256 + len(p.ID) + len(p.Nonce) + len(p.Definition) + len(p.Owner) + len(p.OwnerEntityID) +
 		len(p.HealthReason) + len(p.TaskID) + credential.ServicesApproxBytes(p.Runtime)
 	for k := range p.Retried {
@@ -56,7 +57,7 @@ func processBytes(p *processEntry) int {
 	return n
 }
 
-func taskBytes(t *taskEntry) int {
+func taskBytes(t *lifecycle.Task) int {
 	return 256 + len(t.ID) + len(t.ProcessID) + len(t.Service) + len(t.Reason) + len(t.Owner) + len(t.OwnerEntityID) + len(t.CompletedBy)
 }
 

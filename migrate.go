@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // Upgrade from v0.1.0's storage. v0.1.0 kept a persistent process's current credentials apart from
@@ -13,9 +15,6 @@ import (
 // key; the active node migrates every process once in the background after it starts (each under
 // the process's lock: fold the credentials into the record, then delete the old key), and deletes
 // old keys whose process has ended.
-
-// legacyCurrentPrefix is v0.1.0's key of a process's current credentials.
-const legacyCurrentPrefix = "process-current/"
 
 // migrateCurrents folds every v0.1.0 current-credentials record into its process's record. It
 // runs once, in the background, on the node that may write; until it is done, ending a process
@@ -48,12 +47,12 @@ func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id stri
 	if err != nil {
 		return err
 	}
-	if p := st.Process; p != nil && p.HasCurrent && p.KeepCredentials == keepPersistent && p.Current == nil {
+	if p := st.Process; p != nil && p.HasCurrent && p.KeepCredentials == lifecycle.KeepPersistent && p.Current == nil {
 		cur, err := readJSON[Credential](ctx, s, legacyCurrentPrefix+id, fmt.Sprintf("the current credentials of process %q", id))
 		if err != nil {
 			return err
 		}
-		if _, err := b.change(ctx, s, st, lifeEvent{Kind: lifeFoldCurrent, Credential: cur}); err != nil {
+		if _, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.FoldCurrent, Credential: cur}); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // v010Process is a process record as v0.1.0 wrote it: no current credentials in it.
@@ -50,7 +52,7 @@ func TestUpgradeFromV010Layout(t *testing.T) {
 	now := time.Now().UTC()
 	for _, id := range []string{"p1", "p2"} {
 		putJSON(t, s, processStoragePrefix+id, v010Process{ID: id, Nonce: "n-" + id, Definition: "orders", Owner: "ann",
-			KeepCredentials: keepPersistent, HasCurrent: true, Health: healthRunning, CreatedTime: now, UpdatedTime: now})
+			KeepCredentials: lifecycle.KeepPersistent, HasCurrent: true, Health: lifecycle.Running, CreatedTime: now, UpdatedTime: now})
 		putJSON(t, s, legacyCurrentPrefix+id, Credential{Type: "password", Fields: map[string]string{"username": "ann-" + id, "password": "pw-" + id}})
 	}
 	putJSON(t, s, legacyCurrentPrefix+"gone", Credential{Type: "password", Fields: map[string]string{"username": "x", "password": "orphan-pw"}})
@@ -73,7 +75,7 @@ func TestUpgradeFromV010Layout(t *testing.T) {
 	}
 	for _, id := range []string{"p1", "p2"} {
 		entry, _ := s.Get(context.Background(), processStoragePrefix+id)
-		var p processEntry
+		var p lifecycle.Process
 		if entry == nil || json.Unmarshal(entry.Value, &p) != nil || p.Current == nil || p.Current.Fields["password"] != "pw-"+id {
 			t.Errorf("process %s after the migration: %+v", id, p)
 		}

@@ -21,9 +21,6 @@ const (
 	notifyStatsKey      = "notify-stats"
 )
 
-// notifyEvent is one event, as the outbox keeps it (internal/outbox).
-type notifyEvent = outbox.Event
-
 // notifyStats are the counters notify/status shows that the outbox itself cannot tell. They are
 // kept in storage, and in memory once loaded.
 type notifyStats struct {
@@ -58,7 +55,7 @@ func newNotifier(b *backend) *notifier {
 
 // announce tells of a state change: a Vault event, and, with notify_url set, an outbox entry
 // written in the caller's request.
-func (b *backend) announce(ctx context.Context, s logical.Storage, ev notifyEvent) error {
+func (b *backend) announce(ctx context.Context, s logical.Storage, ev outbox.Event) error {
 	b.emit(ctx, "pecreds/"+ev.Type, "process_id", ev.ProcessID, "task_id", ev.TaskID, "service", ev.Service, "owner_entity_id", ev.OwnerEntityID)
 	cfg, err := b.getConfig(ctx, s)
 	if err != nil || cfg.NotifyURL == "" {
@@ -131,7 +128,7 @@ func (n *notifier) loadLocked(ctx context.Context, s logical.Storage) (*outbox.I
 	return n.index, nil
 }
 
-func loadOutboxEvent(ctx context.Context, s logical.Storage, key string) (*notifyEvent, error) {
+func loadOutboxEvent(ctx context.Context, s logical.Storage, key string) (*outbox.Event, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("reading the outbox: %w", err)
@@ -139,7 +136,7 @@ func loadOutboxEvent(ctx context.Context, s logical.Storage, key string) (*notif
 	if entry == nil {
 		return nil, nil
 	}
-	ev := &notifyEvent{}
+	ev := &outbox.Event{}
 	if err := entry.DecodeJSON(ev); err != nil {
 		return nil, fmt.Errorf("decoding an outbox event: %w", err)
 	}
@@ -163,7 +160,7 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	d := outbox.Deliverer{
 		Index: x, Store: outboxStore{n: n, s: s}, Poster: webhookPoster{n: n, s: s},
 		Now: n.b.deps.now, DeadAfter: n.b.deps.notifyDeadAfter, Concurrency: cfg.NotifyConcurrency, Holding: &n.mu,
-		Dying: func(ev *notifyEvent, err error) {
+		Dying: func(ev *outbox.Event, err error) {
 			n.b.Logger().Warn("notification undeliverable; kept as dead until notify/retry", "event", ev.ID, "type", ev.Type, "process", ev.ProcessID, "error", err)
 		},
 	}
@@ -234,11 +231,11 @@ type outboxStore struct {
 	s logical.Storage
 }
 
-func (o outboxStore) Load(ctx context.Context, seq uint64) (*notifyEvent, error) {
+func (o outboxStore) Load(ctx context.Context, seq uint64) (*outbox.Event, error) {
 	return loadOutboxEvent(ctx, o.s, outboxKey(seq))
 }
 
-func (o outboxStore) Delivered(ctx context.Context, ev *notifyEvent) error {
+func (o outboxStore) Delivered(ctx context.Context, ev *outbox.Event) error {
 	if err := o.s.Delete(ctx, outboxKey(ev.Seq)); err != nil {
 		return fmt.Errorf("deleting a delivered event: %w", err)
 	}
@@ -246,7 +243,7 @@ func (o outboxStore) Delivered(ctx context.Context, ev *notifyEvent) error {
 	return nil
 }
 
-func (o outboxStore) Failed(ctx context.Context, ev *notifyEvent) error {
+func (o outboxStore) Failed(ctx context.Context, ev *outbox.Event) error {
 	if err := putOutboxEvent(ctx, o.s, ev); err != nil {
 		return err
 	}
@@ -262,11 +259,11 @@ func (o outboxStore) countBestEffort(ctx context.Context, change func(*notifySta
 	}
 }
 
-func (o outboxStore) Held(ctx context.Context, ev *notifyEvent) error {
+func (o outboxStore) Held(ctx context.Context, ev *outbox.Event) error {
 	return putOutboxEvent(ctx, o.s, ev)
 }
 
-func putOutboxEvent(ctx context.Context, s logical.Storage, ev *notifyEvent) error {
+func putOutboxEvent(ctx context.Context, s logical.Storage, ev *outbox.Event) error {
 	entry, err := logical.StorageEntryJSON(outboxKey(ev.Seq), ev)
 	if err != nil {
 		return fmt.Errorf("encoding an outbox event: %w", err)

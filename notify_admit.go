@@ -22,7 +22,7 @@ const overflowLogEvery = time.Minute
 // maxPendingPerProcess, so no engine host's processes push out another's. A full outbox keeps no
 // new event: the state change still happens, and
 // notify/status counts it under overflowed.
-func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEntry, ev notifyEvent) error {
+func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEntry, ev outbox.Event) error {
 	if ev.ID == "" {
 		id, err := uuid.GenerateUUID()
 		if err != nil {
@@ -62,7 +62,7 @@ func (n *notifier) enqueue(ctx context.Context, s logical.Storage, cfg *configEn
 // makeRoomLocked frees a place in a full outbox by dropping its oldest dead event; with none dead,
 // the new event is not kept. Either way an event is lost to the bound, and overflowed counts it:
 // the Task Manager reconciles when it grows.
-func (n *notifier) makeRoomLocked(ctx context.Context, s logical.Storage, x *outbox.Index, ev notifyEvent) (bool, error) {
+func (n *notifier) makeRoomLocked(ctx context.Context, s logical.Storage, x *outbox.Index, ev outbox.Event) (bool, error) {
 	old, dropDead := x.OldestDead()
 	if dropDead {
 		if err := s.Delete(ctx, outboxKey(old.Seq)); err != nil {

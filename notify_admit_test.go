@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/outbox"
 )
 
 // One engine host's process that changes state again and again holds at most a few pending
@@ -24,11 +25,11 @@ func TestAttackOneProcessCannotFillTheOutbox(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < 50; i++ {
-		if err := b.notifier.enqueue(ctx, s, cfg, notifyEvent{Type: "process-broken", ProcessID: "noisy", Reason: "auth_failed"}); err != nil {
+		if err := b.notifier.enqueue(ctx, s, cfg, outbox.Event{Type: "process-broken", ProcessID: "noisy", Reason: "auth_failed"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := b.notifier.enqueue(ctx, s, cfg, notifyEvent{Type: "task-opened", ProcessID: "quiet", Reason: "the-last"}); err != nil {
+	if err := b.notifier.enqueue(ctx, s, cfg, outbox.Event{Type: "task-opened", ProcessID: "quiet", Reason: "the-last"}); err != nil {
 		t.Fatal(err)
 	}
 	x, err := b.notifier.loaded(ctx, s)
@@ -60,7 +61,7 @@ func TestAttackOneProcessCannotFillTheOutbox(t *testing.T) {
 // which JSON writes as 6 bytes each, among them).
 func TestLargestEventFitsItsBound(t *testing.T) {
 	name := strings.Repeat("n", credential.MaxNameLength)
-	ev := notifyEvent{ID: "00000000-0000-0000-0000-000000000000", Type: "process-credentials-updated", ProcessID: name, TaskID: name,
+	ev := outbox.Event{ID: "00000000-0000-0000-0000-000000000000", Type: "process-credentials-updated", ProcessID: name, TaskID: name,
 		Service: name, Owner: strings.Repeat("<", credential.MaxOwnerBytes), OwnerEntityID: name, Reason: name}
 	body, err := ev.Body()
 	if err != nil {

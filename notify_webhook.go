@@ -45,7 +45,7 @@ func (c *configEntry) signingKeys(now time.Time) ([][]byte, error) {
 	return keys, nil
 }
 
-func (w webhookPoster) Post(ctx context.Context, ev *notifyEvent) error {
+func (w webhookPoster) Post(ctx context.Context, ev *outbox.Event) error {
 	cfg, err := w.n.b.getConfig(ctx, w.s)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 func (c *configEntry) responseData(now time.Time) map[string]any {
@@ -189,13 +190,13 @@ func parseErrorHealthMapping(raw map[string]any) (map[string]string, error) {
 }
 
 func isHealth(h string) bool {
-	return h == healthRunning || h == healthBroken || h == healthFailed
+	return h == lifecycle.Running || h == lifecycle.Broken || h == lifecycle.Failed
 }
 
 // validate checks the whole configuration; mountMax is the mount's maximum lease TTL.
 func (c *configEntry) validate(mountMax time.Duration) error {
 	switch c.KeepCredentials {
-	case keepPersistent, keepTransient, keepNone:
+	case lifecycle.KeepPersistent, lifecycle.KeepTransient, lifecycle.KeepNone:
 	default:
 		return fmt.Errorf("keep_credentials: %q is not a mode: use persistent, transient or none", c.KeepCredentials)
 	}

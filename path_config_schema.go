@@ -1,6 +1,10 @@
 package pecreds
 
-import "github.com/hashicorp/vault/sdk/framework"
+import (
+	"github.com/hashicorp/vault/sdk/framework"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+)
 
 // The config path's field schemas, response schema and help: the manual that
 // "vault path-help pecreds/config" shows.
@@ -9,8 +13,8 @@ var configFields = map[string]*framework.FieldSchema{
 	"keep_credentials": {
 		Type:          framework.TypeString,
 		Description:   "How new processes keep the credentials of the user who started them: persistent (in Vault storage, seal-wrapped; survives restarts), transient (in the plugin's memory only; lost on restart) or none (never kept). Defaults to persistent. A change affects new processes only.",
-		AllowedValues: []any{keepPersistent, keepTransient, keepNone},
-		Default:       keepPersistent,
+		AllowedValues: []any{lifecycle.KeepPersistent, lifecycle.KeepTransient, lifecycle.KeepNone},
+		Default:       lifecycle.KeepPersistent,
 	},
 	"global_registries": {
 		Type:        framework.TypeCommaStringSlice,

@@ -13,9 +13,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-func (p *processEntry) responseData(status string) map[string]any {
+// processResponseData is a process as its read answers it: never its current credentials.
+func processResponseData(p *lifecycle.Process, status string) map[string]any {
 	names := make([]string, 0, len(p.Runtime))
 	for _, s := range p.Runtime {
 		names = append(names, s.Name)
@@ -145,10 +147,10 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return badRequest(err)
 	}
-	p := &processEntry{
+	p := &lifecycle.Process{
 		ID: id, Nonce: nonce, Definition: d.Get("definition").(string), Owner: d.Get("owner").(string),
 		OwnerEntityID: owner, KeepCredentials: cfg.KeepCredentials,
-		Health: healthRunning, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
+		Health: lifecycle.Running, Runtime: []Service{}, CreatedTime: now, UpdatedTime: now,
 	}
 	resp := &logical.Response{}
 	if err := b.checkDefinition(ctx, req.Storage, p.Definition); err != nil {
@@ -169,7 +171,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err := b.putNewProcess(ctx, req.Storage, p, cur); err != nil {
 		return nil, err
 	}
-	lease := b.Secret(processSecretType).Response(p.responseData(p.currentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})
+	lease := b.Secret(processSecretType).Response(processResponseData(p, p.CurrentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})
 	lease.Secret.TTL, lease.Secret.MaxTTL = ttl, maxTTL
 	lease.Warnings = resp.Warnings
 	return lease, nil
@@ -182,18 +184,18 @@ func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name s
 		return nil
 	}
 	if err := credential.ValidateName("definition", name); err != nil {
-		return refusal{err.Error()}
+		return lifecycle.Refusal{Reason: err.Error()}
 	}
 	reg, err := b.getRegistry(ctx, s, name)
 	if err != nil || reg != nil {
 		return err
 	}
-	return refusal{fmt.Sprintf("definition: registry %q does not exist; write registry/%s first", name, name)}
+	return lifecycle.Refusal{Reason: fmt.Sprintf("definition: registry %q does not exist; write registry/%s first", name, name)}
 }
 
 // parseCurrent reads the current credentials given at instantiation: kept per the process's mode
 // (nil when not given, or when the mode keeps none, which resp warns of).
-func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Response) (*Credential, error) {
+func parseCurrent(d *framework.FieldData, p *lifecycle.Process, resp *logical.Response) (*Credential, error) {
 	raw, ok := d.Raw["current"]
 	if !ok || raw == nil {
 		return nil, nil
@@ -202,7 +204,7 @@ func parseCurrent(d *framework.FieldData, p *processEntry, resp *logical.Respons
 	if err != nil {
 		return nil, fmt.Errorf("current: %v", err)
 	}
-	if p.KeepCredentials == keepNone {
+	if p.KeepCredentials == lifecycle.KeepNone {
 		resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")
 		return nil, nil
 	}
@@ -252,29 +254,9 @@ func (b *backend) pathProcessRead(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: p.responseData(p.currentStatus(cur, b.deps.now()))}, nil
+	return &logical.Response{Data: processResponseData(p, p.CurrentStatus(cur, b.deps.now()))}, nil
 }
 
 func (b *backend) pathProcessDelete(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	return nil, b.endProcess(ctx, req.Storage, id, "")
-}
-
-// endProcess ends a process: its current credentials wiped, its open task cancelled.
-// Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
-// revocation), only the process that lease was issued for is ended.
-func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
-	st, unlock, err := b.lockLife(ctx, s, id)
-	defer unlock()
-	if err != nil {
-		return err
-	}
-	if st.Process == nil {
-		// Nothing to end; whatever a crash left of its credentials goes.
-		return b.deleteCurrent(ctx, s, &processEntry{ID: id, KeepCredentials: keepPersistent})
-	}
-	if nonce != "" && st.Process.Nonce != nonce {
-		return nil // a newer process of the same id: not this lease's
-	}
-	_, err = b.change(ctx, s, st, lifeEvent{Kind: lifeEnd})
-	return err
 }

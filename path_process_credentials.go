@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // The runtime layer: services a process adds while it runs (the engine's credentials activity).
@@ -90,7 +91,7 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	if err := credential.CheckLayer("services: the runtime layer", merged); err != nil {
 		return badRequest(err)
 	}
-	next, err := b.change(ctx, req.Storage, lifeState{Process: p}, lifeEvent{Kind: lifeRuntime, Runtime: merged})
+	next, err := b.change(ctx, req.Storage, lifecycle.State{Process: p}, lifecycle.Event{Kind: lifecycle.Runtime, Runtime: merged})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func mergeServices(current, added []Service) []Service {
 	return out
 }
 
-func runtimeData(p *processEntry) map[string]any {
+func runtimeData(p *lifecycle.Process) map[string]any {
 	services := make([]map[string]any, 0, len(p.Runtime))
 	for _, s := range p.Runtime {
 		services = append(services, s.Redacted())
@@ -161,7 +162,7 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	if len(kept) == len(st.Process.Runtime) {
 		return nil, nil
 	}
-	_, err = b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeRuntime, Runtime: kept})
+	_, err = b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Runtime, Runtime: kept})
 	return nil, err
 }
 

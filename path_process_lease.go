@@ -6,9 +6,12 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-// The process lease: Vault renews and revokes it through these (secret type process).
+// The process lease: Vault renews and revokes it through these (secret type process); a
+// revocation, like a delete of the process, ends it (endProcess).
 
 // processSecretType is the secret type of a process's lease.
 const processSecretType = "process"
@@ -60,7 +63,7 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
 	}
 	// The process's own expiry follows the lease (an upper bound: Vault may cap the TTL lower).
-	if _, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeRenew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
+	if _, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Renew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -73,4 +76,24 @@ func (b *backend) processRevoke(ctx context.Context, req *logical.Request, _ *fr
 		return nil, err
 	}
 	return nil, b.endProcess(ctx, req.Storage, id, nonce)
+}
+
+// endProcess ends a process: its current credentials wiped, its open task cancelled.
+// Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
+// revocation), only the process that lease was issued for is ended.
+func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil {
+		return err
+	}
+	if st.Process == nil {
+		// Nothing to end; whatever a crash left of its credentials goes.
+		return b.deleteCurrent(ctx, s, &lifecycle.Process{ID: id, KeepCredentials: lifecycle.KeepPersistent})
+	}
+	if nonce != "" && st.Process.Nonce != nonce {
+		return nil // a newer process of the same id: not this lease's
+	}
+	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
+	return err
 }

@@ -3,17 +3,54 @@ package pecreds
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Preflight: which credentials a process can reach will expire before a long step ends and not
 // renew themselves; with open_tasks, the owner is asked early.
+
+func pathProcessPreflight(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:        "process/" + nameSegment("id") + "/preflight$",
+			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "preflight", OperationSuffix: "process"},
+			ExistenceCheck: actionExists,
+			Fields: map[string]*framework.FieldSchema{
+				"id":         {Type: framework.TypeString, Description: "The process id."},
+				"duration":   {Type: framework.TypeDurationSecond, Description: "How far ahead to look, in seconds or as a Go duration such as 72h; required."},
+				"open_tasks": {Type: framework.TypeBool, Description: "When the current credentials expire within the duration, open the owner's task now (reason expiring); the process stays running. Defaults to false."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{
+					Callback: named("id", "process id", b.pathProcessPreflight),
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"horizon":  {Type: framework.TypeString, Description: "Now plus duration (RFC 3339).", Required: true},
+						"expiring": {Type: framework.TypeSlice, Description: "The credentials that expire before the horizon and do not renew themselves: {service, source, index, type, expires_at, technical}.", Required: true},
+						"task_id":  {Type: framework.TypeString, Description: "With open_tasks: the owner's open task, if the current credentials expire."},
+					}}}},
+				},
+			},
+			HelpSynopsis: "List the credentials a process can reach that expire within a duration.",
+			HelpDescription: `Answers the credentials this process can resolve (every service of its runtime layer,
+definition and global registries, as the most specific layer defines it) that expire before now
+plus duration and will not renew themselves: static tokens with expires_at, technical static
+tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out.
+With open_tasks=true, current credentials that expire open the owner's task now (reason
+expiring), while the process keeps running.
+
+  $ vault write pecreds/process/order-42/preflight duration=72h
+  $ vault write pecreds/process/order-42/preflight duration=72h open_tasks=true`,
+		},
+	}
+}
 
 func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
 	raw, given := d.GetOk("duration")
@@ -65,7 +102,7 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 	if err != nil {
 		return "", err
 	}
-	next, err := b.change(ctx, s, st, lifeEvent{Kind: lifeExpiring, Service: service, Reason: "expiring", NewTaskID: taskID})
+	next, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.Expiring, Service: service, Reason: "expiring", NewTaskID: taskID})
 	if err != nil || next.Task == nil {
 		return "", err
 	}
@@ -88,7 +125,7 @@ func (e expiringEntry) data() map[string]any {
 
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
 // renew itself, soonest first.
-func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *processEntry, horizon time.Time) ([]expiringEntry, error) {
+func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *lifecycle.Process, horizon time.Time) ([]expiringEntry, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -113,7 +150,7 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *proc
 				}
 				subject, e.Technical, e.Type = &t.Credential, t.Name, t.Credential.Type
 			case "current":
-				if cur == nil || p.KeepCredentials == keepNone {
+				if cur == nil || p.KeepCredentials == lifecycle.KeepNone {
 					continue
 				}
 				subject = cur

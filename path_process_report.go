@@ -23,9 +23,9 @@ import (
 // actionFor is what the engine should do at a health.
 func actionFor(health string) string {
 	switch health {
-	case healthRunning:
+	case lifecycle.Running:
 		return "retry"
-	case healthBroken:
+	case lifecycle.Broken:
 		return "wait"
 	}
 	return "abort"
@@ -111,7 +111,7 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	if st.Process.Health == healthFailed {
+	if st.Process.Health == lifecycle.Failed {
 		return reportAnswer(st.Process), nil
 	}
 	ev, err := b.reportVerdict(ctx, req.Storage, cfg, st.Process, res, service, class, health)
@@ -128,17 +128,17 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 // reportVerdict decides what a reported failure means for the process, as a lifecycle event:
 // internal/lifecycle decides from the credential the call was served with and, for an OAuth2
 // technical token, the state refreshReported left.
-func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *processEntry, res *resolve.Resolution, service, class, health string) (lifeEvent, error) {
+func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *lifecycle.Process, res *resolve.Resolution, service, class, health string) (lifecycle.Event, error) {
 	r := lifecycle.Report{Service: service, Class: class, Mapped: health, CurrentUnusable: res.CurrentUnusable,
-		TaskManager: cfg.TaskManager, KeepNone: p.KeepCredentials == keepNone}
+		TaskManager: cfg.TaskManager, KeepNone: p.KeepCredentials == lifecycle.KeepNone}
 	if len(res.Found) > 0 {
 		var err error
 		if r.Used, r.Token, err = b.usedCredential(ctx, s, p, res.Tried[res.Found[0].Index]); err != nil {
-			return lifeEvent{}, err
+			return lifecycle.Event{}, err
 		}
 	}
 	v := lifecycle.DecideReport(r)
-	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: class, Health: v.Health, HealthReason: v.Reason, CurrentFailed: v.OpenTask}
+	ev := lifecycle.Event{Kind: lifecycle.Failure, Service: service, Reason: class, Health: v.Health, HealthReason: v.Reason, CurrentFailed: v.OpenTask}
 	if v.RetryGeneration != 0 {
 		ev.Retried = map[string]int{}
 		for k, g := range p.Retried {
@@ -158,7 +158,7 @@ func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *con
 
 // usedCredential is the credential a reported call was served with, as the decision sees it;
 // for an OAuth2 technical credential, with its token as it is now.
-func (b *backend) usedCredential(ctx context.Context, s logical.Storage, p *processEntry, t resolve.Tried) (lifecycle.Used, lifecycle.Token, error) {
+func (b *backend) usedCredential(ctx context.Context, s logical.Storage, p *lifecycle.Process, t resolve.Tried) (lifecycle.Used, lifecycle.Token, error) {
 	used := lifecycle.Used{Kind: lifecycle.UsedStatic, Index: t.Index, Type: t.Type, Name: t.Name}
 	switch t.Type {
 	case "current":
@@ -190,7 +190,7 @@ func (b *backend) usedCredential(ctx context.Context, s logical.Storage, p *proc
 func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, service string) (*logical.Response, error) {
 	began := b.deps.now()
 	p, err := b.getProcess(ctx, s, id)
-	if err != nil || p == nil || p.Health == healthFailed {
+	if err != nil || p == nil || p.Health == lifecycle.Failed {
 		return nil, err
 	}
 	// A token that is not valid now is asked for first, as a resolve would (for a bounded time).
@@ -227,51 +227,8 @@ func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, se
 		id, e.Name, b.deps.tokenWait))
 }
 
-func reportAnswer(p *processEntry) *logical.Response {
+func reportAnswer(p *lifecycle.Process) *logical.Response {
 	return &logical.Response{Data: map[string]any{"health": p.Health, "action": actionFor(p.Health), "task_id": p.TaskID}}
-}
-
-// breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
-// nothing else is usable: the process goes broken and its owner gets a task (failed without a
-// Task Manager). The answer names the task.
-func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
-	st, unlock, err := b.lockLife(ctx, s, id)
-	defer unlock()
-	if err != nil || st.Process == nil {
-		return fmt.Sprintf("process %q has ended", id), err
-	}
-	p := st.Process
-	// Decided again under the lock: a task may have been completed since the resolve looked.
-	cur, err := b.getCurrent(ctx, s, p)
-	if err != nil {
-		return "", err
-	}
-	switch now := p.currentStatus(cur, b.deps.now()); {
-	case p.Health == healthFailed:
-		return fmt.Sprintf("process %q has failed", id), nil
-	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
-		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return "", err
-	}
-	ev := lifeEvent{Kind: lifeFailure, Service: service, Reason: status, Health: healthFailed,
-		HealthReason: fmt.Sprintf("the current credentials are %s (service %q)", status, service)}
-	if cfg.TaskManager {
-		if ev.NewTaskID, err = newTaskID(); err != nil {
-			return "", err
-		}
-		ev.Health, ev.CurrentFailed = healthBroken, true
-	}
-	next, err := b.change(ctx, s, st, ev)
-	if err != nil {
-		return "", err
-	}
-	if !cfg.TaskManager {
-		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
-	}
-	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.Process.TaskID), nil
 }
 
 func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d *framework.FieldData, id string) (*logical.Response, error) {
@@ -282,7 +239,7 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	next, err := b.change(ctx, req.Storage, lifeState{Process: p}, lifeEvent{Kind: lifeResume})
+	next, err := b.change(ctx, req.Storage, lifecycle.State{Process: p}, lifecycle.Event{Kind: lifecycle.Resume})
 	if err != nil {
 		return asRefusal(err)
 	}
@@ -290,7 +247,7 @@ func (b *backend) pathProcessResume(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: next.Process.responseData(next.Process.currentStatus(cur, b.deps.now()))}, nil
+	return &logical.Response{Data: processResponseData(next.Process, next.Process.CurrentStatus(cur, b.deps.now()))}, nil
 }
 
 const reportHelpDescription = `

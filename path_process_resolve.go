@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
@@ -68,36 +69,6 @@ func pathProcessResolve(b *backend) []*framework.Path {
 			HelpSynopsis:    "Resolve the credentials for a URL a process is about to call.",
 			HelpDescription: resolveHelpDescription,
 		},
-		{
-			Pattern:        "process/" + nameSegment("id") + "/preflight$",
-			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "preflight", OperationSuffix: "process"},
-			ExistenceCheck: actionExists,
-			Fields: map[string]*framework.FieldSchema{
-				"id":         idField,
-				"duration":   {Type: framework.TypeDurationSecond, Description: "How far ahead to look, in seconds or as a Go duration such as 72h; required."},
-				"open_tasks": {Type: framework.TypeBool, Description: "When the current credentials expire within the duration, open the owner's task now (reason expiring); the process stays running. Defaults to false."},
-			},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{
-					Callback: named("id", "process id", b.pathProcessPreflight),
-					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"horizon":  {Type: framework.TypeString, Description: "Now plus duration (RFC 3339).", Required: true},
-						"expiring": {Type: framework.TypeSlice, Description: "The credentials that expire before the horizon and do not renew themselves: {service, source, index, type, expires_at, technical}.", Required: true},
-						"task_id":  {Type: framework.TypeString, Description: "With open_tasks: the owner's open task, if the current credentials expire."},
-					}}}},
-				},
-			},
-			HelpSynopsis: "List the credentials a process can reach that expire within a duration.",
-			HelpDescription: `Answers the credentials this process can resolve (every service of its runtime layer,
-definition and global registries, as the most specific layer defines it) that expire before now
-plus duration and will not renew themselves: static tokens with expires_at, technical static
-tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out.
-With open_tasks=true, current credentials that expire open the owner's task now (reason
-expiring), while the process keeps running.
-
-  $ vault write pecreds/process/order-42/preflight duration=72h
-  $ vault write pecreds/process/order-42/preflight duration=72h open_tasks=true`,
-		},
 	}
 }
 
@@ -128,7 +99,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if err != nil {
 		return nil, err
 	}
-	if p.Health == healthFailed {
+	if p.Health == lifecycle.Failed {
 		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
 	}
 	res, rerr := b.resolveProcess(ctx, req.Storage, p, q, true)
@@ -169,6 +140,49 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	return &logical.Response{Data: data}, nil
 }
 
+// breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
+// nothing else is usable: the process goes broken and its owner gets a task (failed without a
+// Task Manager). The answer names the task.
+func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil || st.Process == nil {
+		return fmt.Sprintf("process %q has ended", id), err
+	}
+	p := st.Process
+	// Decided again under the lock: a task may have been completed since the resolve looked.
+	cur, err := b.getCurrent(ctx, s, p)
+	if err != nil {
+		return "", err
+	}
+	switch now := p.CurrentStatus(cur, b.deps.now()); {
+	case p.Health == lifecycle.Failed:
+		return fmt.Sprintf("process %q has failed", id), nil
+	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
+		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return "", err
+	}
+	ev := lifecycle.Event{Kind: lifecycle.Failure, Service: service, Reason: status, Health: lifecycle.Failed,
+		HealthReason: fmt.Sprintf("the current credentials are %s (service %q)", status, service)}
+	if cfg.TaskManager {
+		if ev.NewTaskID, err = newTaskID(); err != nil {
+			return "", err
+		}
+		ev.Health, ev.CurrentFailed = lifecycle.Broken, true
+	}
+	next, err := b.change(ctx, s, st, ev)
+	if err != nil {
+		return "", err
+	}
+	if !cfg.TaskManager {
+		return fmt.Sprintf("process %q failed: its current credentials are %s and no Task Manager is configured", id, status), nil
+	}
+	return fmt.Sprintf("process %q is broken: its current credentials are %s; task %s asks its owner for new ones", id, status, next.Process.TaskID), nil
+}
+
 // resolveAnswer is the flat answer: {service, source, index, type, fields...}, or with all,
 // {service, source, credentials: [{index, type, fields...}]}.
 func resolveAnswer(res *resolve.Resolution, all bool) map[string]any {
@@ -195,7 +209,7 @@ func copyMap(m map[string]any) map[string]any {
 }
 
 // describeFailure is the 400's message: every candidate and why it was not used.
-func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, err error) string {
+func describeFailure(p *lifecycle.Process, q resolve.Query, res *resolve.Resolution, err error) string {
 	var sb strings.Builder
 	switch {
 	case err != nil && !errors.Is(err, resolve.ErrNoService):
@@ -233,7 +247,7 @@ func describeFailure(p *processEntry, q resolve.Query, res *resolve.Resolution, 
 // and chooses. A technical entry before the answer without a valid token is passed over when a
 // later entry is usable now (its token is asked for in the background); when nothing is usable,
 // and wait, the tokens are asked for and waited on for a bounded time (awaitTokens).
-func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *processEntry, q resolve.Query, wait bool) (*resolve.Resolution, error) {
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, q resolve.Query, wait bool) (*resolve.Resolution, error) {
 	layers, err := b.processLayers(ctx, s, p)
 	if err != nil {
 		return nil, err
@@ -277,7 +291,7 @@ func redactURL(raw string) string {
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.
-func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *processEntry) ([]resolve.Layer, error) {
+func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *lifecycle.Process) ([]resolve.Layer, error) {
 	layers := []resolve.Layer{{Source: "runtime", Services: p.Runtime}}
 	add := func(kind, name string) error {
 		reg, err := b.getRegistry(ctx, s, name)
@@ -310,13 +324,13 @@ func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *proce
 
 // resolveSnapshot is what resolution needs beyond the layers: the named technical credentials as
 // they stand (no token is fetched here) and the process's current credentials.
-func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *processEntry, technicals []string) (resolve.Snapshot, error) {
+func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *lifecycle.Process, technicals []string) (resolve.Snapshot, error) {
 	now := b.deps.now()
 	cur, err := b.getCurrent(ctx, s, p)
 	if err != nil {
 		return resolve.Snapshot{}, err
 	}
-	snap := resolve.Snapshot{Technical: make(map[string]resolve.Technical, len(technicals)), CurrentStatus: p.currentStatus(cur, now)}
+	snap := resolve.Snapshot{Technical: make(map[string]resolve.Technical, len(technicals)), CurrentStatus: p.CurrentStatus(cur, now)}
 	if cur != nil {
 		snap.Current = *cur
 	}

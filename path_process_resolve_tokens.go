@@ -13,8 +13,8 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
-// Technical credentials in a resolve: what their tokens make of them, and the bounded wait for
-// the last hope.
+// Technical credentials in a resolve: the bounded wait for the last hope's tokens (what a token
+// makes of its credential is technicalAsResolved, token_fetch.go).
 
 // awaitTokens is the last hope of a resolve that found nothing usable: the tokens it needs are
 // asked for at once, and it chooses again as each flight lands, answering as soon as something is
@@ -94,43 +94,4 @@ func passedOver(res *resolve.Resolution) {
 			res.Tried[i].Skipped += "; passed over, not waited for: a later credential is usable now (its token is asked for in the background)"
 		}
 	}
-}
-
-// technicalAsResolved is a technical credential as resolution sees it: a static credential's
-// fields unless expired; an OAuth2 credential's token while valid, else why not and what may come
-// of it (plan): a token request may be made now (NeedsToken), one is in flight (Pending), or none
-// before the backoff or minimum interval ends (RetryAt). The credential's name answers as
-// technical.
-func (b *backend) technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, plan tokenPlan) resolve.Technical {
-	var m map[string]any
-	switch {
-	case !e.rotates() && e.Credential.Expired(now):
-		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
-			e.Name, e.Credential.Fields["expires_at"], e.Name)}
-	case !e.rotates():
-		m = e.Credential.Material()
-	case st.Valid(now):
-		m = st.Material(e.Name, now)
-		delete(m, "name")
-	default:
-		_, next := st.FetchAllowed(now, b.deps.minFetchInterval, e.Version)
-		return unusableToken(e.Name, st, plan, next)
-	}
-	m["technical"] = e.Name
-	return resolve.Technical{Material: m}
-}
-
-// unusableToken says why an OAuth2 credential has no token to serve, and when it may.
-func unusableToken(name string, st *oauth.State, plan tokenPlan, next time.Time) resolve.Technical {
-	why := fmt.Sprintf("technical credential %q has no valid token", name)
-	if st != nil && st.LastError != "" {
-		why += ": " + st.LastError
-	}
-	switch plan {
-	case planPending:
-		return resolve.Technical{Pending: true, Unusable: fmt.Sprintf("technical credential %q has no valid token yet: its token request is in flight", name)}
-	case planWait:
-		return resolve.Technical{RetryAt: next, Unusable: why + "; no token request before " + formatTime(next)}
-	}
-	return resolve.Technical{NeedsToken: true, Unusable: why}
 }

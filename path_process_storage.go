@@ -5,22 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/census"
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // A process's storage: its record (process/<id>) and its current credentials
-// (process-current/<id>, or the plugin's memory for transient processes), through the caches.
+// (process-current/<id>, or the plugin's memory for transient processes), through the caches;
+// and what memory keeps of it at each write: its summary for the census, its place in the expiry
+// order (expiry.go).
+
+const processStoragePrefix = "process/"
+
+// legacyCurrentPrefix is v0.1.0's key of a process's current credentials.
+const legacyCurrentPrefix = "process-current/"
+
+// summarize is what the census keeps of a process.
+func summarize(p *lifecycle.Process) census.Process {
+	return census.Process{ID: p.ID, Definition: p.Definition, Health: p.Health, Keep: p.KeepCredentials,
+		OpenTask: p.TaskID != "", Technicals: credential.TechnicalNames(p.Runtime), TaskID: p.TaskID, OwnerEntityID: p.OwnerEntityID}
+}
 
 // getProcess returns a process, or nil when it does not exist. The answer is shared with the
 // cache: callers must not modify it.
-func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+func (b *backend) getProcess(ctx context.Context, s logical.Storage, id string) (*lifecycle.Process, error) {
 	return cachedGet(ctx, s, b.processes, processStoragePrefix, id, fmt.Sprintf("process %q", id))
 }
 
 // liveProcess is getProcess for the paths that act on a process: a missing one is a 404 that
 // names it, not a silent empty answer.
-func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+func (b *backend) liveProcess(ctx context.Context, s logical.Storage, id string) (*lifecycle.Process, error) {
 	p, err := b.getProcess(ctx, s, id)
 	if err == nil && p == nil {
 		err = logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
@@ -40,13 +58,13 @@ func (b *backend) processExists(ctx context.Context, s logical.Storage, id strin
 
 // liveProcessCold is liveProcess for resolve: one record holds the process and its persistent
 // current credentials, so a cold resolve waits for one storage read.
-func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id string) (*processEntry, error) {
+func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id string) (*lifecycle.Process, error) {
 	return b.liveProcess(ctx, s, id)
 }
 
-// putProcess stores a process; after its creation, only lifecycle.go's apply calls it.
+// putProcess stores a process; after its creation, only the lifecycle's writer (apply) calls it.
 // It is the one place a process record is written, so the census (status, usage) hears of it.
-func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processEntry) error {
+func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process) error {
 	if err := cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p); err != nil {
 		return err
 	}
@@ -57,11 +75,11 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *processE
 
 // putNewProcess writes a new process with its current credentials: in its own record when they
 // are persistent (one write), in memory when transient. A refused write leaves nothing behind.
-func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *processEntry, cur *Credential) error {
-	if cur != nil && p.KeepCredentials == keepPersistent {
+func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, cur *Credential) error {
+	if cur != nil && p.KeepCredentials == lifecycle.KeepPersistent {
 		p.Current = cur
 	}
-	if cur != nil && p.KeepCredentials == keepTransient {
+	if cur != nil && p.KeepCredentials == lifecycle.KeepTransient {
 		if err := b.putCurrent(ctx, s, p, *cur); err != nil {
 			return err
 		}
@@ -70,6 +88,19 @@ func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *proce
 		return errors.Join(err, b.deleteCurrent(ctx, s, p))
 	}
 	return nil
+}
+
+// expiryGrace: a process is ended this long after its own expiry, so that Vault's revocation of
+// the lease (which ends it too) always comes first when the lease exists.
+const expiryGrace = time.Hour
+
+// noteExpiry places a process in the expiry order (nowhere when its expiry is not known).
+func (b *backend) noteExpiry(p *lifecycle.Process) {
+	if p.ExpiresAt.IsZero() {
+		b.expiries.Unschedule(p.ID)
+		return
+	}
+	b.expiries.Schedule(p.ID, p.ExpiresAt.Add(expiryGrace))
 }
 
 func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id string) error {
@@ -84,11 +115,11 @@ func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id strin
 // getCurrent returns the current credentials the plugin holds for a process: from its record
 // (persistent; for storage written by v0.1.0 not yet migrated, from process-current/<id>) or from
 // memory (transient); nil when it holds none.
-func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processEntry) (*Credential, error) {
+func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *lifecycle.Process) (*Credential, error) {
 	switch {
 	case !p.HasCurrent:
 		return nil, nil
-	case p.KeepCredentials == keepTransient:
+	case p.KeepCredentials == lifecycle.KeepTransient:
 		b.cacheLock.RLock()
 		defer b.cacheLock.RUnlock()
 		return b.transientCurrent[p.ID], nil
@@ -100,8 +131,8 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *processE
 
 // putCurrent keeps a transient process's current credentials in memory; a persistent process's
 // are in its record (the lifecycle sets them there, and the record's write stores them).
-func (b *backend) putCurrent(_ context.Context, _ logical.Storage, p *processEntry, c Credential) error {
-	if p.KeepCredentials == keepTransient {
+func (b *backend) putCurrent(_ context.Context, _ logical.Storage, p *lifecycle.Process, c Credential) error {
+	if p.KeepCredentials == lifecycle.KeepTransient {
 		b.cacheLock.Lock()
 		b.cacheGen++
 		b.transientCurrent[p.ID] = &c
@@ -113,11 +144,11 @@ func (b *backend) putCurrent(_ context.Context, _ logical.Storage, p *processEnt
 // deleteCurrent wipes what the plugin holds of a process's current credentials outside its
 // record: the transient copy, and — until the migration from v0.1.0's layout is done — the old
 // record.
-func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, p *processEntry) error {
+func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, p *lifecycle.Process) error {
 	b.cacheLock.Lock()
 	delete(b.transientCurrent, p.ID)
 	b.cacheLock.Unlock()
-	if b.migrated.Load() || p.KeepCredentials != keepPersistent {
+	if b.migrated.Load() || p.KeepCredentials != lifecycle.KeepPersistent {
 		return nil
 	}
 	if err := s.Delete(ctx, legacyCurrentPrefix+p.ID); err != nil {

@@ -12,9 +12,11 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
-func (t *taskEntry) responseData() map[string]any {
+// taskResponseData is a task as its read answers it.
+func taskResponseData(t *lifecycle.Task) map[string]any {
 	return map[string]any{
 		"id": t.ID, "process_id": t.ProcessID, "service": t.Service, "reason": t.Reason,
 		"owner": t.Owner, "owner_entity_id": t.OwnerEntityID, "status": t.Status, "completed_by": t.CompletedBy,
@@ -42,40 +44,6 @@ func pathTask(b *backend) []*framework.Path {
 			HelpSynopsis:    "List the open credential-update tasks.",
 			HelpDescription: "Lists the ids of the open tasks, optionally only those of one owner: LIST pecreds/task?owner_entity_id=<entity>.",
 		},
-		{
-			// Before task/:id, which would take "mine" for a task id.
-			Pattern:      "task/mine/?$",
-			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "my-tasks"},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathTaskMine,
-					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
-						"keys":     {Type: framework.TypeStringSlice, Description: "The ids of the caller's open tasks."},
-						"key_info": {Type: framework.TypeMap, Description: "Per task id: process_id, service, reason and created (RFC 3339)."},
-					}}}},
-				},
-			},
-			HelpSynopsis: "List your own open credential-update tasks.",
-			HelpDescription: `Lists the open tasks whose owner is the calling token's identity entity, with what each is
-about (key_info: process_id, service, reason, created). A token without an entity has none.
-
-  $ vault list -detailed pecreds/task/mine`,
-		},
-		taskCompletePath(b, "complete", b.pathTaskComplete, "Complete your credential-update task with new credentials: the process resumes.",
-			`Replaces the process's current credentials (kept per the process's keep_credentials),
-sets the process running again and closes the task — when its current credentials are what broke
-it: a process a technical credential broke stays broken until an operator's process/:id/resume. Only a token of the task's owner (the
-identity entity the process was started for) may complete it: anyone else gets 403, and so does
-everyone when the process has no owner entity (it was started by a token without one, such as
-root). A Task Manager that authenticated the owner itself uses task/:id/complete-on-behalf.
-
-  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`),
-		taskCompletePath(b, "complete-on-behalf", b.pathTaskCompleteOnBehalf, "Complete a credential-update task for its owner (a Task Manager service).",
-			`The same as task/:id/complete, for a Task Manager service that authenticated the owner itself:
-pecreds does not check the caller's entity here, so only the Task Manager's policy may grant this
-path. The task records who completed it (completed_by).
-
-  $ vault write pecreds/task/<id>/complete-on-behalf credentials=@new-password.json`),
 		{
 			Pattern:        "task/" + nameSegment("id") + "/cancel$",
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationVerb: "cancel", OperationSuffix: "task"},
@@ -130,7 +98,7 @@ func (b *backend) openTaskIDs(ctx context.Context, s logical.Storage, owner stri
 		if err != nil {
 			return nil, err
 		}
-		if t != nil && t.Status == taskOpen && (owner == "" || t.OwnerEntityID == owner) {
+		if t != nil && t.Status == lifecycle.StatusOpen && (owner == "" || t.OwnerEntityID == owner) {
 			open = append(open, id)
 		}
 	}
@@ -143,11 +111,11 @@ func (b *backend) pathTaskRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil || t == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: t.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(t)}, nil
 }
 
 // openTask looks up an open task for complete and cancel: 404 unknown, 400 closed.
-func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, *logical.Response, error) {
+func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*lifecycle.Task, *logical.Response, error) {
 	if err := credential.ValidateName("task id", id); err != nil {
 		resp, _ := badRequest(err)
 		return nil, resp, nil
@@ -159,7 +127,7 @@ func (b *backend) openTask(ctx context.Context, s logical.Storage, id string) (*
 	if t == nil {
 		return nil, nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("task %q does not exist", id))
 	}
-	if t.Status != taskOpen {
+	if t.Status != lifecycle.StatusOpen {
 		resp, _ := badRequest(fmt.Errorf("task %q is %s already", id, t.Status))
 		return nil, resp, nil
 	}
@@ -172,17 +140,17 @@ func (b *backend) pathTaskCancel(ctx context.Context, req *logical.Request, d *f
 		return resp, err
 	}
 	defer unlock()
-	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeCancel})
+	next, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Cancel})
 	if err != nil {
 		return asRefusal(err)
 	}
-	return &logical.Response{Data: next.Task.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(next.Task)}, nil
 }
 
 // lockedTask is the prelude of complete and cancel: an open task and its process, loaded under
 // the process's lock and the task checked again there, so that two completions, or a completion
 // and a cancellation, never both go through. unlock is nil when resp or err is the answer.
-func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) (st lifeState, unlock func(), resp *logical.Response, err error) {
+func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) (st lifecycle.State, unlock func(), resp *logical.Response, err error) {
 	t, resp, err := b.openTask(ctx, s, id)
 	if t == nil {
 		return st, nil, resp, err
@@ -198,77 +166,7 @@ func (b *backend) lockedTask(ctx context.Context, s logical.Storage, id string) 
 		lock.Unlock()
 		return st, nil, nil, err
 	}
-	return lifeState{Process: p, Task: t}, lock.Unlock, nil, nil
-}
-
-// sweepTasks removes tasks closed 30 days ago without reading every task each time (tasks.go):
-// the first sweep after a start reads them all once; later ones remove the closed tasks whose
-// time is due.
-func (b *backend) sweepTasks(ctx context.Context, s logical.Storage, now time.Time) error {
-	if !b.taskSweep.scanned.Load() {
-		if err := b.scanTasks(ctx, s, now); err != nil {
-			return err
-		}
-		b.taskSweep.scanned.Store(true)
-	}
-	for {
-		id, _ := b.taskSweep.retention.PopDue(now)
-		if id == "" {
-			return nil
-		}
-		if err := b.forgetTask(ctx, s, id, now); err != nil {
-			b.taskSweep.retention.Schedule(id, now.Add(time.Minute))
-			return err
-		}
-	}
-}
-
-// scanTasks reads every task once: each is reconciled with its process, and a closed one placed
-// in the retention order.
-func (b *backend) scanTasks(ctx context.Context, s logical.Storage, now time.Time) error {
-	ids, err := s.List(ctx, taskStoragePrefix)
-	if err != nil {
-		return fmt.Errorf("listing tasks: %w", err)
-	}
-	for _, id := range ids {
-		t, err := b.getTask(ctx, s, id)
-		if err != nil {
-			return err
-		}
-		if t == nil {
-			continue
-		}
-		b.noteClosedTask(t)
-		if err := b.reconcileTask(ctx, s, t, now); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// reconcileTask holds a task and its process together after a crash between the writes of one
-// change: an open task its process does not wait for is cancelled; a process still pointing at a
-// closed task gets what the closing meant.
-func (b *backend) reconcileTask(ctx context.Context, s logical.Storage, t *taskEntry, now time.Time) error {
-	lock := locksutil.LockForKey(b.processLocks, t.ProcessID)
-	lock.Lock()
-	defer lock.Unlock()
-	t, err := b.getTask(ctx, s, t.ID) // again, under the lock
-	if err != nil || t == nil {
-		return err
-	}
-	p, err := b.getProcess(ctx, s, t.ProcessID)
-	if err != nil {
-		return err
-	}
-	kind := lifeRepair
-	if t.Status == taskOpen {
-		kind = lifeOrphan
-	} else if p == nil {
-		return nil
-	}
-	_, err = b.change(ctx, s, lifeState{Process: p, Task: t}, lifeEvent{Kind: kind, Now: now})
-	return err
+	return lifecycle.State{Process: p, Task: t}, lock.Unlock, nil, nil
 }
 
 var taskResponseFields = map[string]*framework.FieldSchema{

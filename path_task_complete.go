@@ -10,11 +10,53 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 // Completing a task, the boundary between a process and the people who fix its credentials: the
 // owner's complete fails closed, a Task Manager's complete-on-behalf is granted by policy alone,
 // and task/mine shows a user their own tasks.
+
+// pathTaskCompletion is the owner's side of tasks: task/mine and the two completions. backend.go
+// lists it before pathTask, whose task/:id would take "mine" for a task id.
+func pathTaskCompletion(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			// task/mine: the caller's own tasks.
+			Pattern:      "task/mine/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "my-tasks"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathTaskMine,
+					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
+						"keys":     {Type: framework.TypeStringSlice, Description: "The ids of the caller's open tasks."},
+						"key_info": {Type: framework.TypeMap, Description: "Per task id: process_id, service, reason and created (RFC 3339)."},
+					}}}},
+				},
+			},
+			HelpSynopsis: "List your own open credential-update tasks.",
+			HelpDescription: `Lists the open tasks whose owner is the calling token's identity entity, with what each is
+about (key_info: process_id, service, reason, created). A token without an entity has none.
+
+  $ vault list -detailed pecreds/task/mine`,
+		},
+		taskCompletePath(b, "complete", b.pathTaskComplete, "Complete your credential-update task with new credentials: the process resumes.",
+			`Replaces the process's current credentials (kept per the process's keep_credentials),
+sets the process running again and closes the task — when its current credentials are what broke
+it: a process a technical credential broke stays broken until an operator's process/:id/resume. Only a token of the task's owner (the
+identity entity the process was started for) may complete it: anyone else gets 403, and so does
+everyone when the process has no owner entity (it was started by a token without one, such as
+root). A Task Manager that authenticated the owner itself uses task/:id/complete-on-behalf.
+
+  $ vault write pecreds/task/<id>/complete credentials=@new-password.json`),
+		taskCompletePath(b, "complete-on-behalf", b.pathTaskCompleteOnBehalf, "Complete a credential-update task for its owner (a Task Manager service).",
+			`The same as task/:id/complete, for a Task Manager service that authenticated the owner itself:
+pecreds does not check the caller's entity here, so only the Task Manager's policy may grant this
+path. The task records who completed it (completed_by).
+
+  $ vault write pecreds/task/<id>/complete-on-behalf credentials=@new-password.json`),
+	}
+}
 
 func taskCompletePath(b *backend, verb string, callback framework.OperationFunc, synopsis, description string) *framework.Path {
 	return &framework.Path{
@@ -51,7 +93,7 @@ func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *fra
 		if err != nil {
 			return nil, err
 		}
-		if t != nil && t.Status == taskOpen && t.OwnerEntityID == req.EntityID {
+		if t != nil && t.Status == lifecycle.StatusOpen && t.OwnerEntityID == req.EntityID {
 			keys = append(keys, id)
 			info[id] = map[string]any{"process_id": t.ProcessID, "service": t.Service, "reason": t.Reason, "created": formatTime(t.CreatedTime)}
 		}
@@ -63,7 +105,7 @@ func (b *backend) pathTaskMine(ctx context.Context, req *logical.Request, _ *fra
 // pathTaskComplete is the owner's completion: it fails closed, so only a token of the task's
 // owner entity gets through, and nobody when the task has none.
 func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.completeTask(ctx, req, d, func(t *taskEntry) error {
+	return b.completeTask(ctx, req, d, func(t *lifecycle.Task) error {
 		switch {
 		case t.OwnerEntityID == "":
 			return logical.CodedError(http.StatusForbidden, fmt.Sprintf("task %q has no owner entity (its process was started by a token without one), so no one may complete it here: a Task Manager completes it through task/%s/complete-on-behalf", t.ID, t.ID))
@@ -76,12 +118,12 @@ func (b *backend) pathTaskComplete(ctx context.Context, req *logical.Request, d 
 
 // pathTaskCompleteOnBehalf is a Task Manager's completion: its policy is the check.
 func (b *backend) pathTaskCompleteOnBehalf(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.completeTask(ctx, req, d, func(*taskEntry) error { return nil })
+	return b.completeTask(ctx, req, d, func(*lifecycle.Task) error { return nil })
 }
 
 // completeTask replaces the process's current credentials with the new ones, sets it running and
 // closes the task, when allowed says the caller may.
-func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*taskEntry) error) (*logical.Response, error) {
+func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *framework.FieldData, allowed func(*lifecycle.Task) error) (*logical.Response, error) {
 	st, unlock, resp, err := b.lockedTask(ctx, req.Storage, d.Get("id").(string))
 	if unlock == nil {
 		return resp, err
@@ -102,9 +144,9 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	if by == "" {
 		by = req.DisplayName
 	}
-	next, err := b.change(ctx, req.Storage, st, lifeEvent{Kind: lifeComplete, Credential: &cred, CompletedBy: by})
+	next, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Complete, Credential: &cred, CompletedBy: by})
 	if err != nil {
 		return asRefusal(err)
 	}
-	return &logical.Response{Data: next.Task.responseData()}, nil
+	return &logical.Response{Data: taskResponseData(next.Task)}, nil
 }

@@ -35,9 +35,6 @@ func (e *technicalEntry) responseData(st *oauth.State) map[string]any {
 	return data
 }
 
-// formatTime is RFC 3339 in UTC, empty for the zero time.
-var formatTime = oauth.FormatTime
-
 func pathTechnical(b *backend) []*framework.Path {
 	nameField := &framework.FieldSchema{Type: framework.TypeString, Description: "The technical credential's name."}
 	// The action paths come before the catch-all pattern of technical/:name, which would
@@ -227,19 +224,6 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 	}
 	return &logical.Response{Data: m}, nil
 }
-
-// noMaterial says why a technical credential has no usable material now: a reason, not a
-// failure. Callers choose their answer (creds: 400 or 502; resolve: a skipped entry).
-type noMaterial struct {
-	reason  string
-	pending bool      // a token request is in flight
-	retryAt time.Time // no token request before then (backoff)
-}
-
-// retryable: a token may come without anyone's act (else the stored credential expired).
-func (n noMaterial) retryable() bool { return n.pending || !n.retryAt.IsZero() }
-
-func (n noMaterial) Error() string { return n.reason }
 
 // technicalMaterial is a technical credential's current material: the static fields, or a valid
 // token (fetched on demand when none is) with its ttl and rotation_period; a noMaterial when

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
@@ -30,7 +31,7 @@ func (b *backend) seedCensus(s logical.Storage) {
 			return
 		}
 		b.census.SetTechnicals(technicals)
-		n, err := eachProcess(ctx, s, func(p *processEntry) {
+		n, err := eachProcess(ctx, s, func(p *lifecycle.Process) {
 			b.census.Seed(summarize(p))
 			b.noteExpiry(p)
 		})
@@ -50,7 +51,7 @@ func (b *backend) scanForTechnical(s logical.Storage, name string) {
 	gen := b.census.AddTechnical(name)
 	go func() {
 		defer b.census.Scanned(name)
-		_, err := eachProcess(b.lifetime, s, func(p *processEntry) {
+		_, err := eachProcess(b.lifetime, s, func(p *lifecycle.Process) {
 			if slices.Contains(credential.TechnicalNames(p.Runtime), name) {
 				b.census.Scan(name, gen, p.ID)
 			}
@@ -70,7 +71,7 @@ const scanReaders = 8
 // answers how many ids it listed. It reads scanReaders at a time, so fn is called from several
 // goroutines at once and in no order: the census's Seed and Scan are safe for that (a change heard
 // of meanwhile wins, whenever the read ran). It stops at the first error, or when ctx ends.
-func eachProcess(ctx context.Context, s logical.Storage, fn func(*processEntry)) (int, error) {
+func eachProcess(ctx context.Context, s logical.Storage, fn func(*lifecycle.Process)) (int, error) {
 	ids, err := s.List(ctx, processStoragePrefix)
 	if err != nil {
 		return 0, fmt.Errorf("listing processes: %w", err)
@@ -82,7 +83,7 @@ func eachProcess(ctx context.Context, s logical.Storage, fn func(*processEntry))
 			break
 		}
 		g.Go(func() error {
-			p, err := readJSON[processEntry](gctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
+			p, err := readJSON[lifecycle.Process](gctx, s, processStoragePrefix+id, fmt.Sprintf("process %q", id))
 			if p != nil {
 				fn(p)
 			}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 )
 
 func statusOf(t *testing.T, b *backend, s logical.Storage) map[string]any {
@@ -234,7 +236,7 @@ func TestEachProcessStopsShort(t *testing.T) {
 	s := &logical.InmemStorage{}
 	for i := range 200 {
 		id := fmt.Sprintf("p%03d", i)
-		putJSON(t, s, processStoragePrefix+id, processEntry{ID: id})
+		putJSON(t, s, processStoragePrefix+id, lifecycle.Process{ID: id})
 	}
 	for name, storage := range map[string]func(context.CancelFunc) logical.Storage{
 		"a failed read": func(context.CancelFunc) logical.Storage {
@@ -246,7 +248,7 @@ func TestEachProcessStopsShort(t *testing.T) {
 	} {
 		ctx, cancel := context.WithCancel(context.Background())
 		var seen atomic.Int64
-		n, err := eachProcess(ctx, storage(cancel), func(*processEntry) { seen.Add(1) })
+		n, err := eachProcess(ctx, storage(cancel), func(*lifecycle.Process) { seen.Add(1) })
 		cancel()
 		if err == nil || n != 200 {
 			t.Errorf("%s: %d listed, error %v", name, n, err)

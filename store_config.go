@@ -16,20 +16,6 @@ import (
 
 const configStorageKey = "config"
 
-// keep_credentials modes.
-const (
-	keepPersistent = "persistent"
-	keepTransient  = "transient"
-	keepNone       = "none"
-)
-
-// Process healths, the values of error_health_mapping: internal/lifecycle's.
-const (
-	healthRunning = lifecycle.Running
-	healthBroken  = lifecycle.Broken
-	healthFailed  = lifecycle.Failed
-)
-
 // Defaults of DESIGN.md.
 const (
 	defaultProcessTTL      = 24 * time.Hour
@@ -45,11 +31,11 @@ const (
 // defaultErrorHealth maps the built-in error classes to a health. A report's class must be one of
 // these or one the operator named in error_health_mapping: a typo must not fail a process.
 var defaultErrorHealth = map[string]string{
-	"auth_failed":             healthBroken,
-	"credentials_expired":     healthBroken,
-	"credentials_unavailable": healthBroken,
-	"forbidden":               healthFailed,
-	"unavailable":             healthRunning,
+	"auth_failed":             lifecycle.Broken,
+	"credentials_expired":     lifecycle.Broken,
+	"credentials_unavailable": lifecycle.Broken,
+	"forbidden":               lifecycle.Failed,
+	"unavailable":             lifecycle.Running,
 }
 
 // configEntry is the stored configuration. ErrorHealthMapping holds only the operator's
@@ -76,7 +62,7 @@ type configEntry struct {
 
 func defaultConfig() *configEntry {
 	return &configEntry{
-		KeepCredentials:  keepPersistent,
+		KeepCredentials:  lifecycle.KeepPersistent,
 		GlobalRegistries: []string{},
 		ProcessTTL:       defaultProcessTTL,
 		TaskManager:      true,

@@ -3,54 +3,41 @@ package pecreds
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
-// A task as stored and its typed, cached storage helpers: the lifecycle writes tasks through
-// these, and task's paths read them.
+// A task's storage: its typed, cached helpers (the lifecycle's writer writes tasks through these,
+// and task's paths read them), a closed task's place in the retention order (kept at each write,
+// as a process's expiry is), and the id a new task gets.
 
 const taskStoragePrefix = "task/"
-
-// Task statuses.
-const (
-	taskOpen      = "open"
-	taskCompleted = "completed"
-	taskCancelled = "cancelled"
-)
 
 // closedTaskRetention: closed tasks stay readable this long, then the periodic sweep removes them.
 const closedTaskRetention = 30 * 24 * time.Hour
 
-// taskEntry is a stored task: a process's owner is asked for new credentials.
-type taskEntry struct {
-	ID            string `json:"id"`
-	ProcessID     string `json:"process_id"`
-	Service       string `json:"service"`
-	Reason        string `json:"reason"`
-	Owner         string `json:"owner"`
-	OwnerEntityID string `json:"owner_entity_id"`
-	Status        string `json:"status"`
-	// CompletedBy is who completed it: the caller's entity id, or its display name without one.
-	CompletedBy string    `json:"completed_by,omitempty"`
-	CreatedTime time.Time `json:"created_time"`
-	ClosedTime  time.Time `json:"closed_time"`
+// taskSweep is the task sweep's memory (tasks.go): the closed tasks in time order for their
+// removal, and whether the first sweep after a start has read every task to rebuild that order.
+type taskSweep struct {
+	scanned   atomic.Bool
+	retention *schedule.Queue
 }
 
-// taskEvent is the event that tells of a task.
-func taskEvent(typ string, t *taskEntry) notifyEvent {
-	return notifyEvent{Type: typ, ProcessID: t.ProcessID, TaskID: t.ID, Service: t.Service, Owner: t.Owner,
-		OwnerEntityID: t.OwnerEntityID, Reason: t.Reason}
+func newTaskSweep() *taskSweep {
+	return &taskSweep{retention: schedule.NewQueue()}
 }
 
-// closedAs is the task completed or cancelled at now; stored, it stays readable for
-// closedTaskRetention.
-func closedAs(t *taskEntry, status string, now time.Time) *taskEntry {
-	closed := *t
-	closed.Status, closed.ClosedTime = status, now
-	return &closed
+// noteClosedTask places a closed task in the retention order.
+func (b *backend) noteClosedTask(t *lifecycle.Task) {
+	if t.Status != lifecycle.StatusOpen {
+		b.taskSweep.retention.Schedule(t.ID, t.ClosedTime.Add(closedTaskRetention))
+	}
 }
 
 // newTaskID makes the id of a task a transition may open.
@@ -62,11 +49,11 @@ func newTaskID() (string, error) {
 	return id, nil
 }
 
-func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*taskEntry, error) {
+func (b *backend) getTask(ctx context.Context, s logical.Storage, id string) (*lifecycle.Task, error) {
 	return cachedGet(ctx, s, b.tasks, taskStoragePrefix, id, fmt.Sprintf("task %q", id))
 }
 
-func (b *backend) putTask(ctx context.Context, s logical.Storage, t *taskEntry) error {
+func (b *backend) putTask(ctx context.Context, s logical.Storage, t *lifecycle.Task) error {
 	if err := cachedPut(ctx, s, b.tasks, taskStoragePrefix, t.ID, fmt.Sprintf("task %q", t.ID), t); err != nil {
 		return err
 	}

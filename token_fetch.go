@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/resolve"
 )
 
 // Token requests (DESIGN.md "Outbound calls", "Technical token refresh"). Every token request of
@@ -265,6 +266,58 @@ func (b *backend) tokenPlan(e *technicalEntry, st *oauth.State, pending bool) to
 	}
 	return planFetch
 }
+
+// technicalAsResolved is a technical credential as resolution sees it: a static credential's
+// fields unless expired; an OAuth2 credential's token while valid, else why not and what may come
+// of it (plan): a token request may be made now (NeedsToken), one is in flight (Pending), or none
+// before the backoff or minimum interval ends (RetryAt). The credential's name answers as
+// technical.
+func (b *backend) technicalAsResolved(e *technicalEntry, st *oauth.State, now time.Time, plan tokenPlan) resolve.Technical {
+	var m map[string]any
+	switch {
+	case !e.rotates() && e.Credential.Expired(now):
+		return resolve.Technical{Unusable: fmt.Sprintf("technical credential %q expired at %s: write a new token to technical/%s",
+			e.Name, e.Credential.Fields["expires_at"], e.Name)}
+	case !e.rotates():
+		m = e.Credential.Material()
+	case st.Valid(now):
+		m = st.Material(e.Name, now)
+		delete(m, "name")
+	default:
+		_, next := st.FetchAllowed(now, b.deps.minFetchInterval, e.Version)
+		return unusableToken(e.Name, st, plan, next)
+	}
+	m["technical"] = e.Name
+	return resolve.Technical{Material: m}
+}
+
+// unusableToken says why an OAuth2 credential has no token to serve, and when it may.
+func unusableToken(name string, st *oauth.State, plan tokenPlan, next time.Time) resolve.Technical {
+	why := fmt.Sprintf("technical credential %q has no valid token", name)
+	if st != nil && st.LastError != "" {
+		why += ": " + st.LastError
+	}
+	switch plan {
+	case planPending:
+		return resolve.Technical{Pending: true, Unusable: fmt.Sprintf("technical credential %q has no valid token yet: its token request is in flight", name)}
+	case planWait:
+		return resolve.Technical{RetryAt: next, Unusable: why + "; no token request before " + formatTime(next)}
+	}
+	return resolve.Technical{NeedsToken: true, Unusable: why}
+}
+
+// noMaterial says why a technical credential has no usable material now: a reason, not a
+// failure. Callers choose their answer (creds: 400 or 502; resolve: a skipped entry).
+type noMaterial struct {
+	reason  string
+	pending bool      // a token request is in flight
+	retryAt time.Time // no token request before then (backoff)
+}
+
+// retryable: a token may come without anyone's act (else the stored credential expired).
+func (n noMaterial) retryable() bool { return n.pending || !n.retryAt.IsZero() }
+
+func (n noMaterial) Error() string { return n.reason }
 
 // retryAnswer is the retryable answer to a request that needed a token it could not have now: a
 // 503 naming the credential and when to retry; nothing was changed.

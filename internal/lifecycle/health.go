@@ -1,11 +1,11 @@
-// Package lifecycle holds what pecreds decides about a process's health without storage, clock
-// or network: here, what a reported failure means — the health the operator's mapping gives,
-// unless a failing OAuth2 technical token is worth one retry with a fresh one, and whether the
-// process's owner is asked for new credentials — with a reason that names the service, the
-// credential and the error class.
 package lifecycle
 
 import "fmt"
+
+// The health decision: what a reported failure means — the health the operator's mapping gives,
+// unless a failing OAuth2 technical token is worth one retry with a fresh one, and whether the
+// process's owner is asked for new credentials — with a reason that names the service, the
+// credential and the error class.
 
 // Healths of a process.
 const (

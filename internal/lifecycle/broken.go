@@ -1,4 +1,4 @@
-package pecreds
+package lifecycle
 
 // Why a broken process is broken, and what un-breaks it. A process breaks for two kinds of reason
 // that different people fix: its current credentials failed (its owner's task resumes it), or
@@ -10,9 +10,9 @@ package pecreds
 // brokenCauses says why p is broken: by its current credentials, and the reason of what else
 // broke it ("" for nothing else). A record written before the causes were kept counts as its task
 // said then: broken with a task is waiting for its owner, without one for an operator.
-func brokenCauses(p *processEntry) (current bool, operator string) {
+func brokenCauses(p *Process) (current bool, operator string) {
 	switch {
-	case p.Health != healthBroken:
+	case p.Health != Broken:
 		return false, ""
 	case p.BrokenByCurrent || p.OperatorReason != "":
 		return p.BrokenByCurrent, p.OperatorReason
@@ -25,7 +25,7 @@ func brokenCauses(p *processEntry) (current bool, operator string) {
 }
 
 // breakBy records a failure that broke p (p.Health is broken): its cause joins those before.
-func breakBy(p, before *processEntry, ev lifeEvent) {
+func breakBy(p, before *Process, ev Event) {
 	current, operator := brokenCauses(before)
 	if ev.CurrentFailed {
 		current = true
@@ -38,13 +38,13 @@ func breakBy(p, before *processEntry, ev lifeEvent) {
 // ownerDone is what the owner's completed task (the one p waits for) means for p: its current
 // credentials are new, so the process runs again, unless something else broke it too, which only
 // an operator's resume mends; then it stays broken for that reason.
-func ownerDone(p *processEntry) {
+func ownerDone(p *Process) {
 	_, operator := brokenCauses(p)
 	p.TaskID, p.BrokenByCurrent, p.OperatorReason = "", false, operator
 	switch {
-	case p.Health != healthBroken:
+	case p.Health != Broken:
 	case operator == "":
-		p.Health, p.HealthReason = healthRunning, ""
+		p.Health, p.HealthReason = Running, ""
 	default:
 		p.HealthReason = operator
 	}
