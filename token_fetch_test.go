@@ -40,6 +40,16 @@ func oauth2At(h *tokenserver.Scripted, client string) map[string]any {
 
 const goodToken = `{"access_token": "tok-%d", "token_type": "Bearer", "expires_in": 3600}`
 
+// waitForToken polls until a technical credential's token is stored: its creation waits for it
+// only as long as the token wait.
+func waitForToken(t *testing.T, b *backend, s logical.Storage, name string) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, func() bool {
+		st, err := b.getTokenState(context.Background(), s, name)
+		return err == nil && st != nil && st.AccessToken != ""
+	})
+}
+
 // A token endpoint that hangs costs only the requests that need its credential, and those for a
 // bounded wait: creating the credential, reading its creds, resolving a service that has nothing
 // else, and reporting a failure of its token each answer after the token wait (a warning, or a
@@ -55,12 +65,14 @@ func TestHungEndpointCostsOnlyItsDependants(t *testing.T) {
 	dead := startHostileEndpoint(t, fmt.Sprintf(goodToken, 2), true)  // hangs from the start
 	fast := startHostileEndpoint(t, fmt.Sprintf(goodToken, 3), false)
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/slow", oauth2At(slow, "s"))
+	waitForToken(t, b, s, "slow") // a loaded machine may take longer than the token wait
 	slow.Hold()
 	resp := mustSucceed(t, b, s, logical.CreateOperation, "technical/dead", oauth2At(dead, "d"))
 	if len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "still in flight") {
 		t.Fatalf("creating a credential whose endpoint hangs: warnings %v", resp.Warnings)
 	}
 	mustSucceed(t, b, s, logical.CreateOperation, "technical/fast", oauth2At(fast, "f"))
+	waitForToken(t, b, s, "fast")
 	mustSucceed(t, b, s, logical.CreateOperation, "registry/r", map[string]any{"services": `[
 		{"name": "both", "credentials": [{"type": "technical", "name": "dead"}, {"type": "technical", "name": "fast"}]},
 		{"name": "deadonly", "credentials": [{"type": "technical", "name": "dead"}]},
