@@ -71,6 +71,13 @@ const releaseAfter = time.Second
 // so 15 requests of 30 MB left the plugin over 200 MiB larger.
 type memoryRelease struct{ scheduled atomic.Bool }
 
+// release hands freed memory back, twice: buffers pooled in a sync.Pool (gRPC's receive buffers
+// among them) outlive one collection in the pool's victim cache, and are freed by the second.
+func release() {
+	debug.FreeOSMemory()
+	debug.FreeOSMemory()
+}
+
 // refused is told of a refused request: past maxFieldBytes in all, a release follows shortly.
 func (m *memoryRelease) refused(data map[string]any) {
 	if credential.RawSize(data) <= maxFieldBytes || !m.scheduled.CompareAndSwap(false, true) {
@@ -78,6 +85,9 @@ func (m *memoryRelease) refused(data map[string]any) {
 	}
 	time.AfterFunc(releaseAfter, func() {
 		m.scheduled.Store(false)
-		debug.FreeOSMemory()
+		release()
 	})
+	// Again a while later: on a loaded machine the refused request may still have held its body
+	// when the first release ran.
+	time.AfterFunc(5*releaseAfter, release)
 }
