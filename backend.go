@@ -63,7 +63,6 @@ func newBackend(d deps) *backend {
 		flights:          newFlights(),
 		migration:        newWorker(),
 		expiries:         schedule.NewQueue(),
-		taskSweep:        newTaskSweep(),
 		changes:          newPendingChanges(),
 		deps:             d,
 	}

@@ -61,8 +61,8 @@ type backend struct {
 	notifier  *notifier
 	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
 	// migrated says it is done.
-	// taskSweep: closed tasks in retention order (tasks.go).
-	taskSweep *taskSweep
+	// tasksIndexed: every closed task is in the stored retention index (tasks.go).
+	tasksIndexed atomic.Bool
 	// changes: the changes recorded in the write-ahead log and not done yet (changes.go).
 	changes       *pendingChanges
 	changesLoaded atomic.Bool

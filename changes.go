@@ -121,7 +121,7 @@ func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lif
 		case lifecycle.DeleteProcess:
 			err = b.deleteProcess(ctx, s, e.Process.ID)
 		case lifecycle.DeleteTask:
-			err = b.deleteTask(ctx, s, e.Task.ID)
+			err = b.deleteTask(ctx, s, e.Task)
 		}
 		if err != nil {
 			return err
