@@ -164,9 +164,10 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 	}
 	resp := &logical.Response{}
 	// A new credential, one without a valid token (being fixed), or one whose token would come
-	// from another endpoint, client, audience or scopes asks for a token now, outside the
-	// credential's lock and for at most the token wait; a secret's rotation alone keeps serving
-	// the token, and the new secret is used at the next refresh.
+	// from another endpoint, client, audience or scopes, or by another auth_method, private_key
+	// or key_id, asks for a token now, outside the credential's lock and for at most the token
+	// wait; a client secret's rotation alone keeps serving the token, and the new secret is used
+	// at the next refresh.
 	now := b.deps.now()
 	if next.rotates() && (current == nil || !current.rotates() || !st.Valid(now) || tokenSettingsChanged(current, next)) {
 		want := tokenWant{force: true, after: -1, version: next.Version}

@@ -43,11 +43,13 @@ var technicalFieldHelp = map[string]string{
 	"key":           "api_key: the key. Secret: never read back. Required for that type.",
 	"header":        "api_key: the HTTP header that carries the key. Defaults to X-API-Key.",
 	"certificate":   "certificate: the client certificate, PEM (at most 64 KiB). Required for that type.",
-	"private_key":   "certificate: the certificate's private key, PEM; it must match the certificate. Secret: never read back. Required for that type.",
+	"private_key":   "certificate: the certificate's private key, PEM; it must match the certificate. Required for that type. oauth2: the client's signing key for auth_method private_key_jwt, PEM: an RSA key of at least 2048 bits (PKCS#8 or PKCS#1, signs RS256) or an EC P-256 key (PKCS#8 or SEC 1, signs ES256), unencrypted; required with that method, refused with the others. At most 64 KiB. Secret: never read back.",
 	"ca_chain":      "certificate: the CA chain, PEM. Defaults to empty.",
-	"token_url":     "oauth2: the token endpoint, an absolute https URL (plain http only to a loopback host) without user info, query or fragment. An update that changes it must give client_secret too. Required for that type.",
-	"client_id":     "oauth2: the client id. An update that changes it must give client_secret too. Required for that type.",
-	"client_secret": "oauth2: the client secret. Secret: never read back. Required for that type.",
+	"token_url":     "oauth2: the token endpoint, an absolute https URL (plain http only to a loopback host) without user info, query or fragment. An update that changes it must give client_secret (private_key for private_key_jwt) too. Required for that type.",
+	"client_id":     "oauth2: the client id. An update that changes it must give client_secret (private_key for private_key_jwt) too. Required for that type.",
+	"auth_method":   "oauth2: how the client authenticates at the token endpoint: client_secret_basic (HTTP Basic), client_secret_post (client_id and client_secret in the request body) or private_key_jwt (a client assertion JWT signed with private_key, RFC 7523; no secret is sent). Use the method the provider registered the client for. Defaults to client_secret_basic.",
+	"client_secret": "oauth2: the client secret, for auth_method client_secret_basic and client_secret_post (required with them, refused with private_key_jwt). Secret: never read back.",
+	"key_id":        "oauth2: the kid header of private_key_jwt assertions, for providers that pick the client's key by it; at most 1 KiB, one line. Refused with the other methods. Defaults to none.",
 	"scopes":        "oauth2: the scopes to request, a list or a comma-separated string. Defaults to none.",
 	"audience":      "oauth2: the audience parameter of the token request, for endpoints that want one. Defaults to none.",
 }
@@ -67,6 +69,8 @@ var technicalResponseFields = map[string]*framework.FieldSchema{
 	"ca_chain":     {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
 	"token_url":    {Type: framework.TypeString, Description: "oauth2: the token endpoint."},
 	"client_id":    {Type: framework.TypeString, Description: "oauth2: the client id."},
+	"auth_method":  {Type: framework.TypeString, Description: "oauth2: how the client authenticates: client_secret_basic, client_secret_post or private_key_jwt."},
+	"key_id":       {Type: framework.TypeString, Description: "oauth2: the kid of private_key_jwt assertions."},
 	"scopes":       {Type: framework.TypeStringSlice, Description: "oauth2: the scopes."},
 	"audience":     {Type: framework.TypeString, Description: "oauth2: the audience."},
 	"expires_at":   {Type: framework.TypeString, Description: "token: its expiry; oauth2: the current token's expiry (RFC 3339, empty when none)."},
@@ -114,14 +118,37 @@ serving the old token while it is valid and retries with backoff from 5s to 5m; 
 never served. A create whose first token request fails is stored all the same, with last_error and
 a warning, so the endpoint can be fixed later.
 
+The client authenticates at the token endpoint by auth_method, the method the provider
+registered it for (a mismatch is answered 401 invalid_client):
+
+  client_secret_basic   client_id and client_secret in an HTTP Basic header (the default)
+  client_secret_post    client_id and client_secret in the request body
+  private_key_jwt       a client assertion (RFC 7523) signed with private_key, fresh for every
+                        request: iss and sub the client_id, aud the token_url, a random jti, exp
+                        60s after iat; RS256 for an RSA key, ES256 for an EC P-256 key, and kid
+                        key_id when given. No secret is sent. The provider holds the public key.
+
+  $ vault write pecreds/technical/idp-post type=oauth2 auth_method=client_secret_post \
+        token_url=https://idp.example.com/oauth2/token client_id=pecreds client_secret=...
+  $ vault write pecreds/technical/idp-jwt type=oauth2 auth_method=private_key_jwt \
+        token_url=https://idp.example.com/oauth2/token client_id=pecreds \
+        private_key=@client-key.pem key_id=pecreds-2026
+
+client_secret goes with the secret methods only, private_key and key_id with private_key_jwt
+only: a secret of the other kind is refused, never ignored. An update that changes auth_method
+leaves behind the stored secret of the other kind, and must give the new method's own.
+
 An update that gives no type (or the same one) changes only the fields it gives: writing
-client_secret alone rotates the secret, which the next refresh uses. An update that changes
-token_url or client_id must give client_secret in the same write: the stored secret is never sent
-to a new endpoint. Token requests follow no redirect, and never go to link-local, unspecified or
+client_secret alone rotates the secret, which the next refresh uses. Writing auth_method,
+private_key or key_id asks for a token at once, as a change of token_url, client_id, audience or
+scopes does, so that a key the provider does not know shows on the write. An update that changes
+token_url or client_id must give the method's secret (client_secret, or private_key) in the same
+write: the stored secret is never sent, and the stored key never signs, for a new endpoint. Token requests follow no redirect, and never go to link-local, unspecified or
 multicast addresses; their failures read as the HTTP status and a standard OAuth2 error code,
 never the endpoint's own text. Reads never show a secret:
 not the password, token, key, private key, client secret, nor the current access token; they show
-version, and for oauth2 expires_at, last_refresh, next_refresh, last_error and failures.
+version, and for oauth2 auth_method, key_id, expires_at, last_refresh, next_refresh, last_error and
+failures.
 `
 
 const technicalCredsHelpSynopsis = "Read a technical credential's current material."

@@ -37,10 +37,15 @@ func (b *backend) tokenWriteWarning(next *technicalEntry, st *oauth.State, want 
 	return w
 }
 
-// tokenSettingsChanged: the write changes where or for what a token is asked, so the stored one
-// is not what the credential now says.
+// tokenSettingsChanged: the write changes where, for what or how a token is asked, so the stored
+// one is not what the credential now says. How covers the client's authentication but for a
+// client secret's rotation: a new auth_method, private_key or key_id is tried at once, so that a
+// key the provider does not know shows on the write, not at the next refresh.
 func tokenSettingsChanged(current, next *technicalEntry) bool {
-	for _, f := range []string{"token_url", "client_id", "audience"} {
+	if current.Credential.AuthMethod() != next.Credential.AuthMethod() {
+		return true
+	}
+	for _, f := range []string{"token_url", "client_id", "audience", "private_key", "key_id"} {
 		if current.Credential.Fields[f] != next.Credential.Fields[f] {
 			return true
 		}
@@ -97,7 +102,8 @@ func (b *backend) dropTokenState(ctx context.Context, s logical.Storage, name st
 // secretFollowsEndpoint: an update that sends an oauth2 credential's stored client secret
 // somewhere new — another token_url, or another client_id — must give the secret itself. Else
 // whoever may write (but not read) technical credentials could have the secret posted to an
-// endpoint of theirs.
+// endpoint of theirs. For private_key_jwt the key is that secret: a stored key never signs an
+// assertion for a new endpoint or another client.
 func secretFollowsEndpoint(d *framework.FieldData, current *technicalEntry) error {
 	if current == nil || current.Credential.Type != "oauth2" {
 		return nil
@@ -105,12 +111,20 @@ func secretFollowsEndpoint(d *framework.FieldData, current *technicalEntry) erro
 	if t, ok := d.Raw["type"]; ok && t != "oauth2" {
 		return nil // a new type starts afresh: every required field must be given
 	}
-	if _, ok := d.Raw["client_secret"]; ok {
+	secret, rule := "client_secret", "the stored secret is never sent to a new endpoint or for another client"
+	method := current.Credential.AuthMethod()
+	if m, ok := d.Raw["auth_method"].(string); ok && m != "" {
+		method = m
+	}
+	if method == credential.AuthPrivateKeyJWT {
+		secret, rule = "private_key", "the stored key never signs for a new endpoint or for another client"
+	}
+	if _, ok := d.Raw[secret]; ok {
 		return nil
 	}
 	for _, field := range []string{"token_url", "client_id"} {
 		if v, ok := d.Raw[field]; ok && v != current.Credential.Fields[field] {
-			return fmt.Errorf("client_secret is required when %s changes: the stored secret is never sent to a new endpoint or for another client", field)
+			return fmt.Errorf("%s is required when %s changes: %s", secret, field, rule)
 		}
 	}
 	return nil
@@ -137,5 +151,26 @@ func technicalInput(d *framework.FieldData, current *technicalEntry) map[string]
 	for k, v := range given {
 		in[k] = v
 	}
+	dropOtherAuthSecrets(in, given, current)
 	return in
+}
+
+// dropOtherAuthSecrets: an update that names an oauth2 credential's auth_method leaves the stored
+// secrets of the other kind behind — a switch to private_key_jwt the client secret, a switch away
+// from it the key and its key_id — for the new method has no use of them. One given in the write
+// itself stays, and is refused.
+func dropOtherAuthSecrets(in, given map[string]any, current *technicalEntry) {
+	method, ok := given["auth_method"].(string)
+	if !ok || current == nil || current.Credential.Type != "oauth2" || in["type"] != "oauth2" {
+		return
+	}
+	stale := []string{"private_key", "key_id"}
+	if method == credential.AuthPrivateKeyJWT {
+		stale = []string{"client_secret"}
+	}
+	for _, f := range stale {
+		if _, g := given[f]; !g {
+			delete(in, f)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
@@ -171,10 +172,19 @@ func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name 
 // outboundWording words an outbound call's failure in our own words (outbound.go).
 var outboundWording = oauth.DescribeHTTP{Status: describeStatus, Transport: describeTransportError}
 
-// fetchToken asks an oauth2 credential's token endpoint for a new token.
+// fetchToken asks an oauth2 credential's token endpoint for a new token, the client
+// authenticated by the credential's auth_method.
 func fetchToken(ctx context.Context, client *http.Client, c Credential, now func() time.Time) (oauth.Token, error) {
-	return oauth.Fetch(ctx, client, outboundWording, oauth.Config{
+	conf := oauth.Config{
 		TokenURL: c.Fields["token_url"], ClientID: c.Fields["client_id"], ClientSecret: c.Fields["client_secret"],
-		Audience: c.Fields["audience"], Scopes: c.Lists["scopes"],
-	}, now)
+		Audience: c.Fields["audience"], Scopes: c.Lists["scopes"], AuthMethod: c.AuthMethod(),
+	}
+	if conf.AuthMethod == credential.AuthPrivateKeyJWT {
+		key, err := credential.ParseSigningKey(c.Fields["private_key"]) // its error quotes nothing of the key
+		if err != nil {
+			return oauth.Token{}, err
+		}
+		conf.SigningKey, conf.KeyID = key, c.Fields["key_id"]
+	}
+	return oauth.Fetch(ctx, client, outboundWording, conf, now)
 }

@@ -51,6 +51,7 @@ const (
 	kindPEM            // PEM text, at most maxPEMBytes
 	kindURL            // an outbound URL: https, or http to loopback (outbound.go)
 	kindName           // a name of the technical credentials manager
+	kindLine           // one line of text without control characters, at most MaxTextBytes
 )
 
 type credentialField struct {
@@ -59,6 +60,7 @@ type credentialField struct {
 	secret   bool
 	required bool
 	def      string
+	oneOf    []string // the values allowed, when the field is a choice
 }
 
 type credentialType struct {
@@ -90,10 +92,15 @@ var credentialTypes = []credentialType{
 		{name: "private_key", kind: kindPEM, secret: true, required: true},
 		{name: "ca_chain", kind: kindPEM},
 	}},
-	{name: "oauth2", uses: UseTechnical, fields: []credentialField{
+	{name: "oauth2", uses: UseTechnical, check: checkOAuth2, fields: []credentialField{
 		{name: "token_url", kind: kindURL, required: true},
 		{name: "client_id", required: true},
-		{name: "client_secret", secret: true, required: true},
+		// The method decides which secret the client holds: client_secret, or private_key (with
+		// an optional key_id) for private_key_jwt. checkOAuth2 enforces the pairing.
+		{name: "auth_method", def: AuthClientSecretBasic, oneOf: AuthMethods},
+		{name: "client_secret", secret: true},
+		{name: "private_key", kind: kindPEM, secret: true},
+		{name: "key_id", kind: kindLine},
 		{name: "scopes", kind: kindList},
 		{name: "audience"},
 	}},
@@ -378,6 +385,8 @@ func (c Credential) view(withSecrets bool) map[string]any {
 		}
 		if v, ok := c.Fields[f.name]; ok {
 			out[f.name] = v
+		} else if f.def != "" {
+			out[f.name] = f.def // stored before the field existed: it means its default
 		}
 		if l, ok := c.Lists[f.name]; ok {
 			out[f.name] = append([]string(nil), l...)

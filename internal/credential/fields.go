@@ -5,14 +5,26 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The syntax checks of credential fields, and the certificate type's own check. No storage.
 
 func checkFieldSyntax(f credentialField, v string) error {
+	if f.oneOf != nil && !slices.Contains(f.oneOf, v) {
+		return fmt.Errorf("field %q must be one of %s", f.name, strings.Join(f.oneOf, ", "))
+	}
 	switch f.kind {
+	case kindLine:
+		if err := CheckBytes(fmt.Sprintf("field %q", f.name), v, MaxTextBytes); err != nil {
+			return err
+		}
+		if strings.ContainsFunc(v, unicode.IsControl) {
+			return fmt.Errorf("field %q must be one line without control characters", f.name)
+		}
 	case kindTime:
 		if _, err := time.Parse(time.RFC3339, v); err != nil {
 			return fmt.Errorf("field %q must be an RFC 3339 time such as 2026-01-02T15:04:05Z", f.name)

@@ -18,6 +18,7 @@ func FuzzParseCredential(f *testing.F) {
 		`{"type":"token","token":"t","expires_at":"2030-01-01T00:00:00Z"}`,
 		`{"type":"api_key","key":"k","header":"X"}`,
 		`{"type":"oauth2","token_url":"https://x/t","client_id":"c","client_secret":"s","scopes":["a"]}`,
+		`{"type":"oauth2","token_url":"https://x/t","client_id":"c","auth_method":"private_key_jwt","key_id":"k","private_key":"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----"}`,
 		`{"type":"certificate","certificate":"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----","private_key":"x"}`,
 		`{"type":"technical","name":"n"}`, `{"type":"current"}`, `{"type":5}`, `[]`, `null`,
 	} {

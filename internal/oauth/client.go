@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"math"
@@ -18,10 +19,23 @@ import (
 // RequestTimeout bounds one request to a token endpoint.
 const RequestTimeout = 30 * time.Second
 
+// How the client authenticates at the token endpoint: the values of an oauth2 credential's
+// auth_method (OpenID Connect's token_endpoint_auth_method names).
+const (
+	AuthClientSecretBasic = "client_secret_basic"
+	AuthClientSecretPost  = "client_secret_post"
+	AuthPrivateKeyJWT     = "private_key_jwt"
+)
+
 // Config is what a token request needs of an oauth2 technical credential.
 type Config struct {
 	TokenURL, ClientID, ClientSecret, Audience string
 	Scopes                                     []string
+	// AuthMethod is how the client authenticates; empty means AuthClientSecretBasic.
+	AuthMethod string
+	// SigningKey (RSA or EC P-256) and KeyID sign the client assertion of AuthPrivateKeyJWT.
+	SigningKey crypto.Signer
+	KeyID      string
 }
 
 // Token is what a token endpoint handed out.
@@ -43,28 +57,56 @@ type DescribeHTTP struct {
 // Its error never carries the client secret, a token, or anything the endpoint said but its
 // status and a standard error code.
 func Fetch(ctx context.Context, client *http.Client, describe DescribeHTTP, c Config, now func() time.Time) (Token, error) {
-	conf := clientcredentials.Config{
-		ClientID:     c.ClientID,
-		ClientSecret: c.ClientSecret,
-		TokenURL:     c.TokenURL,
-		Scopes:       c.Scopes,
-		// HTTP Basic, the method RFC 6749 requires endpoints to support: one request a token,
-		// where auto-detection would send a second after every 401.
-		AuthStyle: oauth2.AuthStyleInHeader,
-	}
-	if c.Audience != "" {
-		conf.EndpointParams = url.Values{"audience": {c.Audience}}
+	issued := now()
+	conf, err := clientConfig(c, issued)
+	if err != nil {
+		return Token{}, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, RequestTimeout)
 	defer cancel()
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, client)
 
-	issued := now()
 	tok, err := conf.Token(ctx)
 	if err != nil {
 		return Token{}, describeTokenError(err, describe)
 	}
 	return checkToken(tok, issued)
+}
+
+// clientConfig is the client-credentials request of c, its client authenticated as c says: one
+// style, never auto-detection, which would send a second request (and the secret a second way)
+// after every 401.
+func clientConfig(c Config, now time.Time) (clientcredentials.Config, error) {
+	conf := clientcredentials.Config{
+		ClientID:       c.ClientID,
+		ClientSecret:   c.ClientSecret,
+		TokenURL:       c.TokenURL,
+		Scopes:         c.Scopes,
+		EndpointParams: url.Values{},
+	}
+	switch c.AuthMethod {
+	case AuthClientSecretBasic, "":
+		conf.AuthStyle = oauth2.AuthStyleInHeader // the method RFC 6749 requires endpoints to support
+	case AuthClientSecretPost:
+		conf.AuthStyle = oauth2.AuthStyleInParams
+	case AuthPrivateKeyJWT:
+		// client_id in the body (RFC 7521 4.2 allows it; some providers want it), no secret
+		// anywhere: x/oauth2 sends client_secret only when it is not empty.
+		assertion, err := clientAssertion(c, now)
+		if err != nil {
+			return conf, err
+		}
+		conf.ClientSecret = ""
+		conf.AuthStyle = oauth2.AuthStyleInParams
+		conf.EndpointParams.Set("client_assertion_type", ClientAssertionType)
+		conf.EndpointParams.Set("client_assertion", assertion)
+	default:
+		return conf, fmt.Errorf("unknown client authentication method %q", c.AuthMethod)
+	}
+	if c.Audience != "" {
+		conf.EndpointParams.Set("audience", c.Audience)
+	}
+	return conf, nil
 }
 
 // MaxTokenBytes bounds an access token as any secret is bounded (64 KiB a credential).

@@ -1,9 +1,12 @@
 // Package tokenserver is a real OAuth2 token endpoint (client-credentials grant) on loopback, for
 // tests and benchmarks: it counts requests per client, hands out tokens with a lifetime it is
-// told, and can be told to fail.
+// told, and can be told to fail. It records how each client authenticated, holds a client to the
+// method it was registered for, and verifies private_key_jwt assertions with the client's public
+// key, as a provider does.
 package tokenserver
 
 import (
+	"crypto"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,6 +22,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	clients  map[string]string // client id -> secret; a client not listed is accepted with any secret
+	methods  map[string]string // client id -> the only auth method it may use; none listed: any
+	keys     map[string]crypto.PublicKey
+	jtis     map[string]bool // the assertion ids seen: a second use is a replay
 	lifetime time.Duration
 	failWith int // HTTP status to answer every request with; 0 answers tokens
 	delay    time.Duration
@@ -31,6 +37,12 @@ type Issue struct {
 	At     time.Time
 	Token  string // empty when the request failed
 	Scopes string
+	// Method is how the client authenticated: client_secret_basic, client_secret_post,
+	// private_key_jwt, or "" for none or more than one.
+	Method string
+	// KeyID and Alg are a client assertion's kid and alg headers; Refused says why the
+	// endpoint refused the client's authentication, in its own words ("" when it did not).
+	KeyID, Alg, Refused string
 }
 
 // Start listens on a free loopback port.
@@ -39,7 +51,8 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{listener: l, clients: map[string]string{}, lifetime: time.Hour, issued: map[string][]Issue{}}
+	s := &Server{listener: l, clients: map[string]string{}, methods: map[string]string{}, keys: map[string]crypto.PublicKey{},
+		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveToken), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -53,6 +66,24 @@ func (s *Server) Close() { _ = s.srv.Close() }
 
 // SetClient makes the endpoint accept the client only with this secret.
 func (s *Server) SetClient(id, secret string) { s.mu.Lock(); s.clients[id] = secret; s.mu.Unlock() }
+
+// RequireMethod makes the endpoint accept the client only when it authenticates by method
+// (client_secret_basic, client_secret_post or private_key_jwt), as a provider holds a client to
+// its registered token_endpoint_auth_method.
+func (s *Server) RequireMethod(id, method string) {
+	s.mu.Lock()
+	s.methods[id] = method
+	s.mu.Unlock()
+}
+
+// SetClientKey registers the client's public key: it must authenticate by private_key_jwt with
+// an assertion that this key verifies.
+func (s *Server) SetClientKey(id string, pub crypto.PublicKey) {
+	s.mu.Lock()
+	s.keys[id] = pub
+	s.methods[id] = MethodPrivateKeyJWT
+	s.mu.Unlock()
+}
 
 // SetLifetime sets the expires_in of the tokens handed out from now on.
 func (s *Server) SetLifetime(d time.Duration) { s.mu.Lock(); s.lifetime = d; s.mu.Unlock() }
@@ -89,19 +120,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
+	auth := s.authenticate(r, s.TokenURL())
 	s.mu.Lock()
 	delay, failWith, lifetime := s.delay, s.failWith, s.lifetime
-	want, known := s.clients[id]
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)
 	}
 
-	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope")}
+	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused}
 	var (
 		status int
 		body   map[string]any
@@ -109,17 +136,17 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case failWith != 0:
 		status, body = failWith, map[string]any{"error": "temporarily_unavailable"}
-	case id == "" || (known && secret != want):
-		status, body = http.StatusUnauthorized, map[string]any{"error": "invalid_client"}
+	case auth.refused != "":
+		status, body = auth.status, map[string]any{"error": auth.code}
 	default:
 		s.mu.Lock()
 		s.seq++
-		issue.Token = fmt.Sprintf("tok-%s-%d", id, s.seq)
+		issue.Token = fmt.Sprintf("tok-%s-%d", auth.id, s.seq)
 		s.mu.Unlock()
 		status, body = http.StatusOK, map[string]any{"access_token": issue.Token, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())}
 	}
 	s.mu.Lock()
-	s.issued[id] = append(s.issued[id], issue)
+	s.issued[auth.id] = append(s.issued[auth.id], issue)
 	s.mu.Unlock()
 	writeJSON(w, status, body)
 }

@@ -23,7 +23,7 @@ const (
 type Client struct {
 	ID          string
 	Secret      string
-	AuthMethod  string // how it authenticates at the token endpoint: AuthBasic or AuthPost
+	AuthMethod  string // how it authenticates at the token endpoint: AuthBasic, AuthPost or AuthPrivateKeyJWT
 	RedirectURI string
 }
 

@@ -30,6 +30,8 @@ type Error struct {
 	Status      int
 	Code        string `json:"error"`
 	Description string `json:"error_description"`
+	Hint        string `json:"error_hint"` // Hydra's own: what to change
+	Body        string `json:"-"`          // the whole answer, for tests that it never reaches a message
 }
 
 func (e *Error) Error() string {
@@ -152,7 +154,7 @@ func (s *Server) clientPost(ctx context.Context, c Client, path string, form url
 
 func oauthError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &Error{Status: resp.StatusCode}
+	e := &Error{Status: resp.StatusCode, Body: string(body)}
 	if err := json.Unmarshal(body, e); err != nil || e.Code == "" {
 		e.Code, e.Description = "", strings.TrimSpace(string(body))
 	}
