@@ -34,7 +34,7 @@ func FuzzParseCredential(f *testing.F) {
 		if err != nil {
 			if obj, ok := raw.(map[string]any); ok {
 				for _, k := range []string{"password", "token", "key", "client_secret", "private_key"} {
-					if v, ok := obj[k].(string); ok && len(v) >= 8 && strings.Contains(err.Error(), v) {
+					if v, ok := obj[k].(string); ok && len(v) >= 8 && strings.Contains(err.Error(), v) && echoes(raw, use, k, v) {
 						t.Fatalf("the error carries the %s: %v", k, err)
 					}
 				}
@@ -50,6 +50,20 @@ func FuzzParseCredential(f *testing.F) {
 			t.Fatalf("round trip changed the credential: %s != %s", a, b)
 		}
 	})
+}
+
+// echoes says whether an error's text holds the secret field k's value v because it was given,
+// not because the message's own words happen to contain it ("-----BEG" is in the PEM hint): the
+// same input with v's letters replaced must then not hold v.
+func echoes(raw any, use Use, k, v string) bool {
+	obj := raw.(map[string]any)
+	other := make(map[string]any, len(obj))
+	for key, val := range obj {
+		other[key] = val
+	}
+	other[k] = strings.Map(func(rune) rune { return 'Q' }, v)
+	_, err := Parse(other, use)
+	return err == nil || !strings.Contains(err.Error(), v)
 }
 
 func FuzzParseServices(f *testing.F) {
