@@ -46,6 +46,20 @@ func setUp(ctx context.Context, conf *logical.BackendConfig, b *backend) (logica
 // wrapForTests is nil in production; the tests' build of the plugin sets it (fault_kill.go).
 var wrapForTests func(*backend) logical.Backend
 
+// sealWrapped is every storage prefix but task/ and the task retention index: they hold secrets
+// or what says where secrets go.
+var sealWrapped = []string{
+	configStorageKey,
+	registryStoragePrefix,
+	"technical/",
+	"technical-state/",
+	"outbox/",
+	"process/",
+	framework.WALPrefix,
+	"process-current/",
+	notifyStatsKey,
+}
+
 func newBackend(d deps) *backend {
 	b := &backend{
 		registryLocks:  locksutil.CreateLocks(),
@@ -81,20 +95,8 @@ func newBackend(d deps) *backend {
 		// nothing touched its process before.
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: time.Minute,
-		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{
-				configStorageKey,
-				registryStoragePrefix,
-				"technical/",
-				"technical-state/",
-				"outbox/",
-				"process/",
-				framework.WALPrefix,
-				"process-current/",
-				notifyStatsKey,
-			},
-		},
-		Secrets: []*framework.Secret{processSecret(b)},
+		PathsSpecial:      &logical.Paths{SealWrapStorage: sealWrapped},
+		Secrets:           []*framework.Secret{processSecret(b)},
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathRegistry(b),
