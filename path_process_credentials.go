@@ -77,6 +77,9 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	if err != nil {
 		return badRequest(err)
 	}
+	if added, err = b.settleRuntime(ctx, req.Storage, added); err != nil {
+		return asRefusal(err)
+	}
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()
 	defer lock.Unlock()
