@@ -156,9 +156,9 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if err := b.checkDefinition(ctx, req.Storage, p.Definition); err != nil {
 		return asRefusal(err)
 	}
-	cur, err := parseCurrent(d, p, resp)
+	cur, err := b.parseCurrent(ctx, req.Storage, d, p, resp)
 	if err != nil {
-		return badRequest(err)
+		return asRefusal(err)
 	}
 	ttl, maxTTL, warning := processTTL(d, cfg)
 	if warning != "" {
@@ -194,15 +194,19 @@ func (b *backend) checkDefinition(ctx context.Context, s logical.Storage, name s
 }
 
 // parseCurrent reads the current credentials given at instantiation: kept per the process's mode
-// (nil when not given, or when the mode keeps none, which resp warns of).
-func parseCurrent(d *framework.FieldData, p *lifecycle.Process, resp *logical.Response) (*Credential, error) {
+// (nil when not given, or when the mode keeps none, which resp warns of). Bad input is a
+// lifecycle.Refusal, checked whatever the mode.
+func (b *backend) parseCurrent(ctx context.Context, s logical.Storage, d *framework.FieldData, p *lifecycle.Process, resp *logical.Response) (*Credential, error) {
 	raw, ok := d.Raw["current"]
 	if !ok || raw == nil {
 		return nil, nil
 	}
 	c, err := credential.Parse(raw, credential.UseCurrent)
 	if err != nil {
-		return nil, fmt.Errorf("current: %v", err)
+		return nil, lifecycle.Refusal{Reason: fmt.Sprintf("current: %v", err)}
+	}
+	if c, err = b.settleCurrent(ctx, s, "current", c); err != nil {
+		return nil, err
 	}
 	if p.KeepCredentials == lifecycle.KeepNone {
 		resp.AddWarning("keep_credentials is none: the current credentials were not kept, and current entries are skipped")

@@ -73,9 +73,12 @@ func (b *backend) pathRuntimeCredentialsWrite(ctx context.Context, req *logical.
 	if !ok {
 		return badRequest(fmt.Errorf("services is required: the runtime services to add"))
 	}
-	added, err := credential.ParseServices(raw)
+	added, err := credential.ParseServices(raw, credential.UseRuntime)
 	if err != nil {
 		return badRequest(err)
+	}
+	if added, err = b.settleRuntime(ctx, req.Storage, added); err != nil {
+		return asRefusal(err)
 	}
 	lock := locksutil.LockForKey(b.processLocks, id)
 	lock.Lock()

@@ -24,7 +24,7 @@ func pathProcessResolve(b *backend) []*framework.Path {
 	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The process id."}
 	queryFields := map[string]*framework.FieldSchema{
 		"id":      idField,
-		"type":    {Type: framework.TypeString, Description: "Keep only credentials of this type (password, token, api_key, certificate, oauth2). Defaults to any type."},
+		"type":    {Type: framework.TypeString, Description: "Keep only credentials of this type (password, token, api_key, certificate, oauth2, oauth2_user). Defaults to any type."},
 		"all":     {Type: framework.TypeBool, Description: "Answer every usable credential, in order, as credentials: [...]. Defaults to false: the first usable one, flat."},
 		"explain": {Type: framework.TypeBool, Description: "Add the whole trace: the layers, the candidate services, each credential tried and why it was skipped. Defaults to false."},
 	}
@@ -369,6 +369,11 @@ The answer is flat, so a template reads .Data.username: service, source, index, 
 credential's fields, technical (the name, for a technical entry), and for OAuth2 tokens
 expires_at, ttl and rotation_period. all=true answers credentials: [...]; explain=true adds the
 trace. Nothing usable is a 400 that lists every candidate and why it was skipped.
+
+A user's grant (oauth2_user, as current credentials or a runtime entry) answers token_type,
+access_token and expires_at only: never its refresh token, client, scope or refresh expiry. Its
+access token is never answered once expired: the entry counts as expired, as other expired
+current credentials do.
 
 By URL, the request URL is normalized first (RFC 3986: percent-encoded unreserved characters
 decoded, dot segments removed), so /admin/../public/x matches the /public service. A request

@@ -9,7 +9,10 @@ var processFields = map[string]*framework.FieldSchema{
 	"id":         {Type: framework.TypeString, Description: "The process id: 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit. Used once."},
 	"definition": {Type: framework.TypeString, Description: "The process definition: a registry that must exist (an empty value is a 400). Defaults to none when left out: the process resolves through its runtime layer and the global registries only."},
 	"current": {Type: framework.TypeMap, Description: "The credentials of the user who starts the process, a credential object " +
-		"({type: password|token|api_key|certificate, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none."},
+		"({type: password|token|api_key|certificate|oauth2_user, ...}) or JSON text holding one; kept per keep_credentials. Defaults to none. " +
+		"An oauth2_user grant takes access_token, refresh_token, expires_at (RFC 3339) or expires_in (seconds, made expires_at on arrival), " +
+		"refresh_expires_at, scope, token_type (Bearer) and client: an oauth2 technical credential that exists. A grant already expired " +
+		"(its access token without a refresh token, or its refresh token) is a 400; resolve never answers its refresh token."},
 	"owner":           {Type: framework.TypeString, Description: "The name of the user who owns the process, for people and the Task Manager; at most 256 bytes. Defaults to empty."},
 	"owner_entity_id": {Type: framework.TypeString, Description: "The Vault identity entity of the owner, who alone may complete the process's tasks; it must exist. Defaults to the entity of the calling token (none for a token without one, such as root: then only a Task Manager can complete the tasks, through complete-on-behalf)."},
 	"ttl":             {Type: framework.TypeDurationSecond, Description: "The lease TTL, in seconds or as a Go duration. Defaults to config's process_ttl; capped at process_max_ttl with a warning."},
@@ -64,14 +67,14 @@ var resolveResponseFields = map[string]*framework.FieldSchema{
 	"password":        {Type: framework.TypeString, Description: "password: the password."},
 	"domain":          {Type: framework.TypeString, Description: "password: the domain."},
 	"token":           {Type: framework.TypeString, Description: "token: the token."},
-	"token_type":      {Type: framework.TypeString, Description: "token, oauth2: how the token is presented."},
-	"expires_at":      {Type: framework.TypeString, Description: "token, oauth2: when it expires."},
+	"token_type":      {Type: framework.TypeString, Description: "token, oauth2, oauth2_user: how the token is presented."},
+	"expires_at":      {Type: framework.TypeString, Description: "token, oauth2, oauth2_user: when it expires."},
 	"key":             {Type: framework.TypeString, Description: "api_key: the key."},
 	"header":          {Type: framework.TypeString, Description: "api_key: the header."},
 	"certificate":     {Type: framework.TypeString, Description: "certificate: PEM."},
 	"private_key":     {Type: framework.TypeString, Description: "certificate: the private key, PEM."},
 	"ca_chain":        {Type: framework.TypeString, Description: "certificate: the CA chain, PEM."},
-	"access_token":    {Type: framework.TypeString, Description: "oauth2: the access token."},
+	"access_token":    {Type: framework.TypeString, Description: "oauth2, oauth2_user: the access token (a grant's refresh token is never answered)."},
 	"ttl":             {Type: framework.TypeInt, Description: "oauth2: seconds until the next token."},
 	"rotation_period": {Type: framework.TypeInt, Description: "oauth2: the token's lifetime in seconds."},
 }

@@ -118,7 +118,7 @@ func (b *backend) pathRegistryCreateUpdate(ctx context.Context, req *logical.Req
 		next.Description = v.(string)
 	}
 	if raw, ok := d.Raw["services"]; ok {
-		if next.Services, err = credential.ParseServices(raw); err != nil {
+		if next.Services, err = credential.ParseServices(raw, credential.UseRegistry); err != nil {
 			return badRequest(err)
 		}
 	}

@@ -66,7 +66,8 @@ func taskCompletePath(b *backend, verb string, callback framework.OperationFunc,
 		Fields: map[string]*framework.FieldSchema{
 			"id": {Type: framework.TypeString, Description: "The task id."},
 			"credentials": {Type: framework.TypeMap, Description: "The owner's new credentials: a credential object " +
-				"({type: password|token|api_key|certificate, ...}) or JSON text holding one. Required."},
+				"({type: password|token|api_key|certificate|oauth2_user, ...}) or JSON text holding one; an oauth2_user grant " +
+				"is checked as at instantiation (its client must be an oauth2 technical credential; expires_in becomes expires_at). Required."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
@@ -139,6 +140,9 @@ func (b *backend) completeTask(ctx context.Context, req *logical.Request, d *fra
 	cred, err := credential.Parse(raw, credential.UseCurrent)
 	if err != nil {
 		return badRequest(fmt.Errorf("credentials: %v", err))
+	}
+	if cred, err = b.settleCurrent(ctx, req.Storage, "credentials", cred); err != nil {
+		return asRefusal(err)
 	}
 	by := req.EntityID
 	if by == "" {

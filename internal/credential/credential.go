@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -15,43 +16,20 @@ import (
 // validation and redaction. It has no storage access. A new authentication module is one new
 // entry in credentialTypes.
 
-// Use says where a credential stands; a type lists the uses it allows.
-type Use int
-
-const (
-	// UseTechnical: a named credential of the technical credentials manager.
-	UseTechnical Use = 1 << iota
-	// UseRegistry: an entry of a service's list in a registry or a runtime layer.
-	UseRegistry
-	// UseCurrent: the current credentials of a process's user.
-	UseCurrent
-
-	UseAnywhere = UseTechnical | UseRegistry | UseCurrent
-)
-
-func (u Use) String() string {
-	switch u {
-	case UseTechnical:
-		return "a technical credential"
-	case UseRegistry:
-		return "a registry or runtime service entry"
-	case UseCurrent:
-		return "a process's current credentials"
-	}
-	return "this place"
-}
-
 // fieldKind selects the syntax check of a credential field.
 type fieldKind int
 
 const (
-	kindText fieldKind = iota
-	kindList           // a list of strings (JSON list or comma-separated string)
-	kindTime           // an RFC 3339 time
-	kindPEM            // PEM text, at most maxPEMBytes
-	kindURL            // an outbound URL: https, or http to loopback (outbound.go)
-	kindName           // a name of the technical credentials manager
-	kindLine           // one line of text without control characters, at most MaxTextBytes
+	kindText      fieldKind = iota
+	kindList                // a list of strings (JSON list or comma-separated string)
+	kindTime                // an RFC 3339 time
+	kindPEM                 // PEM text, at most maxPEMBytes
+	kindURL                 // an outbound URL: https, or http to loopback (outbound.go)
+	kindName                // a name of the technical credentials manager
+	kindLine                // one line of text without control characters, at most MaxTextBytes
+	kindVSChar              // printable ASCII (RFC 6749 VSCHAR): OAuth2 tokens and scopes
+	kindTokenType           // an OAuth2 token type: letters, digits and -._~+/
+	kindSeconds             // a whole number of seconds, as a JSON number or a string
 )
 
 type credentialField struct {
@@ -69,6 +47,8 @@ type credentialType struct {
 	fields []credentialField
 	// check runs after every field is valid on its own; it sees the whole credential.
 	check func(Credential) error
+	// serves, when set, lists the only fields Material answers: the rest never leave the plugin.
+	serves []string
 }
 
 // credentialTypes is the single list of authentication modules. It is never mutated.
@@ -104,10 +84,11 @@ var credentialTypes = []credentialType{
 		{name: "scopes", kind: kindList},
 		{name: "audience"},
 	}},
-	{name: "technical", uses: UseRegistry, fields: []credentialField{
+	{name: "oauth2_user", uses: UseCurrent | UseRuntime, check: checkOAuth2User, serves: grantServes, fields: grantFields},
+	{name: "technical", uses: UseListed, fields: []credentialField{
 		{name: "name", kind: kindName, required: true},
 	}},
-	{name: "current", uses: UseRegistry},
+	{name: "current", uses: UseListed},
 }
 
 func lookupCredentialType(name string) (credentialType, bool) {
@@ -294,6 +275,9 @@ func (c *Credential) setField(t credentialType, f credentialField, raw any) erro
 		}
 		return nil
 	}
+	if f.kind == kindSeconds {
+		raw = numberText(raw)
+	}
 	v, err := textValue(f.name, raw)
 	if err != nil {
 		return err
@@ -375,12 +359,15 @@ func (c Credential) Material() map[string]any {
 
 func (c Credential) view(withSecrets bool) map[string]any {
 	out := map[string]any{"type": c.Type}
-	if c.Label != "" {
+	t, _ := lookupCredentialType(c.Type)
+	if c.Label != "" && (!withSecrets || t.serves == nil) {
 		out["label"] = c.Label
 	}
-	t, _ := lookupCredentialType(c.Type)
 	for _, f := range t.fields {
 		if f.secret && !withSecrets {
+			continue
+		}
+		if withSecrets && t.serves != nil && !slices.Contains(t.serves, f.name) {
 			continue
 		}
 		if v, ok := c.Fields[f.name]; ok {

@@ -14,8 +14,12 @@ func (c Credential) ExpiresAt() (time.Time, bool) {
 }
 
 // Expired is the one "has it expired?" test: a credential whose stated expiry is not after now
-// has expired; one that states no expiry never does.
+// has expired; one that states no expiry never does — but a grant (oauth2_user) that states none
+// was never settled (Settle), and fails closed: its access token is not served.
 func (c Credential) Expired(now time.Time) bool {
 	t, ok := c.ExpiresAt()
-	return ok && !now.Before(t)
+	if !ok {
+		return c.Type == GrantType
+	}
+	return !now.Before(t)
 }

@@ -40,6 +40,18 @@ func checkFieldSyntax(f credentialField, v string) error {
 		return CheckOutboundURL(fmt.Sprintf("field %q", f.name), v)
 	case kindName:
 		return ValidateName(fmt.Sprintf("field %q", f.name), v)
+	case kindVSChar:
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+			return fmt.Errorf("field %q must be printable ASCII (RFC 6749 VSCHAR): no control characters, no line breaks, nothing beyond ASCII", f.name)
+		}
+	case kindTokenType:
+		if !tokenTypeRegexp.MatchString(v) {
+			return fmt.Errorf("field %q must be letters, digits and -._~+/ (such as Bearer or DPoP)", f.name)
+		}
+	case kindSeconds:
+		if _, err := seconds(v); err != nil {
+			return fmt.Errorf("field %q %v", f.name, err)
+		}
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func FuzzParseServices(f *testing.F) {
 		if json.Unmarshal(data, &raw) != nil {
 			return
 		}
-		services, err := ParseServices(raw)
+		services, err := ParseServices(raw, UseRegistry)
 		if err != nil {
 			return
 		}

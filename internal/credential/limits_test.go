@@ -35,7 +35,7 @@ func TestByteLimits(t *testing.T) {
 	if _, err := Parse(map[string]any{"type": "password", "username": "u", "password": big(60 << 10), "label": big(MaxTextBytes)}, UseCurrent); err != nil {
 		t.Errorf("a 60 KiB secret and a 1 KiB label: %v", err)
 	}
-	if _, err := ParseServices(manyServices(15, 60<<10)); err != nil {
+	if _, err := ParseServices(manyServices(15, 60<<10), UseRegistry); err != nil {
 		t.Errorf("15 services of 60 KiB: %v", err)
 	}
 }
@@ -46,7 +46,7 @@ func parseErr(raw map[string]any) error {
 }
 
 func servicesErr(raw []any) error {
-	_, err := ParseServices(raw)
+	_, err := ParseServices(raw, UseRegistry)
 	return err
 }
 

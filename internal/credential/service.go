@@ -21,8 +21,9 @@ type Service struct {
 var serviceKeys = map[string]bool{"name": true, "description": true, "url": true, "realm": true, "credentials": true}
 
 // ParseServices validates a list of services in its API form: a JSON list, or JSON text holding
-// one. Errors name the place ("services[2] (crm).credentials[0]: ...").
-func ParseServices(raw any) ([]Service, error) {
+// one, for a registry (UseRegistry) or a runtime layer (UseRuntime). Errors name the place
+// ("services[2] (crm).credentials[0]: ...").
+func ParseServices(raw any, use Use) ([]Service, error) {
 	if raw == nil {
 		return nil, nil
 	}
@@ -39,7 +40,7 @@ func ParseServices(raw any) ([]Service, error) {
 	out := make([]Service, 0, len(items))
 	seen := make(map[string]int, len(items))
 	for i, item := range items {
-		s, err := parseService(item)
+		s, err := parseService(item, use)
 		if err != nil {
 			return nil, fmt.Errorf("services[%d]%s: %v", i, nameSuffix(item), err)
 		}
@@ -62,7 +63,7 @@ func nameSuffix(item any) string {
 	return ""
 }
 
-func parseService(raw any) (Service, error) {
+func parseService(raw any, use Use) (Service, error) {
 	obj, err := decodeObject(raw)
 	if err != nil {
 		return Service{}, err
@@ -92,14 +93,14 @@ func parseService(raw any) (Service, error) {
 			return Service{}, err
 		}
 	}
-	s.Credentials, err = parseCredentialList(obj["credentials"])
+	s.Credentials, err = parseCredentialList(obj["credentials"], use)
 	if err != nil {
 		return Service{}, err
 	}
 	return s, nil
 }
 
-func parseCredentialList(raw any) ([]Credential, error) {
+func parseCredentialList(raw any, use Use) ([]Credential, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("missing field \"credentials\": a service lists at least one credential")
 	}
@@ -115,7 +116,7 @@ func parseCredentialList(raw any) ([]Credential, error) {
 	}
 	out := make([]Credential, 0, len(items))
 	for i, item := range items {
-		c, err := Parse(item, UseRegistry)
+		c, err := Parse(item, use)
 		if err != nil {
 			return nil, fmt.Errorf("credentials[%d]: %v", i, err)
 		}

@@ -37,7 +37,7 @@ func TestParseServices(t *testing.T) {
 	}
 	for _, tc := range valid {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseServices(tc.raw)
+			got, err := ParseServices(tc.raw, UseRegistry)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,7 +74,7 @@ func TestParseServices(t *testing.T) {
 	}
 	for _, tc := range invalid {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseServices(tc.raw)
+			_, err := ParseServices(tc.raw, UseRegistry)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
