@@ -112,3 +112,44 @@ func describeWrites(w walChange) string {
 	}
 	return strings.Join(out, " ")
 }
+
+// A process whose end was cut short after its record was deleted, and a new process of the same
+// id: the create finishes the end first, so rolling it forward never deletes the new process.
+func TestCreateAfterAnEndCutShortKeepsTheNewProcess(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupLayers(t, b, s)
+	create := func() {
+		mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON, "owner_entity_id": "ent-ann"})
+	}
+	create()
+	reportAs(t, b, s, "p", "auth_failed") // an open task, so the end writes more than once
+	for failAt := 2; ; failAt++ {
+		failing := &failingStorage{Storage: s, failAt: failAt}
+		resp, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.DeleteOperation, Path: "process/p", Storage: failing})
+		if err == nil && !resp.IsError() {
+			t.Fatal("no write of the end left the process record deleted and the change pending")
+		}
+		if p, _ := b.getProcess(context.Background(), s, "p"); p == nil {
+			break // the record is gone, the end is pending
+		}
+		b.Cleanup(context.Background())
+		b = restart(t, s) // rolls the end forward; start again with a process that has a task
+		waitSettled(t, b, s)
+		create()
+		reportAs(t, b, s, "p", "auth_failed")
+	}
+	create()
+	mustSucceed(t, b, s, logical.UpdateOperation, "process/p/report", map[string]any{"service": "crm", "error": "unavailable"})
+	if p := request(t, b, s, logical.ReadOperation, "process/p", nil); p == nil || p.Data["health"] != "running" {
+		t.Fatalf("the new process after the old one's end was finished: %v", p)
+	}
+	checkFinishedNothingPending(t, b, s)
+	checkLifeInvariants(t, b, s)
+}
+
+func checkFinishedNothingPending(t *testing.T, b *backend, s logical.Storage) {
+	t.Helper()
+	if keys, _ := s.List(context.Background(), framework.WALPrefix); len(keys) != 0 || len(b.changes.processes()) != 0 {
+		t.Errorf("still pending: records %v, processes %v", keys, b.changes.processes())
+	}
+}

@@ -128,6 +128,11 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	lock.Lock()
 	defer lock.Unlock()
 
+	// An earlier process of this id whose end was cut short is finished first: rolled forward
+	// later, its writes would delete the new one.
+	if _, err := b.settle(ctx, req.Storage, id); err != nil {
+		return nil, err
+	}
 	if exists, err := b.processExists(ctx, req.Storage, id); err != nil || exists {
 		if err != nil {
 			return nil, err
