@@ -1,4 +1,5 @@
-// Package tokenserver is a real OAuth2 token endpoint (client-credentials grant) on loopback, for
+// Package tokenserver is a real OAuth2 token endpoint (client-credentials and refresh_token
+// grants) on loopback, for
 // tests and benchmarks: it counts requests per client, hands out tokens with a lifetime it is
 // told, and can be told to fail. It records how each client authenticated, holds a client to the
 // method it was registered for, and verifies private_key_jwt assertions with the client's public
@@ -30,6 +31,9 @@ type Server struct {
 	delay    time.Duration
 	issued   map[string][]Issue
 	seq      int
+	grants   map[string]*grant // refresh token -> what it refreshes
+	noRotate bool
+	reused   int
 }
 
 // Issue records one token request.
@@ -43,6 +47,9 @@ type Issue struct {
 	// KeyID and Alg are a client assertion's kid and alg headers; Refused says why the
 	// endpoint refused the client's authentication, in its own words ("" when it did not).
 	KeyID, Alg, Refused string
+	// GrantType is the request's grant_type; RefreshToken the refresh token a refresh_token
+	// grant sent.
+	GrantType, RefreshToken string
 }
 
 // Start listens on a free loopback port.
@@ -52,7 +59,7 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{listener: l, clients: map[string]string{}, methods: map[string]string{}, keys: map[string]crypto.PublicKey{},
-		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}}
+		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}, grants: map[string]*grant{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveToken), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -116,7 +123,11 @@ func (s *Server) Clients() []string {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+	grantType := ""
+	if r.Method == http.MethodPost && r.ParseForm() == nil {
+		grantType = r.PostForm.Get("grant_type")
+	}
+	if grantType != "client_credentials" && grantType != "refresh_token" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}
@@ -128,7 +139,8 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(delay)
 	}
 
-	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused}
+	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused,
+		GrantType: grantType, RefreshToken: r.PostForm.Get("refresh_token")}
 	var (
 		status int
 		body   map[string]any
@@ -138,6 +150,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		status, body = failWith, map[string]any{"error": "temporarily_unavailable"}
 	case auth.refused != "":
 		status, body = auth.status, map[string]any{"error": auth.code}
+	case grantType == "refresh_token":
+		status, body = s.refresh(auth.id, issue.RefreshToken, lifetime)
+		if at, ok := body["access_token"].(string); ok {
+			issue.Token = at
+		}
 	default:
 		s.mu.Lock()
 		s.seq++
