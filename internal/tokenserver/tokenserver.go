@@ -33,6 +33,8 @@ type Server struct {
 	seq      int
 	grants   map[string]*grant // refresh token -> what it refreshes
 	noRotate bool
+	hold     chan struct{} // while not nil, requests wait for it to close
+	held     int
 	reused   int
 }
 
@@ -101,6 +103,26 @@ func (s *Server) FailWith(status int) { s.mu.Lock(); s.failWith = status; s.mu.U
 // SetDelay makes every answer wait, as a slow endpoint would.
 func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
 
+// Hold makes every request wait, from now on, until release is called: a test knows a request is
+// in the air (Held) and decides when it lands.
+func (s *Server) Hold() (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.hold = ch
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.hold == ch {
+			s.hold = nil
+		}
+		s.mu.Unlock()
+		close(ch)
+	}
+}
+
+// Held counts the requests that waited (or wait) on a Hold.
+func (s *Server) Held() int { s.mu.Lock(); defer s.mu.Unlock(); return s.held }
+
 // Issues returns the requests a client made, in order.
 func (s *Server) Issues(client string) []Issue {
 	s.mu.Lock()
@@ -133,10 +155,16 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	auth := s.authenticate(r, s.TokenURL())
 	s.mu.Lock()
-	delay, failWith, lifetime := s.delay, s.failWith, s.lifetime
+	delay, failWith, lifetime, hold := s.delay, s.failWith, s.lifetime, s.hold
+	if hold != nil {
+		s.held++
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)
+	}
+	if hold != nil {
+		<-hold
 	}
 
 	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused,
