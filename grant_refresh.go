@@ -178,7 +178,7 @@ func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, id stri
 	switch {
 	case errors.Is(err, oauth.ErrGrantEnded):
 		if err := g.ended(ctx, s, id, cur); err != nil {
-			b.Logger().Error("keeping a grant's end failed", "process", id, "error", err)
+			g.failed(id, cur, fmt.Errorf("keeping the grant's end: %w", err)) // asked again, and told again
 		}
 	case err != nil:
 		g.failed(id, cur, err)
@@ -294,7 +294,6 @@ func (g *grantRefresher) ended(ctx context.Context, s logical.Storage, id string
 	if !lifecycle.SameGrant(held, cur) {
 		return nil // a new grant: it has its own place in the schedule
 	}
-	g.forget(id)
 	cfg, err := b.getConfig(ctx, s)
 	if err != nil {
 		return err
@@ -313,9 +312,12 @@ func (g *grantRefresher) ended(ctx context.Context, s logical.Storage, id string
 			return err
 		}
 	}
+	if _, err := b.change(ctx, s, st, ev); err != nil {
+		return err
+	}
+	g.forget(id) // an ended grant is not asked for again, whatever the mapping made of it
 	b.Logger().Warn("grant ended", "process", id, "health", v.Health)
-	_, err = b.change(ctx, s, st, ev)
-	return err
+	return nil
 }
 
 // refreshFraction is config's refresh_fraction; its default when config cannot be read (a grant
