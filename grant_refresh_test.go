@@ -143,6 +143,12 @@ func TestGrantKeptFresh(t *testing.T) {
 			if got := r.served("p"); got != at {
 				t.Fatalf("served %q, want the grant's %q", got, at)
 			}
+			// Placed at 0.67 of the lifetime, pulled forward by at most 5% of it (whole seconds
+			// of expires_at cut one more).
+			next, _ := r.b.grants.retryAt("p")
+			if lo, hi := r.clock.now().Add(grantLifetime*62/100-time.Second), r.clock.now().Add(grantLifetime*67/100); next.Before(lo) || next.After(hi) {
+				t.Errorf("first refresh at %s from now, want within [%s, %s]", next.Sub(r.clock.now()), lo.Sub(r.clock.now()), hi.Sub(r.clock.now()))
+			}
 			for i := 1; i <= 5; i++ {
 				r.tick(41 * time.Second) // past 0.67 of the lifetime, before its end
 				waitUntil(t, 10*time.Second, func() bool { return len(r.refreshes()) == i && r.served("p") == r.refreshes()[i-1].Token })
