@@ -82,6 +82,7 @@ func newBackend(d deps) *backend {
 	}
 	b.lifetime, b.endLifetime = context.WithCancel(context.Background())
 	b.refresher = newRefresher(b)
+	b.grants = newGrantRefresher(b)
 	b.notifier = newNotifier(b)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -192,6 +193,7 @@ func (b *backend) initialize(ctx context.Context, req *logical.InitializationReq
 	b.loadChanges(ctx, s)
 	b.notifier.start(req.Storage)
 	b.seedCensus(req.Storage)
+	b.grants.start(s)
 	b.migration.run(func(ctx context.Context) { b.migrateCurrents(ctx, s) })
 	return b.refresher.start(req.Storage)
 }
@@ -217,6 +219,7 @@ func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
 func (b *backend) clean(context.Context) {
 	b.endLifetime()
 	b.refresher.stop()
+	b.grants.stop()
 	b.notifier.stop()
 	b.migration.stop()
 }

@@ -58,7 +58,9 @@ type backend struct {
 	// flights make concurrent demands for one token share one token request (token_fetch.go).
 	flights   flights
 	refresher *refresher
-	notifier  *notifier
+	// grants refreshes processes' current grants (grant_refresh.go).
+	grants   *grantRefresher
+	notifier *notifier
 	// migration folds v0.1.0's current-credentials records into their processes (migrate.go);
 	// migrated says it is done.
 	// tasksIndexed: every closed task is in the stored retention index (tasks.go).

@@ -154,8 +154,14 @@ func TestGrantResolveAndReplace(t *testing.T) {
 			noGrantSecret(t, "status", mustSucceed(t, b, s, logical.ReadOperation, "status", nil), false)
 			noGrantSecret(t, "preflight", mustSucceed(t, b, s, logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "1h"}), false)
 
-			// The access token expires: it is never served, and the owner is asked for a new grant.
+			// The access token expires, and its provider refuses the refresh (this token server
+			// never issued that refresh token: invalid_grant): the grant has ended, the access
+			// token is never served, and the owner is asked for a new grant.
 			clock.advance(121 * time.Second) // within the webhook receiver's tolerance of the signing time
+			b.grants.worker.poke()
+			waitUntil(t, 10*time.Second, func() bool {
+				return mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data["health"] == "broken"
+			})
 			if got := mustSucceed(t, b, s, logical.ReadOperation, "process/p", nil).Data["current_credentials"]; got != "expired" {
 				t.Errorf("current_credentials after expiry %v", got)
 			}

@@ -334,6 +334,12 @@ func (b *backend) resolveSnapshot(ctx context.Context, s logical.Storage, p *lif
 	if cur != nil {
 		snap.Current = *cur
 	}
+	if snap.CurrentStatus == resolve.CurrentRefreshing {
+		snap.CurrentRetryAt, snap.CurrentWhy = b.grants.retryAt(p.ID)
+		if !snap.CurrentRetryAt.After(now) {
+			snap.CurrentRetryAt = now.Add(oauth.MinBackoff) // due, or this node does not refresh
+		}
+	}
 	for _, name := range technicals {
 		e, err := b.getTechnical(ctx, s, name)
 		if err != nil || e == nil {
@@ -372,8 +378,11 @@ trace. Nothing usable is a 400 that lists every candidate and why it was skipped
 
 A user's grant (oauth2_user, as current credentials or a runtime entry) answers token_type,
 access_token and expires_at only: never its refresh token, client, scope or refresh expiry. Its
-access token is never answered once expired: the entry counts as expired, as other expired
-current credentials do.
+access token is never answered once expired. pecreds refreshes a current grant that has a
+refresh token before it expires; if its provider cannot be reached until the access token has
+expired, the resolve answers 503 with the reason and when to retry, and the process stays running.
+A refresh the provider refuses (invalid_grant: revoked, expired or reused) is a failure of the
+current credentials of class credentials_expired: broken, by default, with a task for the owner.
 
 By URL, the request URL is normalized first (RFC 3986: percent-encoded unreserved characters
 decoded, dot segments removed), so /admin/../public/x matches the /public service. A request

@@ -24,7 +24,7 @@ var processResponseFields = map[string]*framework.FieldSchema{
 	"owner":               {Type: framework.TypeString, Description: "Its owner's name.", Required: true},
 	"owner_entity_id":     {Type: framework.TypeString, Description: "Its owner's identity entity.", Required: true},
 	"keep_credentials":    {Type: framework.TypeString, Description: "How it keeps its current credentials, fixed at instantiation.", Required: true},
-	"current_credentials": {Type: framework.TypeString, Description: "kept, lost (transient and the plugin restarted), expired, or none.", Required: true},
+	"current_credentials": {Type: framework.TypeString, Description: "kept, lost (transient and the plugin restarted), expired, refreshing (a grant whose access token expired while its refresh fails for now), or none.", Required: true},
 	"health":              {Type: framework.TypeString, Description: "running, broken or failed.", Required: true},
 	"health_reason":       {Type: framework.TypeString, Description: "Why it is not running.", Required: true},
 	"task_id":             {Type: framework.TypeString, Description: "Its open credential-update task, if any.", Required: true},
@@ -50,7 +50,7 @@ Renewals stay within process_ttl, process_max_ttl and the mount's max lease TTL 
 long processes: vault secrets tune -max-lease-ttl=8760h pecreds). Revoking the lease or deleting
 the process wipes it and its current credentials. Creating an id that exists is a 400.
 
-A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, none) and
+A read shows health, health_reason, task_id, current_credentials (kept, lost, expired, refreshing, none) and
 the runtime layer's service names; never a credential.
 `
 

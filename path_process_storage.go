@@ -70,6 +70,7 @@ func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *lifecycl
 	}
 	b.census.Set(summarize(p))
 	b.noteExpiry(p)
+	b.grants.noteProcess(p, b.refreshFraction(ctx, s))
 	return nil
 }
 
@@ -109,6 +110,7 @@ func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id strin
 	}
 	b.census.Delete(id)
 	b.expiries.Unschedule(id)
+	b.grants.forget(id)
 	return nil
 }
 
@@ -131,12 +133,13 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *lifecycl
 
 // putCurrent keeps a transient process's current credentials in memory; a persistent process's
 // are in its record (the lifecycle sets them there, and the record's write stores them).
-func (b *backend) putCurrent(_ context.Context, _ logical.Storage, p *lifecycle.Process, c Credential) error {
+func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *lifecycle.Process, c Credential) error {
 	if p.KeepCredentials == lifecycle.KeepTransient {
 		b.cacheLock.Lock()
 		b.cacheGen++
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
+		b.grants.note(p.ID, &c, b.refreshFraction(ctx, s))
 	}
 	return nil
 }
@@ -148,6 +151,9 @@ func (b *backend) deleteCurrent(ctx context.Context, s logical.Storage, p *lifec
 	b.cacheLock.Lock()
 	delete(b.transientCurrent, p.ID)
 	b.cacheLock.Unlock()
+	if p.KeepCredentials == lifecycle.KeepTransient {
+		b.grants.forget(p.ID)
+	}
 	if b.migrated.Load() || p.KeepCredentials != lifecycle.KeepPersistent {
 		return nil
 	}

@@ -20,7 +20,8 @@ import (
 
 // seedCensus reads every process once, in the background, when the plugin starts on the active
 // node: requests are answered meanwhile (status says its counts are not complete yet). It reads
-// storage directly, so the process cache keeps its working set.
+// storage directly, so the process cache keeps its working set. The same reading places each
+// process in the expiry order and its grant in the refresh schedule.
 func (b *backend) seedCensus(s logical.Storage) {
 	go func() {
 		ctx := b.lifetime
@@ -31,9 +32,11 @@ func (b *backend) seedCensus(s logical.Storage) {
 			return
 		}
 		b.census.SetTechnicals(technicals)
+		fraction := b.refreshFraction(ctx, s)
 		n, err := eachProcess(ctx, s, func(p *lifecycle.Process) {
 			b.census.Seed(summarize(p))
 			b.noteExpiry(p)
+			b.grants.noteProcess(p, fraction)
 		})
 		if err != nil {
 			b.Logger().Error("counting processes", "error", err)

@@ -102,28 +102,36 @@ func (r *refresher) unschedule(name string) {
 	r.worker.poke()
 }
 
-// loop is the scheduler: a long-lived loop woken by the queue's next due time or a poke, which
-// hands each due credential to a bounded group of refreshes (errgroup's limit).
+// loop is the scheduler: runQueue hands each due credential to a bounded group of refreshes.
 func (r *refresher) loop(ctx context.Context, s logical.Storage) {
-	var refreshes errgroup.Group
-	refreshes.SetLimit(maxConcurrentRefreshes)
-	defer func() { _ = refreshes.Wait() }() // stop waits for the refreshes in flight
+	runQueue(ctx, r.queue, &r.worker, r.b.deps.now, maxConcurrentRefreshes, func(ctx context.Context, name string) {
+		r.refreshScheduled(ctx, s, name)
+	})
+}
+
+// runQueue is a scheduler's loop: a long-lived loop woken by the queue's next due time or a poke,
+// which hands each due name to fn in a bounded group (errgroup's limit). It returns when ctx ends,
+// once the calls in flight are done.
+func runQueue(ctx context.Context, q *schedule.Queue, w *worker, now func() time.Time, limit int, fn func(context.Context, string)) {
+	var calls errgroup.Group
+	calls.SetLimit(limit)
+	defer func() { _ = calls.Wait() }() // stop waits for the calls in flight
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
-		name, wait := r.queue.PopDue(r.b.deps.now())
+		name, wait := q.PopDue(now())
 		if name == "" {
 			timer.Reset(wait)
 			select {
 			case <-ctx.Done():
-			case <-r.worker.wake:
+			case <-w.wake:
 			case <-timer.C:
 			}
 			continue
 		}
-		refreshes.Go(func() error { // waits for a free slot
-			if ctx.Err() == nil { // stopped meanwhile: no token request starts
-				r.refreshScheduled(ctx, s, name)
+		calls.Go(func() error { // waits for a free slot
+			if ctx.Err() == nil { // stopped meanwhile: nothing starts
+				fn(ctx, name)
 			}
 			return nil
 		})
@@ -175,6 +183,16 @@ var outboundWording = oauth.DescribeHTTP{Status: describeStatus, Transport: desc
 // fetchToken asks an oauth2 credential's token endpoint for a new token, the client
 // authenticated by the credential's auth_method.
 func fetchToken(ctx context.Context, client *http.Client, c Credential, now func() time.Time) (oauth.Token, error) {
+	conf, err := clientOf(c)
+	if err != nil {
+		return oauth.Token{}, err
+	}
+	return oauth.Fetch(ctx, client, outboundWording, conf, now)
+}
+
+// clientOf is how an oauth2 credential asks its token endpoint: its URL, scopes and audience, and
+// how its client authenticates.
+func clientOf(c Credential) (oauth.Config, error) {
 	conf := oauth.Config{
 		TokenURL: c.Fields["token_url"], ClientID: c.Fields["client_id"], ClientSecret: c.Fields["client_secret"],
 		Audience: c.Fields["audience"], Scopes: c.Lists["scopes"], AuthMethod: c.AuthMethod(),
@@ -182,9 +200,9 @@ func fetchToken(ctx context.Context, client *http.Client, c Credential, now func
 	if conf.AuthMethod == credential.AuthPrivateKeyJWT {
 		key, err := credential.ParseSigningKey(c.Fields["private_key"]) // its error quotes nothing of the key
 		if err != nil {
-			return oauth.Token{}, err
+			return oauth.Config{}, err
 		}
 		conf.SigningKey, conf.KeyID = key, c.Fields["key_id"]
 	}
-	return oauth.Fetch(ctx, client, outboundWording, conf, now)
+	return conf, nil
 }

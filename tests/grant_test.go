@@ -45,7 +45,8 @@ func asJSON(t *testing.T, v any) string {
 // TestProcessGrantRefreshTokenNeverLeaves: a process created with a grant as its current
 // credentials is resolved (flat, all, explain, by URL), read, listed (API and CLI), reported
 // broken (a task, webhook events), its task completed with a new grant through the CLI; a grant
-// whose access token expires is never served and breaks the process with a task. No answer, error
+// whose refresh the provider refuses (it never issued that refresh token: invalid_grant) breaks the
+// process with a task, and its access token, once expired, is never served. No answer, error
 // or event holds a refresh token; resolve holds the access token with its type and expiry only.
 func TestProcessGrantRefreshTokenNeverLeaves(t *testing.T) {
 	mount, r := notifyMount(t) // registry orders: crm through the current credentials

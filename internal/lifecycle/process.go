@@ -73,14 +73,17 @@ type Process struct {
 	UpdatedTime time.Time `json:"updated_time"`
 }
 
-// CurrentStatus says what resolution can make of the current credentials: kept, lost, expired
-// or none. cur is what the plugin holds (nil: nothing).
+// CurrentStatus says what resolution can make of the current credentials: kept, lost, expired,
+// refreshing or none. cur is what the plugin holds (nil: nothing).
 func (p *Process) CurrentStatus(cur *credential.Credential, now time.Time) string {
 	switch {
 	case !p.HasCurrent || p.KeepCredentials == KeepNone:
 		return resolve.CurrentNone
 	case cur == nil:
 		return resolve.CurrentLost
+	case cur.Expired(now) && cur.Type == credential.GrantType && cur.Fields["refresh_token"] != "" && !(p.Health == Broken && p.BrokenByCurrent):
+		// The plugin refreshes it; a refused refresh broke the process, and then it has expired.
+		return resolve.CurrentRefreshing
 	case cur.Expired(now):
 		return resolve.CurrentExpired
 	}

@@ -57,6 +57,9 @@ const (
 	Runtime
 	// FoldCurrent: v0.1.0's record of the current credentials moves into the process's own.
 	FoldCurrent
+	// GrantRefreshed: the current grant (oauth2_user) was refreshed; the refreshed grant
+	// replaces it, unless the current credentials changed while the refresh was in the air.
+	GrantRefreshed
 )
 
 // State is what a transition looks at: the process (nil when it does not exist) and the task the
@@ -95,6 +98,10 @@ type Event struct {
 	CompletedBy string                 // complete: who completed it
 	ExpiresAt   time.Time              // renew: the lease's new end at the latest
 	Runtime     []credential.Service   // runtime: the layer as it now is
+	// grant refreshed: the grant the refresh started from (Credential is the refreshed one), and
+	// what the plugin holds now of a transient process's current credentials.
+	RefreshedFrom *credential.Credential
+	Held          *credential.Credential
 }
 
 // Refusal is a transition's no: bad input for this state, a 400 naming why.
@@ -190,6 +197,8 @@ func Transition(st State, ev Event) (State, []Effect, error) {
 		return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
 	case Repair:
 		return repair(st, ev)
+	case GrantRefreshed:
+		return grantRefreshed(st, ev)
 	}
 	return st, nil, fmt.Errorf("unknown lifecycle event %d", ev.Kind)
 }

@@ -21,6 +21,10 @@ const (
 	CurrentLost    = "lost"
 	CurrentExpired = "expired"
 	CurrentNone    = "none"
+	// CurrentRefreshing: a grant whose access token has expired, and whose refresh token the
+	// plugin is still trying (its provider unreachable): not usable now, but soon without
+	// anyone's act, so nothing breaks and a caller answers "retry".
+	CurrentRefreshing = "refreshing"
 )
 
 // Layer is one place a service may be defined, most specific first.
@@ -38,6 +42,10 @@ type Snapshot struct {
 	// Current is the process's current credentials, with their status (kept, lost, expired, none).
 	Current       credential.Credential
 	CurrentStatus string
+	// CurrentRetryAt and CurrentWhy: for a refreshing grant, when its refresh is tried next and
+	// why the last one failed (our words, never the provider's).
+	CurrentRetryAt time.Time
+	CurrentWhy     string
 }
 
 // Technical is a technical credential as resolution sees it: usable material, or why not.
@@ -172,6 +180,9 @@ func Choose(m *Match, q Query, snap Snapshot, now time.Time) *Resolution {
 			if c.Type == "current" && (snap.CurrentStatus == CurrentLost || snap.CurrentStatus == CurrentExpired) {
 				res.CurrentUnusable = snap.CurrentStatus
 			}
+			if c.Type == "current" && snap.CurrentStatus == CurrentRefreshing {
+				res.noteRetry(snap.CurrentRetryAt)
+			}
 		case q.Type != "" && mat["type"] != q.Type:
 			t.Skipped = fmt.Sprintf("of type %v, not %s", mat["type"], q.Type)
 		case len(res.Found) > 0 && !q.All:
@@ -194,8 +205,13 @@ func (res *Resolution) noteSkipped(name string, tech Technical) {
 	case tech.NeedsToken && !slices.Contains(res.Refresh, name):
 		res.Refresh = append(res.Refresh, name)
 	}
-	if !tech.RetryAt.IsZero() && (res.RetryAt.IsZero() || tech.RetryAt.Before(res.RetryAt)) {
-		res.RetryAt = tech.RetryAt
+	res.noteRetry(tech.RetryAt)
+}
+
+// noteRetry keeps the earliest time something skipped may become usable.
+func (res *Resolution) noteRetry(at time.Time) {
+	if !at.IsZero() && (res.RetryAt.IsZero() || at.Before(res.RetryAt)) {
+		res.RetryAt = at
 	}
 }
 
@@ -227,6 +243,12 @@ func usableMaterial(c credential.Credential, snap Snapshot, now time.Time) (map[
 			return nil, "the process keeps no current credentials"
 		case CurrentLost:
 			return nil, "the current credentials are lost (kept in memory only, and the plugin restarted)"
+		case CurrentRefreshing:
+			why := "the current grant's access token has expired and its refresh has not succeeded yet"
+			if snap.CurrentWhy != "" {
+				why += ": " + snap.CurrentWhy
+			}
+			return nil, why
 		default:
 			return nil, "the current credentials have expired"
 		}

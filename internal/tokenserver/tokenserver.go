@@ -1,4 +1,5 @@
-// Package tokenserver is a real OAuth2 token endpoint (client-credentials grant) on loopback, for
+// Package tokenserver is a real OAuth2 token endpoint (client-credentials and refresh_token
+// grants) on loopback, for
 // tests and benchmarks: it counts requests per client, hands out tokens with a lifetime it is
 // told, and can be told to fail. It records how each client authenticated, holds a client to the
 // method it was registered for, and verifies private_key_jwt assertions with the client's public
@@ -30,6 +31,11 @@ type Server struct {
 	delay    time.Duration
 	issued   map[string][]Issue
 	seq      int
+	grants   map[string]*grant // refresh token -> what it refreshes
+	noRotate bool
+	hold     chan struct{} // while not nil, requests wait for it to close
+	held     int
+	reused   int
 }
 
 // Issue records one token request.
@@ -43,6 +49,9 @@ type Issue struct {
 	// KeyID and Alg are a client assertion's kid and alg headers; Refused says why the
 	// endpoint refused the client's authentication, in its own words ("" when it did not).
 	KeyID, Alg, Refused string
+	// GrantType is the request's grant_type; RefreshToken the refresh token a refresh_token
+	// grant sent.
+	GrantType, RefreshToken string
 }
 
 // Start listens on a free loopback port.
@@ -52,7 +61,7 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{listener: l, clients: map[string]string{}, methods: map[string]string{}, keys: map[string]crypto.PublicKey{},
-		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}}
+		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}, grants: map[string]*grant{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveToken), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -94,6 +103,26 @@ func (s *Server) FailWith(status int) { s.mu.Lock(); s.failWith = status; s.mu.U
 // SetDelay makes every answer wait, as a slow endpoint would.
 func (s *Server) SetDelay(d time.Duration) { s.mu.Lock(); s.delay = d; s.mu.Unlock() }
 
+// Hold makes every request wait, from now on, until release is called: a test knows a request is
+// in the air (Held) and decides when it lands.
+func (s *Server) Hold() (release func()) {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.hold = ch
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		if s.hold == ch {
+			s.hold = nil
+		}
+		s.mu.Unlock()
+		close(ch)
+	}
+}
+
+// Held counts the requests that waited (or wait) on a Hold.
+func (s *Server) Held() int { s.mu.Lock(); defer s.mu.Unlock(); return s.held }
+
 // Issues returns the requests a client made, in order.
 func (s *Server) Issues(client string) []Issue {
 	s.mu.Lock()
@@ -116,19 +145,30 @@ func (s *Server) Clients() []string {
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("grant_type") != "client_credentials" {
+	grantType := ""
+	if r.Method == http.MethodPost && r.ParseForm() == nil {
+		grantType = r.PostForm.Get("grant_type")
+	}
+	if grantType != "client_credentials" && grantType != "refresh_token" {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
 		return
 	}
 	auth := s.authenticate(r, s.TokenURL())
 	s.mu.Lock()
-	delay, failWith, lifetime := s.delay, s.failWith, s.lifetime
+	delay, failWith, lifetime, hold := s.delay, s.failWith, s.lifetime, s.hold
+	if hold != nil {
+		s.held++
+	}
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay)
 	}
+	if hold != nil {
+		<-hold
+	}
 
-	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused}
+	issue := Issue{At: time.Now(), Scopes: r.PostForm.Get("scope"), Method: auth.method, KeyID: auth.kid, Alg: auth.alg, Refused: auth.refused,
+		GrantType: grantType, RefreshToken: r.PostForm.Get("refresh_token")}
 	var (
 		status int
 		body   map[string]any
@@ -138,6 +178,11 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		status, body = failWith, map[string]any{"error": "temporarily_unavailable"}
 	case auth.refused != "":
 		status, body = auth.status, map[string]any{"error": auth.code}
+	case grantType == "refresh_token":
+		status, body = s.refresh(auth.id, issue.RefreshToken, lifetime)
+		if at, ok := body["access_token"].(string); ok {
+			issue.Token = at
+		}
 	default:
 		s.mu.Lock()
 		s.seq++

@@ -1,0 +1,331 @@
+package pecreds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
+	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
+)
+
+// Keeping users' grants fresh (DESIGN.md "Technical token refresh", user grants): a process's
+// current grant (oauth2_user with a refresh token) is refreshed at refresh_fraction of its access
+// token's lifetime, less jitter, on the active node, by a scheduler of its own beside the technical
+// tokens'. Each grant is in the queue once: popped, it is refreshed by one request, and the outcome
+// places it again, so a grant has one refresh in the air at most. The request runs outside every
+// lock; its outcome is kept under the process's lock by the lifecycle (GrantRefreshed), which drops
+// it when the grant changed meanwhile. A rotated refresh token is stored there, with the new access
+// token, before anything can serve that access token; the old one is never sent again, since the
+// grant it belonged to is no longer held.
+
+// maxConcurrentGrantRefreshes bounds the grant refreshes in the air at once. A constant for now.
+const maxConcurrentGrantRefreshes = 8
+
+// grantRefresher schedules the refreshes of processes' current grants, by process id.
+type grantRefresher struct {
+	b      *backend
+	worker worker
+	queue  *schedule.Queue
+	mu     sync.Mutex
+	plans  map[string]grantPlan // guarded by mu
+}
+
+// grantPlan is what the scheduler knows of a process's grant: which grant (a hash of its tokens,
+// never the tokens), when it refreshes next, and the failures since its last refresh.
+type grantPlan struct {
+	key         uint64
+	next        time.Time
+	failures    int
+	lastError   string
+	lastAttempt time.Time
+}
+
+func newGrantRefresher(b *backend) *grantRefresher {
+	return &grantRefresher{b: b, worker: newWorker(), queue: schedule.NewQueue(), plans: map[string]grantPlan{}}
+}
+
+func (g *grantRefresher) start(s logical.Storage) {
+	g.worker.run(func(ctx context.Context) {
+		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, maxConcurrentGrantRefreshes, func(ctx context.Context, id string) {
+			g.refresh(ctx, s, id)
+		})
+	})
+}
+
+func (g *grantRefresher) stop() { g.worker.stop() }
+
+// refreshable is the grant of cur when the plugin refreshes it: a grant with a refresh token.
+func refreshable(cur *Credential) bool {
+	return cur != nil && cur.Type == credential.GrantType && cur.Fields["refresh_token"] != ""
+}
+
+func grantKey(c *Credential) uint64 {
+	h := fnv.New64a()
+	for _, f := range []string{"client", "refresh_token", "access_token"} {
+		_, _ = h.Write([]byte(c.Fields[f]))
+		_, _ = h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// noteProcess places a stored process's grant in the schedule (putProcess, and the census's
+// reading of every process when the plugin starts): a persistent process's grant from its record.
+// A process that failed, or that its current credentials broke, has no grant to refresh.
+func (g *grantRefresher) noteProcess(p *lifecycle.Process, fraction float64) {
+	switch {
+	case p.Health == lifecycle.Failed || !p.HasCurrent || (p.Health == lifecycle.Broken && p.BrokenByCurrent):
+		g.forget(p.ID)
+	case p.KeepCredentials == lifecycle.KeepPersistent:
+		g.note(p.ID, p.Current, fraction)
+	}
+}
+
+// note schedules the refresh of a process's grant, unless that very grant is scheduled already
+// (a write of the process that kept its grant moves nothing).
+func (g *grantRefresher) note(id string, cur *Credential, fraction float64) {
+	if !refreshable(cur) {
+		g.forget(id)
+		return
+	}
+	key := grantKey(cur)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	prev, known := g.plans[id]
+	if known && prev.key == key {
+		return
+	}
+	now := g.b.deps.now()
+	plan := grantPlan{key: key, next: refreshAt(cur, now, fraction, rand.Float64()), lastAttempt: prev.lastAttempt}
+	if floor := prev.lastAttempt.Add(g.b.deps.minFetchInterval); known && plan.next.Before(floor) {
+		plan.next = floor // no grant of a process is asked for sooner than the minimum interval
+	}
+	g.plans[id] = plan
+	g.queue.Schedule(id, plan.next)
+	g.worker.poke()
+}
+
+func (g *grantRefresher) forget(id string) {
+	g.mu.Lock()
+	delete(g.plans, id)
+	g.mu.Unlock()
+	g.queue.Unschedule(id)
+}
+
+// refreshAt is when a grant seen at now is refreshed: at fraction of what is left of its access
+// token's life, pulled forward by jitter (in [0, 1)) times oauth.Jitter of it — a grant the plugin
+// just refreshed has its whole life left, so this is fraction of its lifetime, as for technical
+// tokens; one handed over part-used is refreshed early rather than late. An expired access token
+// is refreshed now.
+func refreshAt(cur *Credential, now time.Time, fraction, jitter float64) time.Time {
+	exp, ok := cur.ExpiresAt()
+	if !ok || !exp.After(now) {
+		return now
+	}
+	left := exp.Sub(now)
+	return now.Add(time.Duration(float64(left)*fraction) - time.Duration(jitter*oauth.Jitter*float64(left)))
+}
+
+// retryAt is when a process's grant is refreshed next, and why its last refresh failed (zero and
+// "" when none failed): what a resolve that finds its access token expired answers.
+func (g *grantRefresher) retryAt(id string) (time.Time, string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	plan, ok := g.plans[id]
+	if !ok {
+		return time.Time{}, ""
+	}
+	return plan.next, plan.lastError
+}
+
+// refresh refreshes a process's grant whose time has come. The network call is made holding no
+// lock; only the outcome's keeping takes the process's lock.
+func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, id string) {
+	b := g.b
+	p, err := b.getProcess(ctx, s, id)
+	var cur *Credential
+	if err == nil && p != nil {
+		cur, err = b.getCurrent(ctx, s, p)
+	}
+	if err != nil {
+		g.failed(id, nil, fmt.Errorf("reading the process: %w", err))
+		return
+	}
+	g.mu.Lock()
+	plan, ok := g.plans[id]
+	g.mu.Unlock()
+	if p == nil || !ok || !refreshable(cur) || plan.key != grantKey(cur) {
+		return // ended, or its grant changed: a write placed the new one
+	}
+	refreshed, err := g.ask(ctx, s, cur)
+	if ctx.Err() != nil {
+		return // stopping: an interrupted request is no failure, and the next leader asks again
+	}
+	g.mu.Lock()
+	if plan, ok := g.plans[id]; ok {
+		plan.lastAttempt = b.deps.now()
+		g.plans[id] = plan
+	}
+	g.mu.Unlock()
+	switch {
+	case errors.Is(err, oauth.ErrGrantEnded):
+		if err := g.ended(ctx, s, id, cur); err != nil {
+			g.failed(id, cur, fmt.Errorf("keeping the grant's end: %w", err)) // asked again, and told again
+		}
+	case err != nil:
+		g.failed(id, cur, err)
+	default:
+		if err := g.keep(ctx, s, id, cur, refreshed); err != nil {
+			// The rotated refresh token may be lost: the next refresh sends the old one, and the
+			// provider's answer (its reuse grace, or invalid_grant) decides; never a silent loop.
+			g.failed(id, cur, err)
+		}
+	}
+}
+
+// ask sends the refresh request of a grant through its client, an oauth2 technical credential.
+func (g *grantRefresher) ask(ctx context.Context, s logical.Storage, cur *Credential) (*Credential, error) {
+	b := g.b
+	name := cur.Fields["client"]
+	e, err := b.getTechnical(ctx, s, name)
+	switch {
+	case err != nil:
+		return nil, err
+	case e == nil || e.Credential.Type != "oauth2":
+		return nil, fmt.Errorf("the grant's client, technical credential %q, is not an oauth2 credential", name)
+	}
+	conf, err := clientOf(e.Credential)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := oauth.Refresh(ctx, b.deps.http, outboundWording, conf, cur.Fields["refresh_token"], b.deps.now)
+	if err != nil {
+		return nil, err
+	}
+	if tok.ExpiresAt.IsZero() {
+		return nil, errors.New("the token endpoint answered no expires_in: a grant's access token must state its lifetime")
+	}
+	next := Credential{Type: cur.Type, Label: cur.Label, Fields: make(map[string]string, len(cur.Fields))}
+	for k, v := range cur.Fields {
+		next.Fields[k] = v
+	}
+	next.Fields["access_token"], next.Fields["token_type"] = tok.AccessToken, tok.TokenType
+	// Whole seconds, cut: the stated expiry is never later than the real one.
+	next.Fields["expires_at"] = tok.ExpiresAt.UTC().Truncate(time.Second).Format(time.RFC3339)
+	next.Fields["refresh_token"] = tok.RefreshToken
+	return &next, nil
+}
+
+// keep stores a refreshed grant as the process's current credentials, through the lifecycle's
+// writer under the process's lock; the write places it in the schedule again (putProcess,
+// putCurrent). A grant that changed meanwhile keeps its own place.
+func (g *grantRefresher) keep(ctx context.Context, s logical.Storage, id string, from, refreshed *Credential) error {
+	b := g.b
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil || st.Process == nil {
+		return err
+	}
+	ev := lifecycle.Event{Kind: lifecycle.GrantRefreshed, RefreshedFrom: from, Credential: refreshed}
+	if st.Process.KeepCredentials == lifecycle.KeepTransient {
+		if ev.Held, err = b.getCurrent(ctx, s, st.Process); err != nil {
+			return err
+		}
+	}
+	next, err := b.change(ctx, s, st, ev)
+	if err != nil {
+		return fmt.Errorf("keeping the refreshed grant: %w", err)
+	}
+	held := next.Process.Current
+	if next.Process.KeepCredentials == lifecycle.KeepTransient {
+		if held, err = b.getCurrent(ctx, s, next.Process); err != nil {
+			return err
+		}
+	}
+	if !lifecycle.SameGrant(held, refreshed) {
+		b.Logger().Debug("grant refresh dropped: the process's current credentials changed meanwhile", "process", id)
+		return nil
+	}
+	b.Logger().Debug("grant refreshed", "process", id, "expires_at", refreshed.Fields["expires_at"])
+	return nil
+}
+
+// failed backs a grant's refresh off after a failure that may pass (the endpoint unreachable,
+// refusing the client, answering nonsense): the still-valid access token is served meanwhile.
+func (g *grantRefresher) failed(id string, cur *Credential, err error) {
+	g.mu.Lock()
+	plan, ok := g.plans[id]
+	if !ok || (cur != nil && plan.key != grantKey(cur)) {
+		g.mu.Unlock()
+		return
+	}
+	plan.failures++
+	plan.lastError = err.Error()
+	plan.next = g.b.deps.now().Add(oauth.Backoff.After(plan.failures))
+	g.plans[id] = plan
+	g.mu.Unlock()
+	g.queue.Schedule(id, plan.next)
+	g.worker.poke()
+	g.b.Logger().Warn("grant refresh failed", "process", id, "failures", plan.failures, "error", err)
+}
+
+// ended is a grant the provider refused (invalid_grant): the current credentials failed as a
+// report of class credentials_expired says — the mapping's health (broken by default) and the
+// owner's task — unless the grant was replaced meanwhile. The grant is not asked for again.
+func (g *grantRefresher) ended(ctx context.Context, s logical.Storage, id string, cur *Credential) error {
+	b := g.b
+	st, unlock, err := b.lockLife(ctx, s, id)
+	defer unlock()
+	if err != nil || st.Process == nil {
+		return err
+	}
+	held, err := b.getCurrent(ctx, s, st.Process)
+	if err != nil {
+		return err
+	}
+	if !lifecycle.SameGrant(held, cur) {
+		return nil // a new grant: it has its own place in the schedule
+	}
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	const class = "credentials_expired"
+	health, _ := cfg.healthFor(class)
+	v := lifecycle.DecideReport(lifecycle.Report{Class: class, Mapped: health, Used: lifecycle.Used{Kind: lifecycle.UsedCurrent, Type: credential.GrantType},
+		TaskManager: cfg.TaskManager, KeepNone: st.Process.KeepCredentials == lifecycle.KeepNone})
+	ev := lifecycle.Event{Kind: lifecycle.Failure, Reason: class, Health: v.Health, CurrentFailed: v.OpenTask,
+		HealthReason: "the current grant has ended: its refresh was refused (invalid_grant); its owner must sign in again (" + class + ")"}
+	if v.Health == lifecycle.Running {
+		ev.HealthReason = ""
+	}
+	if ev.CurrentFailed {
+		if ev.NewTaskID, err = newTaskID(); err != nil {
+			return err
+		}
+	}
+	if _, err := b.change(ctx, s, st, ev); err != nil {
+		return err
+	}
+	g.forget(id) // an ended grant is not asked for again, whatever the mapping made of it
+	b.Logger().Warn("grant ended", "process", id, "health", v.Health)
+	return nil
+}
+
+// refreshFraction is config's refresh_fraction; its default when config cannot be read (a grant
+// is then refreshed at the default point, never later than the last moment).
+func (b *backend) refreshFraction(ctx context.Context, s logical.Storage) float64 {
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil || cfg == nil {
+		return defaultRefreshFraction
+	}
+	return cfg.RefreshFraction
+}
