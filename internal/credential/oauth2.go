@@ -70,7 +70,7 @@ func checkOAuth2(c Credential) error {
 func ParseSigningKey(text string) (crypto.Signer, error) {
 	block, rest := pem.Decode([]byte(text))
 	if block == nil {
-		return nil, errors.New(`field "private_key" must be PEM text (-----BEGIN PRIVATE KEY-----)`)
+		return nil, errors.New(`field "private_key" must be PEM text: a PKCS#8, PKCS#1 or SEC 1 key between its -----BEGIN and -----END lines`)
 	}
 	if next, _ := pem.Decode(rest); next != nil {
 		return nil, errors.New(`field "private_key" must hold one PEM block, the private key alone`)
