@@ -264,7 +264,11 @@ func TestGrantProviderDown(t *testing.T) {
 // new grant) is dropped: the new grant stays, and is the one scheduled.
 func TestGrantRefreshForReplacedGrantDropped(t *testing.T) {
 	r := newGrantRig(t, "persistent")
-	r.instantiate("p")
+	at, rt := r.srv.IssueGrant("app")
+	ends := r.clock.now().Add(30 * time.Minute).UTC().Format(time.RFC3339) // the owner is asked early
+	g := fmt.Sprintf(`{"type": "oauth2_user", "access_token": %q, "refresh_token": %q, "expires_in": %d, "refresh_expires_at": %q, "client": "idp"}`,
+		at, rt, int(grantLifetime.Seconds()), ends)
+	r.do(logical.CreateOperation, "process/p", map[string]any{"definition": "mailer", "owner_entity_id": "ent-ann", "current": g})
 	pre := r.do(logical.UpdateOperation, "process/p/preflight", map[string]any{"duration": "1h", "open_tasks": true})
 	taskID, _ := pre.Data["task_id"].(string)
 	if taskID == "" {

@@ -248,3 +248,34 @@ func TestGrantInRuntimeLayer(t *testing.T) {
 	msg := mustFail(t, b, s, logical.ReadOperation, "process/p/resolve/mail", nil, "no usable credential", "expired at")
 	noGrantSecret(t, "expired resolve", logical.ErrorResponse(msg), false)
 }
+
+// Preflight counts a grant the plugin refreshes as expiring only when its refresh token does
+// (refresh_expires_at), never for its short-lived access token; one that cannot be refreshed
+// expires with its access token.
+func TestGrantPreflight(t *testing.T) {
+	b, s := getTestBackend(t)
+	setupGrantClient(t, b, s)
+	in := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
+	for _, tc := range []struct {
+		name     string
+		changes  map[string]any
+		expiring string // the expires_at preflight reports within 72h; "" for none
+	}{
+		{"refreshed, no end stated", nil, ""},
+		{"refreshed, ends after the horizon", map[string]any{"refresh_expires_at": in(30 * 24 * time.Hour)}, ""},
+		{"refreshed, ends within it", map[string]any{"refresh_expires_at": in(48 * time.Hour)}, in(48 * time.Hour)},
+		{"no refresh token", map[string]any{"refresh_token": nil, "expires_at": in(time.Hour), "expires_in": nil}, in(time.Hour)},
+	} {
+		id := strings.ReplaceAll(tc.name, " ", "-")
+		id = strings.ReplaceAll(id, ",", "")
+		mustSucceed(t, b, s, logical.CreateOperation, "process/"+id, map[string]any{"definition": "mailer", "owner_entity_id": "ent-ann", "current": grantJSON(t, tc.changes)})
+		got := mustSucceed(t, b, s, logical.UpdateOperation, "process/"+id+"/preflight", map[string]any{"duration": "72h"}).Data["expiring"]
+		items, _ := got.([]map[string]any)
+		switch {
+		case tc.expiring == "" && len(items) != 0:
+			t.Errorf("%s: preflight lists %v", tc.name, items)
+		case tc.expiring != "" && (len(items) != 1 || items[0]["expires_at"] != tc.expiring):
+			t.Errorf("%s: preflight lists %v, want one item expiring at %s", tc.name, items, tc.expiring)
+		}
+	}
+}

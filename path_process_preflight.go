@@ -42,7 +42,9 @@ func pathProcessPreflight(b *backend) []*framework.Path {
 			HelpDescription: `Answers the credentials this process can resolve (every service of its runtime layer,
 definition and global registries, as the most specific layer defines it) that expire before now
 plus duration and will not renew themselves: static tokens with expires_at, technical static
-tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out.
+tokens, and the current credentials. OAuth2 technical credentials renew themselves and are left out;
+so does a user's grant (oauth2_user with a refresh token) until its refresh token ends: it is listed
+when its refresh_expires_at falls before the horizon.
 With open_tasks=true, current credentials that expire open the owner's task now (reason
 expiring), while the process keeps running.
 
@@ -123,6 +125,16 @@ func (e expiringEntry) data() map[string]any {
 		"technical": e.Technical, "expires_at": e.StatedExpiry}
 }
 
+// grantEnds is a refreshable grant as preflight sees it: expiring when its refresh token does
+// (refresh_expires_at); no expiry when the provider stated none.
+func grantEnds(cur *Credential) (Credential, bool) {
+	at, ok := cur.Fields["refresh_expires_at"]
+	if !ok || at == "" {
+		return Credential{}, false
+	}
+	return Credential{Type: cur.Type, Fields: map[string]string{"expires_at": at}}, true
+}
+
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
 // renew itself, soonest first.
 func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *lifecycle.Process, horizon time.Time) ([]expiringEntry, error) {
@@ -154,6 +166,14 @@ func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *life
 					continue
 				}
 				subject = cur
+				if refreshable(cur) {
+					// A grant renews itself until its refresh token ends: that is what expires.
+					grantEnd, ok := grantEnds(cur)
+					if !ok {
+						continue
+					}
+					subject = &grantEnd
+				}
 			}
 			if subject.Expired(horizon) {
 				e.ExpiresAt, _ = subject.ExpiresAt()
