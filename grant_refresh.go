@@ -27,9 +27,6 @@ import (
 // token, before anything can serve that access token; the old one is never sent again, since the
 // grant it belonged to is no longer held.
 
-// maxConcurrentGrantRefreshes bounds the grant refreshes in the air at once. A constant for now.
-const maxConcurrentGrantRefreshes = 8
-
 // grantRefresher schedules the refreshes of processes' current grants, by process id.
 type grantRefresher struct {
 	b      *backend
@@ -55,7 +52,8 @@ func newGrantRefresher(b *backend) *grantRefresher {
 
 func (g *grantRefresher) start(s logical.Storage) {
 	g.worker.run(func(ctx context.Context) {
-		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, maxConcurrentGrantRefreshes, func(ctx context.Context, id string) {
+		limit := func() int { return g.b.grantRefreshConcurrency(ctx, s) }
+		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, limit, func(ctx context.Context, id string) {
 			g.refresh(ctx, s, id)
 		})
 	})
@@ -328,4 +326,14 @@ func (b *backend) refreshFraction(ctx context.Context, s logical.Storage) float6
 		return defaultRefreshFraction
 	}
 	return cfg.RefreshFraction
+}
+
+// grantRefreshConcurrency is config's grant_refresh_concurrency: how many grant refreshes may be
+// in the air at once (the default when the config cannot be read).
+func (b *backend) grantRefreshConcurrency(ctx context.Context, s logical.Storage) int {
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil || cfg.GrantRefreshConcurrency < 1 {
+		return defaultGrantRefreshConcurrency
+	}
+	return cfg.GrantRefreshConcurrency
 }

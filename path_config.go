@@ -25,8 +25,10 @@ func (c *configEntry) responseData(now time.Time) map[string]any {
 		"task_manager":         c.TaskManager,
 		"error_health_mapping": c.effectiveErrorHealth(),
 		"refresh_fraction":     c.RefreshFraction,
-		"notify_url":           c.NotifyURL,
-		"notify_timeout":       formatDuration(c.NotifyTimeout),
+
+		"grant_refresh_concurrency": c.grantRefreshConcurrency(),
+		"notify_url":                c.NotifyURL,
+		"notify_timeout":            formatDuration(c.NotifyTimeout),
 
 		"notify_secret_overlap":        formatDuration(c.NotifySecretOverlap),
 		"notify_concurrency":           c.NotifyConcurrency,
@@ -112,7 +114,8 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
 		return nil, err
 	}
-	b.notifier.poke() // a notify_url set again delivers what waited
+	b.notifier.poke()      // a notify_url set again delivers what waited
+	b.grants.worker.poke() // a grant_refresh_concurrency raised takes effect at once
 	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
 	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)
@@ -155,6 +158,12 @@ func applyConfigFields(cfg *configEntry, d *framework.FieldData, now time.Time) 
 	}
 	if v, ok := d.GetOk("refresh_fraction"); ok {
 		cfg.RefreshFraction = v.(float64)
+	}
+	if v, ok := d.GetOk("grant_refresh_concurrency"); ok {
+		if n := v.(int); n < 1 || n > maxGrantRefreshConcurrency {
+			return fmt.Errorf("grant_refresh_concurrency must be between 1 and %d; %d is not", maxGrantRefreshConcurrency, n)
+		}
+		cfg.GrantRefreshConcurrency = v.(int)
 	}
 	if err := applyNotifyFields(cfg, d, now); err != nil {
 		return err
@@ -229,4 +238,12 @@ func (c *configEntry) validate(mountMax time.Duration) error {
 		return fmt.Errorf("refresh_fraction must be between %v and %v; %v is not", minRefreshFraction, maxRefreshFraction, c.RefreshFraction)
 	}
 	return c.validateNotify()
+}
+
+// grantRefreshConcurrency is the value in force: the default for a config stored before the field.
+func (c *configEntry) grantRefreshConcurrency() int {
+	if c.GrantRefreshConcurrency == 0 {
+		return defaultGrantRefreshConcurrency
+	}
+	return c.GrantRefreshConcurrency
 }

@@ -44,6 +44,11 @@ var configFields = map[string]*framework.FieldSchema{
 		Description: "The fraction of an OAuth2 token's lifetime after which it is re-created, between 0.5 and 0.9. Defaults to 0.67.",
 		Default:     defaultRefreshFraction,
 	},
+	"grant_refresh_concurrency": {
+		Type:        framework.TypeInt,
+		Description: "How many users' grants (oauth2_user) the active node refreshes at once, between 1 and 64. Defaults to 8. A change takes effect at once.",
+		Default:     defaultGrantRefreshConcurrency,
+	},
 	"notify_url": {
 		Type:        framework.TypeString,
 		Description: "The Task Manager's webhook that receives task and process events: an absolute https URL (plain http only to a loopback host) without user info, query or fragment. Defaults to empty: no notifications.",
@@ -76,15 +81,16 @@ var configFields = map[string]*framework.FieldSchema{
 }
 
 var configResponseFields = map[string]*framework.FieldSchema{
-	"keep_credentials":     {Type: framework.TypeString, Description: "How new processes keep their current credentials.", Required: true},
-	"global_registries":    {Type: framework.TypeStringSlice, Description: "The global registries, in resolution order.", Required: true},
-	"process_ttl":          {Type: framework.TypeString, Description: "The lease TTL of a new process, as a duration (24h).", Required: true},
-	"process_max_ttl":      {Type: framework.TypeString, Description: "The longest a process lease may live, as a duration; 0s is the mount's maximum.", Required: true},
-	"task_manager":         {Type: framework.TypeBool, Description: "Whether user-credential failures open a task.", Required: true},
-	"error_health_mapping": {Type: framework.TypeMap, Description: "The error class to health mapping in force, defaults included.", Required: true},
-	"refresh_fraction":     {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
-	"notify_url":           {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
-	"notify_timeout":       {Type: framework.TypeString, Description: "The timeout of one delivery, as a duration (10s).", Required: true},
+	"keep_credentials":          {Type: framework.TypeString, Description: "How new processes keep their current credentials.", Required: true},
+	"global_registries":         {Type: framework.TypeStringSlice, Description: "The global registries, in resolution order.", Required: true},
+	"process_ttl":               {Type: framework.TypeString, Description: "The lease TTL of a new process, as a duration (24h).", Required: true},
+	"process_max_ttl":           {Type: framework.TypeString, Description: "The longest a process lease may live, as a duration; 0s is the mount's maximum.", Required: true},
+	"task_manager":              {Type: framework.TypeBool, Description: "Whether user-credential failures open a task.", Required: true},
+	"error_health_mapping":      {Type: framework.TypeMap, Description: "The error class to health mapping in force, defaults included.", Required: true},
+	"refresh_fraction":          {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
+	"grant_refresh_concurrency": {Type: framework.TypeInt, Description: "How many users' grants are refreshed at once.", Required: true},
+	"notify_url":                {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
+	"notify_timeout":            {Type: framework.TypeString, Description: "The timeout of one delivery, as a duration (10s).", Required: true},
 
 	"notify_secret_overlap":        {Type: framework.TypeString, Description: "How long a replaced signing secret keeps signing, as a duration (24h).", Required: true},
 	"notify_concurrency":           {Type: framework.TypeInt, Description: "How many processes' events are delivered at once.", Required: true},

@@ -27,6 +27,8 @@ func TestConfigDefaults(t *testing.T) {
 		"notify_url":       "",
 		"notify_timeout":   "10s",
 
+		"grant_refresh_concurrency": 8,
+
 		"notify_secret_overlap":        "24h",
 		"notify_concurrency":           4,
 		"notify_max_events":            100000,
@@ -101,6 +103,8 @@ func TestConfigRejects(t *testing.T) {
 		{"class too long", map[string]any{"error_health_mapping": map[string]any{strings.Repeat("c", 129): "failed"}}, []string{"error_health_mapping: error class is 129 characters long; the limit is 128"}},
 		{"fraction 1", map[string]any{"refresh_fraction": 1}, []string{"refresh_fraction", "between 0.5 and 0.9"}},
 		{"fraction 0", map[string]any{"refresh_fraction": 0}, []string{"refresh_fraction"}},
+		{"grant refreshes 0", map[string]any{"grant_refresh_concurrency": 0}, []string{"grant_refresh_concurrency must be between 1 and 64; 0 is not"}},
+		{"grant refreshes 65", map[string]any{"grant_refresh_concurrency": 65}, []string{"grant_refresh_concurrency must be between 1 and 64; 65 is not"}},
 		{"registry name", map[string]any{"global_registries": "ok,bad/name"}, []string{"global_registries[1]", `"bad/name" is invalid`}},
 		{"registry twice", map[string]any{"global_registries": "a,a"}, []string{"global_registries", "twice"}},
 		{"ttl over max", map[string]any{"process_ttl": "48h", "process_max_ttl": "24h"}, []string{"process_ttl", "process_max_ttl"}},

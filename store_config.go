@@ -26,6 +26,9 @@ const (
 	// refresh_fraction's bounds: below, a refresh storm; above, too little time to retry.
 	minRefreshFraction = 0.5
 	maxRefreshFraction = 0.9
+	// grant_refresh_concurrency's default and bound.
+	defaultGrantRefreshConcurrency = 8
+	maxGrantRefreshConcurrency     = 64
 )
 
 // defaultErrorHealth maps the built-in error classes to a health. A report's class must be one of
@@ -48,9 +51,12 @@ type configEntry struct {
 	TaskManager        bool              `json:"task_manager"`
 	ErrorHealthMapping map[string]string `json:"error_health_mapping"`
 	RefreshFraction    float64           `json:"refresh_fraction"`
-	NotifyURL          string            `json:"notify_url"`
-	NotifySecret       string            `json:"notify_secret"`
-	NotifyTimeout      time.Duration     `json:"notify_timeout"`
+	// GrantRefreshConcurrency bounds the users' grant refreshes in the air at once (0 in a
+	// config stored before it existed: the default).
+	GrantRefreshConcurrency int           `json:"grant_refresh_concurrency,omitempty"`
+	NotifyURL               string        `json:"notify_url"`
+	NotifySecret            string        `json:"notify_secret"`
+	NotifyTimeout           time.Duration `json:"notify_timeout"`
 	// NotifyPreviousSecret signs alongside NotifySecret until NotifyPreviousUntil: a rotation's
 	// overlap, so a receiver switches secrets without a gap.
 	NotifyPreviousSecret string        `json:"notify_previous_secret"`
@@ -67,7 +73,9 @@ func defaultConfig() *configEntry {
 		ProcessTTL:       defaultProcessTTL,
 		TaskManager:      true,
 		RefreshFraction:  defaultRefreshFraction,
-		NotifyTimeout:    defaultNotifyTimeout,
+
+		GrantRefreshConcurrency: defaultGrantRefreshConcurrency,
+		NotifyTimeout:           defaultNotifyTimeout,
 
 		NotifySecretOverlap: defaultNotifySecretOverlap,
 		NotifyConcurrency:   defaultNotifyConcurrency,

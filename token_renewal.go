@@ -4,10 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/credential"
 	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
@@ -104,21 +105,33 @@ func (r *refresher) unschedule(name string) {
 
 // loop is the scheduler: runQueue hands each due credential to a bounded group of refreshes.
 func (r *refresher) loop(ctx context.Context, s logical.Storage) {
-	runQueue(ctx, r.queue, &r.worker, r.b.deps.now, maxConcurrentRefreshes, func(ctx context.Context, name string) {
+	runQueue(ctx, r.queue, &r.worker, r.b.deps.now, func() int { return maxConcurrentRefreshes }, func(ctx context.Context, name string) {
 		r.refreshScheduled(ctx, s, name)
 	})
 }
 
 // runQueue is a scheduler's loop: a long-lived loop woken by the queue's next due time or a poke,
-// which hands each due name to fn in a bounded group (errgroup's limit). It returns when ctx ends,
-// once the calls in flight are done.
-func runQueue(ctx context.Context, q *schedule.Queue, w *worker, now func() time.Time, limit int, fn func(context.Context, string)) {
-	var calls errgroup.Group
-	calls.SetLimit(limit)
-	defer func() { _ = calls.Wait() }() // stop waits for the calls in flight
+// which hands each due name to fn in its own goroutine, at most limit() at once (asked before
+// each call, so a config change takes effect without a restart; a poke makes the loop look
+// again). It returns when ctx ends, once the calls in flight are done.
+func runQueue(ctx context.Context, q *schedule.Queue, w *worker, now func() time.Time, limit func() int, fn func(context.Context, string)) {
+	var (
+		running  sync.WaitGroup
+		inFlight atomic.Int64
+		finished = make(chan struct{}, 1) // a call ended: a place may be free
+	)
+	defer running.Wait() // stop waits for the calls in flight
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for ctx.Err() == nil {
+		if inFlight.Load() >= int64(max(limit(), 1)) {
+			select {
+			case <-ctx.Done():
+			case <-finished:
+			case <-w.wake:
+			}
+			continue
+		}
 		name, wait := q.PopDue(now())
 		if name == "" {
 			timer.Reset(wait)
@@ -129,12 +142,19 @@ func runQueue(ctx context.Context, q *schedule.Queue, w *worker, now func() time
 			}
 			continue
 		}
-		calls.Go(func() error { // waits for a free slot
-			if ctx.Err() == nil { // stopped meanwhile: nothing starts
-				fn(ctx, name)
-			}
-			return nil
-		})
+		inFlight.Add(1)
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			defer func() {
+				inFlight.Add(-1)
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
+			}()
+			fn(ctx, name)
+		}()
 	}
 }
 

@@ -77,6 +77,8 @@ func TestConfigDefaultsAndWrite(t *testing.T) {
 		"notify_url":       "",
 		"notify_timeout":   "10s",
 
+		"grant_refresh_concurrency": json.Number("8"),
+
 		"notify_secret_overlap":        "24h",
 		"notify_concurrency":           json.Number("4"),
 		"notify_max_events":            json.Number("100000"),
