@@ -61,12 +61,27 @@ func (s *Server) CreateClient(ctx context.Context, authMethod string) (Client, e
 
 // AuthorizationCode runs the whole authorization-code flow for subject (Authorize, then
 // Exchange) and answers the tokens: with the scope offline_access, a refresh token among them.
+//
+// Hydra's in-memory SQLite refuses a flow that meets another session's write ("Unable to
+// serialize access due to a concurrent update"), as when a grant is refreshed meanwhile: the
+// flow is run again from the start (a new code), up to three times.
 func (s *Server) AuthorizationCode(ctx context.Context, c Client, subject string) (Token, error) {
-	code, err := s.Authorize(ctx, c, subject, "openid", "offline_access")
-	if err != nil {
-		return Token{}, err
+	var (
+		tok Token
+		err error
+	)
+	for attempt := 0; attempt < 3; attempt++ {
+		var code string
+		if code, err = s.Authorize(ctx, c, subject, "openid", "offline_access"); err == nil {
+			if tok, err = s.Exchange(ctx, c, code); err == nil {
+				return tok, nil
+			}
+		}
+		if !strings.Contains(err.Error(), "concurrent update") {
+			break
+		}
 	}
-	return s.Exchange(ctx, c, code)
+	return Token{}, err
 }
 
 // Authorize performs the browser's part of the authorization-code flow headlessly: it asks
