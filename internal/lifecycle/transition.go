@@ -184,23 +184,24 @@ func Transition(st State, ev Event) (State, []Effect, error) {
 	case Orphan:
 		return orphan(st, ev)
 	case Renew:
-		p := *st.Process
-		p.ExpiresAt = ev.ExpiresAt
-		return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
+		return rewrite(st, func(p *Process) { p.ExpiresAt = ev.ExpiresAt })
 	case Runtime:
-		p := *st.Process
-		p.Runtime, p.UpdatedTime = ev.Runtime, ev.Now
-		return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
+		return rewrite(st, func(p *Process) { p.Runtime, p.UpdatedTime = ev.Runtime, ev.Now })
 	case FoldCurrent:
-		p := *st.Process
-		p.Current = ev.Credential
-		return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
+		return rewrite(st, func(p *Process) { p.Current = ev.Credential })
 	case Repair:
 		return repair(st, ev)
 	case GrantRefreshed:
 		return grantRefreshed(st, ev)
 	}
 	return st, nil, fmt.Errorf("unknown lifecycle event %d", ev.Kind)
+}
+
+// rewrite is a change of the process's record alone: one write, its task untouched.
+func rewrite(st State, change func(*Process)) (State, []Effect, error) {
+	p := *st.Process
+	change(&p)
+	return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
 }
 
 // openTaskIn is the state's task when it is open and belongs to the process.
