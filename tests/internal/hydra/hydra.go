@@ -16,16 +16,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/tests/internal/child"
 )
 
 // Options say how to run Hydra. Bin and LogPath are required.
@@ -51,10 +49,7 @@ type Server struct {
 	PublicURL string // the issuer: /oauth2/auth, /oauth2/token, /oauth2/revoke
 	AdminURL  string // clients, login and consent requests, introspection
 	app       *httptest.Server
-	cmd       *exec.Cmd
-	exited    chan struct{}
-	logFile   *os.File
-	logPath   string
+	proc      *child.Proc
 	http      *http.Client
 }
 
@@ -74,35 +69,21 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.RotationGracePeriod < 0 || o.RotationGracePeriod > maxGracePeriod {
 		return nil, fmt.Errorf("hydra: RotationGracePeriod %s is outside 0 to %s", o.RotationGracePeriod, maxGracePeriod)
 	}
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var s *Server
-		if s, err = start(ctx, o); err == nil {
-			return s, nil
-		}
-		if !errors.Is(err, errPortTaken) {
-			return nil, err
-		}
-	}
-	return nil, err
+	return child.RetryOnPortTaken(func() (*Server, error) { return start(ctx, o) })
 }
 
-var errPortTaken = errors.New("a port was taken before Hydra could bind it")
-
 func start(ctx context.Context, o Options) (*Server, error) {
-	publicPort, err := freePort()
+	publicPort, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	adminPort, err := freePort()
+	adminPort, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		PublicURL: fmt.Sprintf("http://127.0.0.1:%d", publicPort),
 		AdminURL:  fmt.Sprintf("http://127.0.0.1:%d", adminPort),
-		exited:    make(chan struct{}),
-		logPath:   o.LogPath,
 		http:      &http.Client{Timeout: 10 * time.Second},
 	}
 	s.app = httptest.NewServer(s.loginAndConsent())
@@ -133,27 +114,14 @@ func start(ctx context.Context, o Options) (*Server, error) {
 		environ = append(environ, k+"="+v)
 	}
 
-	if s.logFile, err = os.Create(o.LogPath); err != nil {
+	// --dev: plain HTTP on loopback (no TLS, non-secure cookies).
+	if s.proc, err = child.Start(o.Bin, []string{"serve", "all", "--dev", "--sqa-opt-out"}, environ, o.LogPath); err != nil {
 		s.app.Close()
 		return nil, err
 	}
-	// --dev: plain HTTP on loopback (no TLS, non-secure cookies).
-	s.cmd = exec.Command(o.Bin, "serve", "all", "--dev", "--sqa-opt-out")
-	s.cmd.Env = environ
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	if err := s.cmd.Start(); err != nil {
-		s.app.Close()
-		s.logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", o.Bin, err)
-	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-
 	if err := s.waitReady(ctx, o.StartTimeout); err != nil {
 		s.Close()
-		if strings.Contains(s.Log(), "address already in use") {
-			return nil, errPortTaken
-		}
-		return nil, fmt.Errorf("%w; the end of Hydra's log (%s):\n%s", err, o.LogPath, lastBytes(s.Log(), 2000))
+		return nil, s.proc.StartFailed("Hydra", err)
 	}
 	return s, nil
 }
@@ -169,7 +137,7 @@ func (s *Server) waitReady(ctx context.Context, within time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return fmt.Errorf("hydra exited at start")
 		case <-ctx.Done():
 			return fmt.Errorf("hydra was not ready within %s", within)
@@ -194,26 +162,12 @@ func (s *Server) healthy(ctx context.Context, base string) bool {
 
 // Close stops Hydra (SIGTERM, then SIGKILL after 10s) and the login-and-consent app.
 func (s *Server) Close() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-	if s.logFile != nil {
-		s.logFile.Close()
-	}
+	s.proc.Stop()
 	s.app.Close()
 }
 
 // Log is Hydra's output so far, for a failing test to show.
-func (s *Server) Log() string {
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
-}
+func (s *Server) Log() string { return s.proc.Log() }
 
 // TokenURL is Hydra's token endpoint.
 func (s *Server) TokenURL() string { return s.PublicURL + "/oauth2/token" }
@@ -249,22 +203,6 @@ func (s *Server) adminJSON(ctx context.Context, method, path string, q url.Value
 		return oauthError(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func randomHex(n int) string {

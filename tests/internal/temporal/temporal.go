@@ -23,8 +23,9 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/pecreds/vault-plugin-pecreds/tests/internal/child"
 )
 
 // DefaultNamespace is the namespace the dev server always creates.
@@ -46,13 +47,10 @@ type Server struct {
 	HTTPURL    string   // the frontend's HTTP API, http://host:port (/api/v1/...)
 	Namespaces []string // "default" first, then Options.Namespaces
 
-	bin     string
-	home    string // HOME of the server and of the CLI commands: no config of the caller's is read
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logFile *os.File
-	logPath string
-	http    *http.Client
+	bin  string
+	home string // HOME of the server and of the CLI commands: no config of the caller's is read
+	proc *child.Proc
+	http *http.Client
 }
 
 // Start runs the dev server on free loopback ports and answers once the frontend says SERVING
@@ -70,27 +68,15 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("temporal: Options.Namespaces names %q; the dev server always creates %q", ns, DefaultNamespace)
 		}
 	}
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		var s *Server
-		if s, err = start(ctx, o); err == nil {
-			return s, nil
-		}
-		if !errors.Is(err, errPortTaken) {
-			return nil, err
-		}
-	}
-	return nil, err
+	return child.RetryOnPortTaken(func() (*Server, error) { return start(ctx, o) })
 }
 
-var errPortTaken = errors.New("a port was taken before the Temporal server could bind it")
-
 func start(ctx context.Context, o Options) (*Server, error) {
-	grpcPort, err := freePort()
+	grpcPort, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	httpPort, err := freePort()
+	httpPort, err := child.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -104,13 +90,7 @@ func start(ctx context.Context, o Options) (*Server, error) {
 		Namespaces: append([]string{DefaultNamespace}, o.Namespaces...),
 		bin:        o.Bin,
 		home:       home,
-		exited:     make(chan struct{}),
-		logPath:    o.LogPath,
 		http:       &http.Client{Timeout: 10 * time.Second},
-	}
-	if s.logFile, err = os.Create(o.LogPath); err != nil {
-		os.RemoveAll(home)
-		return nil, err
 	}
 	// --headless: no Web UI (and no UI port to find). No --db-filename: the store is SQLite in
 	// memory, gone with the process. The metrics endpoint and the internal services (history,
@@ -120,22 +100,13 @@ func start(ctx context.Context, o Options) (*Server, error) {
 	for _, ns := range o.Namespaces {
 		args = append(args, "--namespace", ns)
 	}
-	s.cmd = exec.Command(o.Bin, args...)
-	s.cmd.Env = s.environ()
-	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
-	if err := s.cmd.Start(); err != nil {
-		s.logFile.Close()
+	if s.proc, err = child.Start(o.Bin, args, s.environ(), o.LogPath); err != nil {
 		os.RemoveAll(home)
-		return nil, fmt.Errorf("starting %s: %w", o.Bin, err)
+		return nil, err
 	}
-	go func() { _ = s.cmd.Wait(); close(s.exited) }()
-
 	if err := s.waitReady(ctx, o.StartTimeout); err != nil {
 		s.Close()
-		if strings.Contains(s.Log(), "address already in use") {
-			return nil, errPortTaken
-		}
-		return nil, fmt.Errorf("%w; the end of the Temporal server's log (%s):\n%s", err, o.LogPath, lastBytes(s.Log(), 2000))
+		return nil, s.proc.StartFailed("the Temporal server", err)
 	}
 	return s, nil
 }
@@ -165,7 +136,7 @@ func (s *Server) waitReady(ctx context.Context, within time.Duration) error {
 			return nil
 		}
 		select {
-		case <-s.exited:
+		case <-s.proc.Exited():
 			return errors.New("the Temporal server exited at start")
 		case <-ctx.Done():
 			return fmt.Errorf("the Temporal server was not ready within %s (last: %v)", within, last)
@@ -257,39 +228,9 @@ func (s *Server) CLI(ctx context.Context, args ...string) ([]byte, error) {
 
 // Close stops the server (SIGTERM, then SIGKILL after 10s); the in-memory store goes with it.
 func (s *Server) Close() {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-	}
-	if s.logFile != nil {
-		s.logFile.Close()
-	}
+	s.proc.Stop()
 	os.RemoveAll(s.home)
 }
 
 // Log is the server's output so far, for a failing test to show.
-func (s *Server) Log() string {
-	b, _ := os.ReadFile(s.logPath)
-	return string(b)
-}
-
-func lastBytes(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func (s *Server) Log() string { return s.proc.Log() }
