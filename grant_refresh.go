@@ -27,13 +27,16 @@ import (
 // token, before anything can serve that access token; the old one is never sent again, since the
 // grant it belonged to is no longer held.
 
-// grantRefresher schedules the refreshes of processes' current grants, by process id.
+// grantRefresher schedules the refreshes of processes' grants, by grantRef key: each process's
+// current grant, and the grants of its runtime layer (grant_runtime.go).
 type grantRefresher struct {
-	b      *backend
-	worker worker
-	queue  *schedule.Queue
-	mu     sync.Mutex
-	plans  map[string]grantPlan // guarded by mu
+	b           *backend
+	worker      worker
+	queue       *schedule.Queue
+	mu          sync.Mutex
+	plans       map[string]grantPlan // guarded by mu
+	runtime     map[string][]string  // a process's runtime grants' keys; guarded by mu
+	endedGrants map[string]uint64    // the grant a key held when its provider ended it; guarded by mu
 }
 
 // grantPlan is what the scheduler knows of a process's grant: which grant (a hash of its tokens,
@@ -47,14 +50,15 @@ type grantPlan struct {
 }
 
 func newGrantRefresher(b *backend) *grantRefresher {
-	return &grantRefresher{b: b, worker: newWorker(), queue: schedule.NewQueue(), plans: map[string]grantPlan{}}
+	return &grantRefresher{b: b, worker: newWorker(), queue: schedule.NewQueue(), plans: map[string]grantPlan{},
+		runtime: map[string][]string{}, endedGrants: map[string]uint64{}}
 }
 
 func (g *grantRefresher) start(s logical.Storage) {
 	g.worker.run(func(ctx context.Context) {
 		limit := func() int { return g.b.grantRefreshConcurrency(ctx, s) }
-		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, limit, func(ctx context.Context, id string) {
-			g.refresh(ctx, s, id)
+		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, limit, func(ctx context.Context, key string) {
+			g.refresh(ctx, s, parseGrantRef(key))
 		})
 	})
 }
@@ -75,9 +79,10 @@ func grantKey(c *Credential) uint64 {
 	return h.Sum64()
 }
 
-// noteProcess places a stored process's grant in the schedule (putProcess, and the census's
-// reading of every process when the plugin starts): a persistent process's grant from its record.
-// A process that failed, or that its current credentials broke, has no grant to refresh.
+// noteProcess places a stored process's grants in the schedule (putProcess, and the census's
+// reading of every process when the plugin starts): a persistent process's current grant from its
+// record, and the grants of its runtime layer. A process that failed has no grant to refresh; one
+// that its current credentials broke, no current grant.
 func (g *grantRefresher) noteProcess(p *lifecycle.Process, fraction float64) {
 	switch {
 	case p.Health == lifecycle.Failed || !p.HasCurrent || (p.Health == lifecycle.Broken && p.BrokenByCurrent):
@@ -85,10 +90,11 @@ func (g *grantRefresher) noteProcess(p *lifecycle.Process, fraction float64) {
 	case p.KeepCredentials == lifecycle.KeepPersistent:
 		g.note(p.ID, p.Current, fraction)
 	}
+	g.noteRuntime(p, fraction)
 }
 
-// note schedules the refresh of a process's grant, unless that very grant is scheduled already
-// (a write of the process that kept its grant moves nothing).
+// note schedules the refresh of the grant a key names, unless that very grant is scheduled
+// already (a write of the process that kept its grant moves nothing) or its provider ended it.
 func (g *grantRefresher) note(id string, cur *Credential, fraction float64) {
 	if !refreshable(cur) {
 		g.forget(id)
@@ -98,9 +104,10 @@ func (g *grantRefresher) note(id string, cur *Credential, fraction float64) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	prev, known := g.plans[id]
-	if known && prev.key == key {
+	if ended, ok := g.endedGrants[id]; (known && prev.key == key) || (ok && ended == key) {
 		return
 	}
+	delete(g.endedGrants, id)
 	now := g.b.deps.now()
 	plan := grantPlan{key: key, next: refreshAt(cur, now, fraction, rand.Float64()), lastAttempt: prev.lastAttempt}
 	if floor := prev.lastAttempt.Add(g.b.deps.minFetchInterval); known && plan.next.Before(floor) {
@@ -144,14 +151,15 @@ func (g *grantRefresher) retryAt(id string) (time.Time, string) {
 	return plan.next, plan.lastError
 }
 
-// refresh refreshes a process's grant whose time has come. The network call is made holding no
-// lock; only the outcome's keeping takes the process's lock.
-func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, id string) {
+// refresh refreshes a grant whose time has come. The network call is made holding no lock; only
+// the outcome's keeping takes the process's lock.
+func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, ref grantRef) {
 	b := g.b
-	p, err := b.getProcess(ctx, s, id)
+	id := ref.key()
+	p, err := b.getProcess(ctx, s, ref.process)
 	var cur *Credential
 	if err == nil && p != nil {
-		cur, err = b.getCurrent(ctx, s, p)
+		cur, err = g.held(ctx, s, p, ref)
 	}
 	if err != nil {
 		g.failed(id, nil, fmt.Errorf("reading the process: %w", err))
@@ -175,13 +183,13 @@ func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, id stri
 	g.mu.Unlock()
 	switch {
 	case errors.Is(err, oauth.ErrGrantEnded):
-		if err := g.ended(ctx, s, id, cur); err != nil {
+		if err := g.endedAt(ctx, s, ref, cur); err != nil {
 			g.failed(id, cur, fmt.Errorf("keeping the grant's end: %w", err)) // asked again, and told again
 		}
 	case err != nil:
 		g.failed(id, cur, err)
 	default:
-		if err := g.keep(ctx, s, id, cur, refreshed); err != nil {
+		if err := g.keepAt(ctx, s, ref, cur, refreshed); err != nil {
 			// The rotated refresh token may be lost: the next refresh sends the old one, and the
 			// provider's answer (its reuse grace, or invalid_grant) decides; never a silent loop.
 			g.failed(id, cur, err)
@@ -272,7 +280,8 @@ func (g *grantRefresher) failed(id string, cur *Credential, err error) {
 	g.mu.Unlock()
 	g.queue.Schedule(id, plan.next)
 	g.worker.poke()
-	g.b.Logger().Warn("grant refresh failed", "process", id, "failures", plan.failures, "error", err)
+	ref := parseGrantRef(id)
+	g.b.Logger().Warn("grant refresh failed", "process", ref.process, "runtime_service", ref.service, "failures", plan.failures, "error", err)
 }
 
 // ended is a grant the provider refused (invalid_grant): the current credentials failed as a
@@ -313,7 +322,7 @@ func (g *grantRefresher) ended(ctx context.Context, s logical.Storage, id string
 	if _, err := b.change(ctx, s, st, ev); err != nil {
 		return err
 	}
-	g.forget(id) // an ended grant is not asked for again, whatever the mapping made of it
+	g.forgetEnded(id, cur) // an ended grant is not asked for again, whatever the mapping made of it
 	b.Logger().Warn("grant ended", "process", id, "health", v.Health)
 	return nil
 }

@@ -63,7 +63,13 @@ definition registry's and the global registries' service of the same name.
   $ vault read pecreds/process/order-42/credentials
   $ vault delete pecreds/process/order-42/credentials/crm
 
-A read shows every non-secret field; secret values are never shown.`,
+A read shows every non-secret field; secret values are never shown.
+
+A user's grant (oauth2_user with a refresh token) written here is kept fresh in its place, as the
+process's current grant is: refreshed on the active node before its access token expires, the
+rotated refresh token stored in the process's record first. Writing the service again replaces it;
+one its provider ends (invalid_grant) is a failure of class credentials_expired of that credential
+(config's error_health_mapping; no task: write the service again, then resume).`,
 		},
 	}
 }

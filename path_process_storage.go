@@ -110,7 +110,7 @@ func (b *backend) deleteProcess(ctx context.Context, s logical.Storage, id strin
 	}
 	b.census.Delete(id)
 	b.expiries.Unschedule(id)
-	b.grants.forget(id)
+	b.grants.forgetProcess(id)
 	return nil
 }
 

@@ -28,6 +28,41 @@ func grantRefreshed(st State, ev Event) (State, []Effect, error) {
 	return st, nil, nil
 }
 
+// runtimeGrantRefreshed keeps a refreshed grant of the runtime layer in its place: one write of
+// the process's record, so the rotated refresh token is stored before the new access token can be
+// served. Dropped when the grant at that place is no longer the one the refresh started from (the
+// engine rewrote the layer meanwhile) or the process failed.
+func runtimeGrantRefreshed(st State, ev Event) (State, []Effect, error) {
+	p := *st.Process
+	if p.Health == Failed || ev.Credential == nil || !SameGrant(RuntimeGrant(&p, ev.Service, ev.Index), ev.RefreshedFrom) {
+		return st, nil, nil
+	}
+	layer := make([]credential.Service, len(p.Runtime))
+	copy(layer, p.Runtime)
+	for i := range layer {
+		if layer[i].Name == ev.Service {
+			list := make([]credential.Credential, len(layer[i].Credentials))
+			copy(list, layer[i].Credentials)
+			list[ev.Index] = *ev.Credential
+			layer[i].Credentials = list
+		}
+	}
+	p.Runtime = layer
+	return State{Process: &p, Task: st.Task}, []Effect{{Kind: PutProcess, Process: &p}}, nil
+}
+
+// RuntimeGrant is the grant (oauth2_user) at credential index of the process's runtime service
+// named service; nil when there is none there.
+func RuntimeGrant(p *Process, service string, index int) *credential.Credential {
+	for i := range p.Runtime {
+		svc := &p.Runtime[i]
+		if svc.Name == service && index >= 0 && index < len(svc.Credentials) && svc.Credentials[index].Type == credential.GrantType {
+			return &svc.Credentials[index]
+		}
+	}
+	return nil
+}
+
 // SameGrant says whether two credentials are the same grant as of one refresh: a grant with the
 // same client, refresh token and access token. A refresh that rotated the refresh token, or new
 // credentials from a task, make another.

@@ -51,3 +51,48 @@ func TestGrantRefreshed(t *testing.T) {
 		t.Error("SameGrant")
 	}
 }
+
+func TestRuntimeGrantRefreshed(t *testing.T) {
+	grant := func(rt, at string) credential.Credential {
+		return credential.Credential{Type: credential.GrantType, Fields: map[string]string{"client": "idp", "refresh_token": rt, "access_token": at}}
+	}
+	old, refreshed, other := grant("rt1", "at1"), grant("rt2", "at2"), grant("rt9", "at9")
+	pw := credential.Credential{Type: "password", Fields: map[string]string{"username": "u", "password": "p"}}
+	layer := func(c credential.Credential) []credential.Service {
+		return []credential.Service{{Name: "crm", Credentials: []credential.Credential{pw}}, {Name: "mail", Credentials: []credential.Credential{pw, c}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		p       Process
+		service string
+		index   int
+		effects string
+		kept    credential.Credential
+	}{
+		{"in its place", Process{Health: Running, Runtime: layer(old)}, "mail", 1, "put-process", refreshed},
+		{"broken", Process{Health: Broken, Runtime: layer(old)}, "mail", 1, "put-process", refreshed},
+		{"replaced meanwhile", Process{Health: Running, Runtime: layer(other)}, "mail", 1, "", other},
+		{"another place", Process{Health: Running, Runtime: layer(old)}, "mail", 0, "", old},
+		{"service gone", Process{Health: Running, Runtime: layer(old)}, "docs", 1, "", old},
+		{"failed", Process{Health: Failed, Runtime: layer(old)}, "mail", 1, "", old},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.p
+			p.ID = "p"
+			before := p.Runtime[1].Credentials[1]
+			next, list, err := Transition(State{Process: &p}, Event{Kind: RuntimeGrantRefreshed, Service: tc.service, Index: tc.index, RefreshedFrom: &old, Credential: &refreshed})
+			if err != nil || describeEffects(list) != tc.effects {
+				t.Fatalf("%q %v", describeEffects(list), err)
+			}
+			if got := next.Process.Runtime[1].Credentials[1]; !SameGrant(&got, &tc.kept) {
+				t.Errorf("kept %v", got.Fields)
+			}
+			if after := p.Runtime[1].Credentials[1]; !SameGrant(&after, &before) {
+				t.Error("the state given was changed in place")
+			}
+			if next.Process.Runtime[0].Credentials[0].Fields["password"] != "p" {
+				t.Error("another service changed")
+			}
+		})
+	}
+}

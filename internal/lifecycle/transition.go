@@ -60,6 +60,9 @@ const (
 	// GrantRefreshed: the current grant (oauth2_user) was refreshed; the refreshed grant
 	// replaces it, unless the current credentials changed while the refresh was in the air.
 	GrantRefreshed
+	// RuntimeGrantRefreshed: a grant (oauth2_user) of the runtime layer was refreshed; the
+	// refreshed grant replaces it in its place, unless the layer changed meanwhile.
+	RuntimeGrantRefreshed
 )
 
 // State is what a transition looks at: the process (nil when it does not exist) and the task the
@@ -102,6 +105,8 @@ type Event struct {
 	// what the plugin holds now of a transient process's current credentials.
 	RefreshedFrom *credential.Credential
 	Held          *credential.Credential
+	// runtime grant refreshed: the grant's place, credential Index of runtime service Service.
+	Index int
 }
 
 // Refusal is a transition's no: bad input for this state, a 400 naming why.
@@ -193,6 +198,8 @@ func Transition(st State, ev Event) (State, []Effect, error) {
 		return repair(st, ev)
 	case GrantRefreshed:
 		return grantRefreshed(st, ev)
+	case RuntimeGrantRefreshed:
+		return runtimeGrantRefreshed(st, ev)
 	}
 	return st, nil, fmt.Errorf("unknown lifecycle event %d", ev.Kind)
 }
