@@ -78,6 +78,32 @@ func TestProcessGrantRefreshHydra(t *testing.T) {
 		}
 	})
 
+	// A grant in the runtime layer (the engine's credentials activity) is kept fresh in its place.
+	t.Run("runtime layer", func(t *testing.T) {
+		write(t, mount+"/process/g3", map[string]any{"definition": "orders", "owner": "cy"})
+		tok := mustAuthorize(t, h, client, "cy")
+		rememberSecrets(tok.AccessToken, tok.RefreshToken)
+		write(t, mount+"/process/g3/credentials", map[string]any{"services": []map[string]any{{"name": "crm", "credentials": []map[string]any{{
+			"type": "oauth2_user", "access_token": tok.AccessToken, "refresh_token": tok.RefreshToken, "expires_in": tok.ExpiresIn, "client": "idp"}}}}})
+		served, every := map[string]bool{}, time.NewTicker(500*time.Millisecond)
+		defer every.Stop()
+		for end := time.Now().Add(25 * time.Second); time.Now().Before(end); <-every.C {
+			got := read(t, mount+"/process/g3/resolve/crm").Data
+			if got["source"] != "runtime" {
+				t.Fatalf("resolved from %v, want the runtime layer", got["source"])
+			}
+			at, _ := got["access_token"].(string)
+			if mustIntrospect(t, h, at).Active {
+				served[at] = true
+			}
+		}
+		// 25 s of 10-second tokens: three at least, each active when served. A refresh token
+		// sent twice would have made Hydra revoke the grant, and no later token active.
+		if len(served) < 3 {
+			t.Errorf("%d active access tokens served in 25 s from the runtime layer, want at least 3", len(served))
+		}
+	})
+
 	t.Run("revoked", func(t *testing.T) {
 		tok := start("g2", "bob")
 		if err := h.Revoke(ctx, client, tok.RefreshToken); err != nil {
