@@ -87,7 +87,7 @@ func newBackend(d deps) *backend {
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
-		RunningVersion: Version,
+		RunningVersion: runningVersion(),
 		Invalidate:     b.invalidate,
 		InitializeFunc: b.initialize,
 		PeriodicFunc:   b.periodic,

@@ -44,8 +44,8 @@ func pathProcess(b *backend) []*framework.Path {
 			Pattern:      "process/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "processes"},
 			Fields: map[string]*framework.FieldSchema{
-				"after": {Type: framework.TypeString, Description: "List the ids that sort after this one (a page's last id). Defaults to the first."},
-				"limit": {Type: framework.TypeInt, Description: "The most ids to list, 1 to 10000. Defaults to all of them."},
+				"after": {Type: framework.TypeString, Query: true, Description: "List the ids that sort after this one (a page's last id). Defaults to the first."},
+				"limit": {Type: framework.TypeInt, Query: true, Description: "The most ids to list, 1 to 10000. Defaults to all of them."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{

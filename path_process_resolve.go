@@ -24,14 +24,14 @@ func pathProcessResolve(b *backend) []*framework.Path {
 	idField := &framework.FieldSchema{Type: framework.TypeString, Description: "The process id."}
 	queryFields := map[string]*framework.FieldSchema{
 		"id":      idField,
-		"type":    {Type: framework.TypeString, Description: "Keep only credentials of this type (password, token, api_key, certificate, oauth2, oauth2_user). Defaults to any type."},
-		"all":     {Type: framework.TypeBool, Description: "Answer every usable credential, in order, as credentials: [...]. Defaults to false: the first usable one, flat."},
-		"explain": {Type: framework.TypeBool, Description: "Add the whole trace: the layers, the candidate services, each credential tried and why it was skipped. Defaults to false."},
+		"type":    {Type: framework.TypeString, Query: true, Description: "Keep only credentials of this type (password, token, api_key, certificate, oauth2, oauth2_user). Defaults to any type."},
+		"all":     {Type: framework.TypeBool, Query: true, Description: "Answer every usable credential, in order, as credentials: [...]. Defaults to false: the first usable one, flat."},
+		"explain": {Type: framework.TypeBool, Query: true, Description: "Add the whole trace: the layers, the candidate services, each credential tried and why it was skipped. Defaults to false."},
 	}
 	byName := map[string]*framework.FieldSchema{"service": {Type: framework.TypeString, Description: "The service's name."}}
 	byURL := map[string]*framework.FieldSchema{
-		"url":   {Type: framework.TypeString, Description: "The URL the process is about to call; required. It is normalized first (RFC 3986: percent-encoded unreserved characters decoded, dot segments removed); a path that servers read in different ways — a backslash, an encoded slash or backslash (%2F, %5C, so also ..%2F), a double encoding of a dot, slash or backslash (%252E, %252F, %255C), or a dot segment with parameters (..;) — is a 400, never matched. A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
-		"realm": {Type: framework.TypeString, Description: "The request's realm (RFC 7235), once a challenge named it: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none: services with or without a realm match, one without wins at equal path length, and several with different realms (none without) are a 400 naming the realms."},
+		"url":   {Type: framework.TypeString, Query: true, Description: "The URL the process is about to call; required. It is normalized first (RFC 3986: percent-encoded unreserved characters decoded, dot segments removed); a path that servers read in different ways — a backslash, an encoded slash or backslash (%2F, %5C, so also ..%2F), a double encoding of a dot, slash or backslash (%252E, %252F, %255C), or a dot segment with parameters (..;) — is a 400, never matched. A service matches when scheme, host and port are equal and its path is a whole-segment prefix; the longest path wins."},
+		"realm": {Type: framework.TypeString, Query: true, Description: "The request's realm (RFC 7235), once a challenge named it: a service with this realm beats one without at equal path length; a service with another realm never matches. Defaults to none: services with or without a realm match, one without wins at equal path length, and several with different realms (none without) are a 400 naming the realms."},
 	}
 	for k, v := range queryFields {
 		byName[k], byURL[k] = v, v

@@ -31,7 +31,7 @@ func pathTask(b *backend) []*framework.Path {
 			Pattern:      "task/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: operationPrefix, OperationSuffix: "tasks"},
 			Fields: map[string]*framework.FieldSchema{
-				"owner_entity_id": {Type: framework.TypeString, Description: "List only the open tasks of this identity entity. Defaults to every open task."},
+				"owner_entity_id": {Type: framework.TypeString, Query: true, Description: "List only the open tasks of this identity entity. Defaults to every open task."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
