@@ -15,7 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// Attack tests: for each boundary of README's "Security model", the other side is hostile and the
+// Attack tests: for each boundary of docs/security.md's security model, the other side is hostile and the
 // answer is a refusal. Each failed on main before the fail-closed rules.
 
 // recorder is a loopback endpoint that records every request it gets: where a secret must never
