@@ -203,6 +203,25 @@ func (x *Index) Head(processID string) (Entry, bool) {
 	return q[0], true
 }
 
+// Hurry makes every pending event that waits out a backoff due at now, and answers how many:
+// once the receiver is fixed (a new notify_url, or an operator's retry) they go on the next pass
+// instead of after up to MaxBackoff. Dead events stay dead; a failed attempt backs off again from
+// the event's attempt count.
+func (x *Index) Hurry(now time.Time) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	n := 0
+	for _, q := range x.queues {
+		for i := range q {
+			if !q[i].Dead && q[i].NextAttempt.After(now) {
+				q[i].NextAttempt = now
+				n++
+			}
+		}
+	}
+	return n
+}
+
 // Plan is what a delivery pass does at a moment: the processes whose first event is due, those
 // whose first event is dead, and when the next event falls due (zero: none is waiting).
 type Plan struct {
