@@ -14,6 +14,9 @@
 //	scripts/dev.sh &                                   # then, in another shell:
 //	VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=root go run ./examples/engine -complete-after 5s
 //
+// (scripts/dev.sh prints this command with its own address and Ann's entity id, which it also
+// writes to $PECREDS_DEV_DIR/ann-entity-id, by default bin/dev.)
+//
 // Without -complete-after it prints each task's id and waits for Ann to complete it:
 //
 //	vault write pecreds/task/<id>/complete credentials='{"type": "password", "username": "ann", "password": "..."}'
@@ -31,6 +34,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -52,16 +56,20 @@ func main() {
 	flag.StringVar(&cfg.mount, "mount", "pecreds", "the pecreds mount")
 	flag.StringVar(&cfg.userpass, "userpass", "auth/userpass", "the userpass mount Ann logs in with")
 	flag.StringVar(&cfg.annPassword, "ann-login", "ann-dev-login", "Ann's Vault login password (scripts/dev.sh's)")
-	flag.StringVar(&cfg.annEntity, "ann-entity", "", "Ann's identity entity id (default: bin/dev/ann-entity-id, written by scripts/dev.sh)")
+	flag.StringVar(&cfg.annEntity, "ann-entity", "", "Ann's identity entity id (default: the ann-entity-id file scripts/dev.sh wrote in $PECREDS_DEV_DIR, else bin/dev)")
 	flag.StringVar(&cfg.workerAddr, "worker-addr", "", "the Vault address the activity worker unwraps at (default: VAULT_ADDR; not a Vault Proxy that forces its own token)")
 	flag.IntVar(&cfg.processes, "processes", 3, "how many processes to run")
 	flag.DurationVar(&cfg.completeAfter, "complete-after", 0, "complete Ann's tasks for her after this long (0: wait for someone to)")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 	if cfg.annEntity == "" {
-		b, err := os.ReadFile("bin/dev/ann-entity-id")
+		dir := os.Getenv("PECREDS_DEV_DIR") // scripts/dev.sh's, when it was set there
+		if dir == "" {
+			dir = "bin/dev"
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "ann-entity-id"))
 		if err != nil {
-			log.Fatalf("no -ann-entity, and bin/dev/ann-entity-id is not there (run scripts/dev.sh): %v", err)
+			log.Fatalf("no -ann-entity, and %s has no ann-entity-id (run scripts/dev.sh): %v", dir, err)
 		}
 		cfg.annEntity = strings.TrimSpace(string(b))
 	}
