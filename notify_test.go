@@ -347,10 +347,15 @@ func TestNotifyURLChangeAndRetrySendPendingNow(t *testing.T) {
 	setupLayers(t, b, s)
 	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON, "owner_entity_id": "ent-ann"})
 	reportAs(t, b, s, "p", "auth_failed") // process-broken, task-created
-	waitUntil(t, 10*time.Second, func() bool { return broken.attempted() == 1 })
+	// backingOff: the failed attempt is recorded, and the process's first event waits for a time.
+	backingOff := func() bool {
+		x, err := b.notifier.loaded(t.Context(), s)
+		return err == nil && x.Plan(clock.now()).Next.After(clock.now())
+	}
+	waitUntil(t, 10*time.Second, backingOff)
 	status := func() map[string]any { return mustSucceed(t, b, s, logical.ReadOperation, "notify/status", nil).Data }
-	if got := status()["pending"]; got != 2 {
-		t.Fatalf("pending %v", got)
+	if got := status()["pending"]; got != 2 || broken.attempted() != 1 {
+		t.Fatalf("pending %v after %d attempts", got, broken.attempted())
 	}
 
 	fixed := startHook(t, hookSecret)
@@ -359,7 +364,7 @@ func TestNotifyURLChangeAndRetrySendPendingNow(t *testing.T) {
 
 	fixed.setFailing(true)
 	reportAs(t, b, s, "p", "forbidden") // task-cancelled, fails at the fixed receiver
-	waitUntil(t, 10*time.Second, func() bool { return fixed.attempted() == 3 })
+	waitUntil(t, 10*time.Second, backingOff)
 	fixed.setFailing(false)
 	got := mustSucceed(t, b, s, logical.UpdateOperation, "notify/retry", nil).Data
 	if got["requeued"] != 0 || got["due_now"] != 1 {
