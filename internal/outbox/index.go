@@ -37,6 +37,7 @@ type Index struct {
 	total   int
 	lastSeq uint64
 	held    func(change string) bool
+	hurries uint64 // how many Hurry calls: an attempt that spans one does not back off
 }
 
 // SetHeld tells the index which changes are not done yet: an event of one is not delivered (nor
@@ -210,6 +211,7 @@ func (x *Index) Head(processID string) (Entry, bool) {
 func (x *Index) Hurry(now time.Time) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.hurries++
 	n := 0
 	for _, q := range x.queues {
 		for i := range q {
@@ -220,6 +222,13 @@ func (x *Index) Hurry(now time.Time) int {
 		}
 	}
 	return n
+}
+
+// Hurries counts the Hurry calls so far: a delivery compares it before and after an attempt.
+func (x *Index) Hurries() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.hurries
 }
 
 // Plan is what a delivery pass does at a moment: the processes whose first event is due, those
