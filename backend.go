@@ -225,9 +225,54 @@ func (b *backend) clean(context.Context) {
 }
 
 const backendHelp = `
-The pecreds secrets engine keeps the credentials of a business-process engine's processes.
+The pecreds secrets engine keeps the credentials of a business-process engine's processes: which
+credentials a running process uses for each external service it calls, kept across restarts,
+expired safely, and replaceable while the process runs. Every path has its own manual:
+"vault path-help pecreds/<path>" gives its fields, defaults and limits.
 
-Credentials registries (registry/) list, per process definition and globally, the external
-services a process calls and, per service, an ordered list of credentials to use. The engine's
-settings live at config. See "vault path-help" on each path for its fields.
+Configuration
+  config                          keep mode, global registries, process TTLs, error mapping, the
+                                  Task Manager webhook (notify_url); reads show the defaults
+
+Registries: the services a process calls, each with an ordered list of credentials
+  registry/                       list the registries
+  registry/<name>                 write (cas as in KV v2), read (never a secret), delete
+
+Technical credentials: shared ones that registries name; OAuth2 tokens kept fresh
+  technical/                      list
+  technical/<name>                write, read (configuration and token bookkeeping), delete
+  technical/<name>/creds          the current material (for Vault Agent templates)
+  technical/<name>/rotate         a new OAuth2 token now
+  technical/<name>/usage          the registries and live processes that reach it
+
+Processes: each one a renewable Vault lease holding its user's current credentials
+  process/                        list (after, limit page through the ids)
+  process/<id>                    start (the answer is the lease), read, end
+  process/<id>/credentials        the runtime layer: services added while it runs
+  process/<id>/credentials/<svc>  remove one runtime service
+  process/<id>/resolve/<svc>      the credentials to use for a service (type, all, explain);
+                                  with -wrap-ttl, a single-use wrapping token for a worker
+  process/<id>/resolve            the same for the URL the process is about to call
+  process/<id>/report             a failed call: answers the health and retry, wait or abort
+  process/<id>/preflight          which credentials expire within a duration
+  process/<id>/resume             an operator resumes a process a technical credential broke
+
+Tasks: a broken process's owner supplies new credentials, and the process resumes
+  task/                           every open task (operators, the Task Manager)
+  task/mine                       the caller's own open tasks
+  task/<id>                       read
+  task/<id>/complete              the owner completes it
+  task/<id>/complete-on-behalf    a Task Manager completes it for the owner it authenticated
+  task/<id>/cancel                the process fails
+
+Task Manager webhook and monitoring
+  notify/status                   the outbox: pending, delivered, dead, the last error
+  notify/retry                    send pending events now, queue dead ones again
+  notify/rotate-secret            a new signing secret, answered once
+  status                          counts for a dashboard: processes by health, open tasks,
+                                  technical credentials by state, the outbox
+
+A resolve goes through the process's runtime layer, then its definition registry, then the
+global registries, and answers the first usable credential of the first layer that has the
+service; secrets appear only in resolve, technical/<name>/creds and process start answers.
 `

@@ -174,3 +174,21 @@ func TestRouting(t *testing.T) {
 		}
 	}
 }
+
+// "vault path-help pecreds/" is an overview of every path: each pattern of the backend, with its
+// named segments as <name>, is in the backend's help.
+func TestBackendHelpNamesEveryPath(t *testing.T) {
+	b, _ := getTestBackend(t)
+	group := regexp.MustCompile(`\(\?P<(\w+)>[^)]*\)`)
+	for _, p := range b.Paths {
+		path := group.ReplaceAllString(p.Pattern, "<$1>")
+		path = strings.TrimSuffix(strings.TrimSuffix(path, "$"), "/?")
+		path = strings.ReplaceAll(path, "<service>", "<svc>")
+		if path == "registry" || path == "technical" || path == "process" || path == "task" {
+			path += "/" // the lists
+		}
+		if !regexp.MustCompile(`(?m)^  ` + regexp.QuoteMeta(path) + `( |$)`).MatchString(b.Help) {
+			t.Errorf("the backend's help does not list %s (pattern %s)", path, p.Pattern)
+		}
+	}
+}

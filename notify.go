@@ -167,6 +167,22 @@ func (n *notifier) deliverDue(ctx context.Context, s logical.Storage) (time.Time
 	return d.DeliverDue(ctx)
 }
 
+// hurry makes the pending events that wait out a backoff due now and wakes the delivery: a new
+// notify_url or an operator's retry (the receiver is back) need not wait up to 10 minutes. It
+// answers how many; on a node that does not deliver, none.
+func (n *notifier) hurry(ctx context.Context, s logical.Storage) (int, error) {
+	if !n.b.WriteSafeReplicationState() {
+		return 0, nil
+	}
+	x, err := n.loaded(ctx, s)
+	if err != nil {
+		return 0, err
+	}
+	due := x.Hurry(n.b.deps.now())
+	n.poke()
+	return due, nil
+}
+
 // retryBatch is how many dead events retry requeues while holding the outbox, between which new
 // events get in.
 const retryBatch = 100

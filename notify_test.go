@@ -332,3 +332,46 @@ func TestNotifyOldFormSecretPausesDelivery(t *testing.T) {
 		t.Errorf("after a new secret: %d delivered, %v", h.count(), err)
 	}
 }
+
+// Events waiting out their backoff after failed deliveries go at once when notify_url changes to
+// a new receiver, and when an operator calls notify/retry, instead of after up to 10 minutes.
+// The clock stands still, so without that nothing would fall due.
+func TestNotifyURLChangeAndRetrySendPendingNow(t *testing.T) {
+	clock := newFakeClock()
+	d := testDeps()
+	d.now = clock.now
+	b, s := getTestBackendWith(t, d)
+	broken := startHook(t, hookSecret)
+	broken.setFailing(true)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"notify_url": broken.URL + "/hook", "notify_secret": hookSecret})
+	setupLayers(t, b, s)
+	mustSucceed(t, b, s, logical.CreateOperation, "process/p", map[string]any{"definition": "orders", "current": annJSON, "owner_entity_id": "ent-ann"})
+	reportAs(t, b, s, "p", "auth_failed") // process-broken, task-created
+	// backingOff: the failed attempt is recorded, and the process's first event waits for a time.
+	backingOff := func() bool {
+		x, err := b.notifier.loaded(t.Context(), s)
+		return err == nil && x.Plan(clock.now()).Next.After(clock.now())
+	}
+	waitUntil(t, 10*time.Second, backingOff)
+	status := func() map[string]any { return mustSucceed(t, b, s, logical.ReadOperation, "notify/status", nil).Data }
+	if got := status()["pending"]; got != 2 || broken.attempted() != 1 {
+		t.Fatalf("pending %v after %d attempts", got, broken.attempted())
+	}
+
+	fixed := startHook(t, hookSecret)
+	mustSucceed(t, b, s, logical.UpdateOperation, "config", map[string]any{"notify_url": fixed.URL + "/hook"})
+	waitUntil(t, 10*time.Second, func() bool { return fixed.count() == 2 })
+
+	fixed.setFailing(true)
+	reportAs(t, b, s, "p", "forbidden") // task-cancelled, fails at the fixed receiver
+	waitUntil(t, 10*time.Second, backingOff)
+	fixed.setFailing(false)
+	got := mustSucceed(t, b, s, logical.UpdateOperation, "notify/retry", nil).Data
+	if got["requeued"] != 0 || got["due_now"] != 1 {
+		t.Errorf("retry answered %v", got)
+	}
+	waitUntil(t, 10*time.Second, func() bool { return fixed.count() == 3 })
+	if broken.attempted() != 1 {
+		t.Errorf("the old receiver was tried %d times", broken.attempted())
+	}
+}

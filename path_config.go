@@ -114,7 +114,13 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := b.putConfig(ctx, req.Storage, &cfg); err != nil {
 		return nil, err
 	}
-	b.notifier.poke()      // a notify_url set again delivers what waited
+	b.notifier.poke() // a notify_url set again delivers what waited
+	if cfg.NotifyURL != "" && cfg.NotifyURL != current.NotifyURL {
+		// A new receiver: what waits out a backoff from failures at the old one goes now.
+		if _, err := b.notifier.hurry(ctx, req.Storage); err != nil {
+			b.Logger().Warn("pending notifications wait for their backoff", "error", err)
+		}
+	}
 	b.grants.worker.poke() // a grant_refresh_concurrency raised takes effect at once
 	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
 	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {

@@ -46,11 +46,12 @@ func pathNotify(b *backend) []*framework.Path {
 					Callback: b.pathNotifyRetry,
 					Responses: map[int][]framework.Response{http.StatusOK: {{Description: "OK", Fields: map[string]*framework.FieldSchema{
 						"requeued": {Type: framework.TypeInt, Description: "Dead events queued for delivery again.", Required: true},
+						"due_now":  {Type: framework.TypeInt, Description: "Pending events that were waiting out their backoff after a failed delivery, now sent at once.", Required: true},
 					}}}},
 				},
 			},
-			HelpSynopsis:    "Queue the dead notifications for delivery again.",
-			HelpDescription: "Every dead event is queued again, with its id, in its place in its process's order; its dead limit counts from now.",
+			HelpSynopsis:    "Send the pending notifications now, and queue the dead ones again.",
+			HelpDescription: "Every dead event is queued again, with its id, in its place in its process's order; its dead limit counts from now. Pending events waiting out their backoff after a failed delivery (up to 10m) are sent at once: call it once the receiver is back.",
 		},
 		{
 			Pattern:        "notify/rotate-secret$",
@@ -103,7 +104,11 @@ func (b *backend) pathNotifyRetry(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]any{"requeued": requeued}}, nil
+	dueNow, err := b.notifier.hurry(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"requeued": requeued, "due_now": dueNow}}, nil
 }
 
 // pathNotifyRotateSecret makes a new signing secret and answers it, once; the one it replaces
@@ -144,7 +149,8 @@ webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"> under no
 
 A failed delivery (no connection, no answer within notify_timeout, or an answer that is not 2xx)
 is retried with backoff from 1s to 10m; an event still undelivered 24 hours after it was made is
-kept as dead until notify/retry. A process's later events wait while an earlier one is pending;
+kept as dead until notify/retry. A write of config that changes notify_url, and notify/retry, send
+the pending events at once instead of after their backoff. A process's later events wait while an earlier one is pending;
 up to notify_concurrency processes are served at once. The outbox holds at most
 notify_max_events: when full, the oldest dead event goes; with none dead a new event is not kept
 (the state change still happens); either loss is counted under overflowed. The Task Manager reconciles by

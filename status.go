@@ -111,7 +111,7 @@ func pathStatus(b *backend) []*framework.Path {
 					"processes_by_health":   {Type: framework.TypeMap, Description: "Live processes by health: running, broken, failed.", Required: true},
 					"processes_by_keep":     {Type: framework.TypeMap, Description: "Live processes by keep_credentials mode.", Required: true},
 					"open_tasks":            {Type: framework.TypeInt, Description: "Processes waiting for their owner's task.", Required: true},
-					"technical_credentials": {Type: framework.TypeMap, Description: "Technical credentials by state: ok, failing (its last refresh failed, a valid token is still served), expired (nothing valid to serve).", Required: true},
+					"technical_credentials": {Type: framework.TypeMap, Description: "Technical credentials by state: ok, failing (its last refresh failed, a valid token is still served), expired (its token or its static expires_at has passed: nothing valid to serve), pending (an OAuth2 credential that never had a token: its first token request has not succeeded yet; its last_error says why when one failed).", Required: true},
 					"outbox":                {Type: framework.TypeMap, Description: "The Task Manager outbox: pending, dead, delivered, overflowed (notify/status has more).", Required: true},
 					"changes_pending":       {Type: framework.TypeInt, Description: "Process and task changes recorded in the write-ahead log and not finished: in progress, or cut short (a storage write refused, the plugin killed) and waiting to be rolled forward; their events wait in the outbox. Normally 0: a change cut short is finished at its process's next change, when the plugin starts, or within about two minutes by Vault's rollback.", Required: true},
 					"counts_complete":       {Type: framework.TypeBool, Description: "False for a short while after the plugin starts, while it counts the processes in storage.", Required: true},
@@ -126,8 +126,12 @@ func pathStatus(b *backend) []*framework.Path {
 const statusHelp = `
 Counts for an operator's dashboard, kept as things change (never by scanning storage on a
 request): live processes by health and keep mode, processes waiting for a task, technical
-credentials by state, and the Task Manager outbox. After the plugin starts, it counts the
-processes in storage once, in the background; until then counts_complete is false.
+credentials by state, and the Task Manager outbox. A technical credential is ok (serving),
+failing (its last refresh failed; a valid token is still served), expired (nothing valid to
+serve: its token or its static expires_at has passed) or pending (an OAuth2 credential that never
+had a token yet: its first token request is under way or failing; technical/<name> says why).
+After the plugin starts, it counts the processes in storage once, in the background; until then
+counts_complete is false.
 changes_pending counts changes of processes and tasks not finished: one cut short by a refused
 write or a killed plugin is rolled forward from Vault's write-ahead log, and its events wait.
 
@@ -166,7 +170,7 @@ func (b *backend) activeOnly() error {
 
 // technicalStates counts the technical credentials by state, from the caches (they are few).
 func (b *backend) technicalStates(ctx context.Context, s logical.Storage) (map[string]int, error) {
-	out := map[string]int{"ok": 0, "failing": 0, "expired": 0}
+	out := map[string]int{"ok": 0, "failing": 0, "expired": 0, "pending": 0}
 	names, err := eachWhole(ctx, s, b.technicals, technicalStoragePrefix, "technical credentials")
 	if err != nil {
 		return nil, err
@@ -180,6 +184,8 @@ func (b *backend) technicalStates(ctx context.Context, s logical.Storage) (map[s
 			}
 		}
 		switch {
+		case e.rotates() && (st == nil || st.AccessToken == ""):
+			out["pending"]++ // never had a token: nothing has expired
 		case b.technicalAsResolved(e, st, now, planFetch).Material == nil:
 			out["expired"]++
 		case st != nil && st.Failures > 0:

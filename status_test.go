@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
 func statusOf(t *testing.T, b *backend, s logical.Storage) map[string]any {
@@ -47,7 +48,7 @@ func TestStatusCountsAcrossChangesAndReload(t *testing.T) {
 		"processes_by_health":   map[string]int{"running": 2, "broken": 1, "failed": 1},
 		"processes_by_keep":     map[string]int{"persistent": 3, "none": 1},
 		"open_tasks":            1,
-		"technical_credentials": map[string]int{"ok": 2, "failing": 0, "expired": 0},
+		"technical_credentials": map[string]int{"ok": 2, "failing": 0, "expired": 0, "pending": 0},
 	}
 	for _, backend := range []*backend{b, restart(t, s)} {
 		got := statusOf(t, backend, s)
@@ -253,5 +254,35 @@ func TestEachProcessStopsShort(t *testing.T) {
 		if err == nil || n != 200 {
 			t.Errorf("%s: %d listed, error %v", name, n, err)
 		}
+	}
+}
+
+// status counts each technical credential in one state: an OAuth2 credential that never had a
+// token is pending (its first request failed), not expired; one whose token has passed is
+// expired; one whose refreshes fail while its token is valid is failing; a static one is ok.
+func TestStatusTechnicalStates(t *testing.T) {
+	srv := startTokenServer(t)
+	srv.SetClient("app", "app-secret")
+	b, s := getTestBackend(t)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/static", map[string]any{"type": "password", "username": "u", "password": "p"})
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/expiring", oauth2Input(srv, "app"))
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/failing", oauth2Input(srv, "app"))
+	srv.FailWith(503)
+	mustSucceed(t, b, s, logical.CreateOperation, "technical/never", oauth2Input(srv, "app"))
+	technical := func() map[string]int { return statusOf(t, b, s)["technical_credentials"].(map[string]int) }
+	if got, want := technical(), map[string]int{"ok": 3, "failing": 0, "expired": 0, "pending": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after a first token request failed: %v, want %v", got, want)
+	}
+
+	now := time.Now()
+	put := func(name string, st *oauth.State) {
+		if err := b.putTokenState(t.Context(), s, name, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("expiring", &oauth.State{AccessToken: "old", IssuedAt: now.Add(-2 * time.Hour), ExpiresAt: now.Add(-time.Hour), Generation: 1, Failures: 2, LastAttempt: now})
+	put("failing", &oauth.State{AccessToken: "valid", IssuedAt: now, ExpiresAt: now.Add(time.Hour), Generation: 1, Failures: 1, LastAttempt: now})
+	if got, want := technical(), map[string]int{"ok": 1, "failing": 1, "expired": 1, "pending": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("with an expired and a failing token: %v, want %v", got, want)
 	}
 }

@@ -94,8 +94,16 @@ func (p *Process) answer(ctx context.Context, path string, s *api.Secret, err er
 	if s == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
+	if s.WrapInfo != nil { // a wrapping lookup function (VAULT_WRAP_TTL) wrapped a plain resolve
+		return nil, fmt.Errorf("pecreds: %s answered wrapped: use ResolveWrapped and Unwrap", path)
+	}
+	return credentialsOf(s.Data), nil
+}
+
+// credentialsOf reads a resolve's answer (its data) into Credentials.
+func credentialsOf(data map[string]any) *Credentials {
 	c := &Credentials{Fields: map[string]any{}}
-	for k, v := range s.Data {
+	for k, v := range data {
 		switch k {
 		case "service":
 			c.Service, _ = v.(string)
@@ -114,7 +122,7 @@ func (p *Process) answer(ctx context.Context, path string, s *api.Secret, err er
 			c.Fields[k] = v
 		}
 	}
-	return c, nil
+	return c
 }
 
 // brokenNow is a *BrokenError when the process is broken now (nil otherwise, or when unknown).

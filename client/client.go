@@ -19,8 +19,13 @@
 // A Process keeps its Vault lease renewed (api.LifetimeWatcher) until Close, which ends it. Behind
 // Vault Proxy (examples/engine-host/proxy.hcl) the vault/api client needs no token of its own.
 //
-// Errors are typed: ErrNotFound, ErrPermissionDenied, *BadRequestError (Vault's messages), and
-// *BrokenError (the process waits for its owner's task).
+// An activity worker can get a credential the engine host never sees: the host's
+// Process.ResolveWrapped answers a single-use wrapping token (Vault's response wrapping) that it
+// hands to the worker, whose Client.Unwrap opens it once with no Vault token of its own.
+//
+// Errors are typed: ErrNotFound, ErrPermissionDenied, *BadRequestError (Vault's messages),
+// *BrokenError (the process waits for its owner's task), and ErrWrappingTokenInvalid (a wrapping
+// token used, expired or unknown).
 //
 // Ids and names (process ids, service and registry names) are checked with the server's rule
 // before they go into a path, so a name holding ".." or "/" is a *BadRequestError and never

@@ -22,6 +22,7 @@ import (
 // seen is one request the stand-in got.
 type seen struct {
 	method, requestURI string
+	header             http.Header
 	body               map[string]any
 }
 
@@ -35,7 +36,7 @@ type fakeVault struct {
 
 func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	s := seen{method: r.Method, requestURI: r.RequestURI}
+	s := seen{method: r.Method, requestURI: r.RequestURI, header: r.Header.Clone()}
 	_ = json.Unmarshal(body, &s.body)
 	f.mu.Lock()
 	f.got = append(f.got, s)

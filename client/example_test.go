@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -77,4 +78,52 @@ func Example() {
 // callCRM stands in for the call to the CRM, which no longer takes ann's old password.
 func callCRM(username, password any) bool {
 	return username == "ann" && password == "ann's new password"
+}
+
+// An engine host hands an activity worker a credential it never sees itself: the resolve is
+// response-wrapped, the host passes the single-use wrapping token on, and the worker, holding no
+// Vault token of its own, unwraps it once. (Here a stand-in answers as Vault would.)
+func ExampleProcess_ResolveWrapped() {
+	ctx := context.Background()
+	vaultServer := startStandInProxy()
+	defer vaultServer.Close()
+	cfg := api.DefaultConfig()
+	cfg.Address = vaultServer.URL
+	hostVault, err := api.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	p, err := client.New(hostVault, "pecreds").Start(ctx, client.StartInput{ID: "order-42", Definition: "orders",
+		Owner: "ann", Current: client.Password("ann", "the password ann signed in with")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close(ctx)
+
+	// The engine host: a wrapping token that lives a minute, for the worker.
+	wrapped, err := p.ResolveWrapped(ctx, "crm", time.Minute)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the host hands the worker a", wrapped.TTL, "wrapping token")
+
+	// The worker: its own Vault client, with no token but the wrapping token.
+	workerVault, err := api.NewClient(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	workerVault.SetToken("")
+	worker := client.New(workerVault, "pecreds")
+	creds, err := worker.Unwrap(ctx, wrapped.Token)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("the worker calls the CRM as", creds.Fields["username"])
+	if _, err := worker.Unwrap(ctx, wrapped.Token); errors.Is(err, client.ErrWrappingTokenInvalid) {
+		fmt.Println("a second unwrap is refused")
+	}
+	// Output:
+	// the host hands the worker a 1m0s wrapping token
+	// the worker calls the CRM as ann
+	// a second unwrap is refused
 }

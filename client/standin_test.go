@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,15 +13,18 @@ import (
 // service to the owner's current password, answers a report of auth_failed as pecreds does for
 // the owner's own credentials (broken, a task for the owner), and revokes the lease. The owner
 // completes her task at once: the next process read shows it running, with her new password.
+// A resolve with X-Vault-Wrap-TTL answers a wrapping token instead, which sys/wrapping/unwrap
+// opens once, as Vault does.
 type standInProxy struct {
 	*httptest.Server
 	mu       sync.Mutex
 	password string
 	health   string
+	wrapped  map[string]bool // wrapping token -> not unwrapped yet
 }
 
 func startStandInProxy() *standInProxy {
-	p := &standInProxy{password: "ann's old password", health: "running"}
+	p := &standInProxy{password: "ann's old password", health: "running", wrapped: map[string]bool{}}
 	p.Server = httptest.NewServer(http.HandlerFunc(p.serve))
 	return p
 }
@@ -34,6 +38,13 @@ func (p *standInProxy) serve(w http.ResponseWriter, r *http.Request) {
 		reply(w, map[string]any{"lease_id": "pecreds/process/order-42/L1", "lease_duration": 3600,
 			"data": map[string]any{"id": "order-42", "health": p.health}})
 	case "GET " + process + "/resolve/crm":
+		if r.Header.Get("X-Vault-Wrap-TTL") != "" {
+			token := fmt.Sprintf("hvs.wrapping-%d", len(p.wrapped)+1)
+			p.wrapped[token] = true
+			reply(w, map[string]any{"wrap_info": map[string]any{"token": token, "accessor": "A-1", "ttl": 60,
+				"creation_path": "pecreds/process/order-42/resolve/crm"}})
+			return
+		}
 		reply(w, map[string]any{"data": map[string]any{"service": "crm", "source": "definition:orders",
 			"index": 0, "type": "password", "username": "ann", "password": p.password}})
 	case "PUT " + process + "/report":
@@ -44,6 +55,16 @@ func (p *standInProxy) serve(w http.ResponseWriter, r *http.Request) {
 			p.health, p.password = "running", "ann's new password"
 		}
 		reply(w, map[string]any{"data": map[string]any{"id": "order-42", "health": p.health}})
+	case "PUT /v1/sys/wrapping/unwrap":
+		token := r.Header.Get("X-Vault-Token")
+		if !p.wrapped[token] {
+			w.WriteHeader(http.StatusBadRequest)
+			reply(w, map[string]any{"errors": []string{"wrapping token is not valid or does not exist"}})
+			return
+		}
+		p.wrapped[token] = false
+		reply(w, map[string]any{"data": map[string]any{"service": "crm", "source": "definition:orders",
+			"index": 0, "type": "password", "username": "ann", "password": p.password}})
 	case "PUT /v1/sys/leases/revoke/pecreds/process/order-42/L1":
 		w.WriteHeader(http.StatusNoContent)
 	default:

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Starts a dev Vault with the plugin built, registered (by sha256 and version) and enabled at
 # pecreds/, loads the examples, and prints what to type next. Ctrl-C stops everything it started.
-#   PECREDS_ADDR      listen address (default 127.0.0.1:8200)
-#   PECREDS_DEV_DIR   where the server's files go (default bin/dev; emptied first)
+#   PECREDS_ADDR        listen address (default 127.0.0.1:8200)
+#   PECREDS_DEV_DIR     where the server's files go (default bin/dev; emptied first)
+#   PECREDS_PROXY_ADDR  where the engine host's Vault Proxy listens (default 127.0.0.1:8100)
+# It writes proxy.hcl and agent.hcl into the dev directory: the examples, with these addresses
+# and that directory in place of their defaults, so the printed commands work from any folder.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -17,6 +20,8 @@ vault() { "$VAULT_BIN" "$@"; }
 version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' version.go)
 
 dev=${PECREDS_DEV_DIR:-$root/bin/dev}
+case $dev in /*) ;; *) dev=$root/$dev ;; esac   # the printed commands work from any folder
+proxy_addr=${PECREDS_PROXY_ADDR:-127.0.0.1:8100}
 rm -rf "$dev" && mkdir -p "$dev/plugins"
 echo "dev.sh: building the plugin $version"
 go build -o "$dev/plugins/vault-plugin-pecreds" ./cmd/vault-plugin-pecreds
@@ -55,6 +60,16 @@ vault write pecreds/registry/common @examples/registries/common.json >/dev/null
 vault write pecreds/config global_registries=common >/dev/null
 echo root > "$dev/agent-token"   # for examples/agent/agent.hcl
 
+# The proxy's and the agent's configurations for this server: the examples with this address,
+# this directory and the proxy's address in place of their defaults (comments included).
+render() {
+  { echo "# Written by scripts/dev.sh from $1 for the dev server at $VAULT_ADDR."
+    sed -e "s#http://127.0.0.1:8200#$VAULT_ADDR#g" -e "s#127.0.0.1:8100#$proxy_addr#g" \
+        -e "s#bin/dev/#$dev/#g" -e "s#\"examples/#\"$root/examples/#g" "$1"; } > "$2"
+}
+render examples/engine-host/proxy.hcl "$dev/proxy.hcl"
+render examples/agent/agent.hcl "$dev/agent.hcl"
+
 # The people of the walkthrough: the policies; Ann, an end user (userpass, the user policy, her
 # own identity entity); the engine host, an AppRole bound to the engine-host policy, whose ids
 # examples/engine-host/proxy.hcl reads.
@@ -80,9 +95,9 @@ registries "orders" (a process definition) and "common" (global), the technical 
 $token_url).
 
 The policies admin, engine-host, user and task-manager are installed. Ann logs in with userpass
-(password ann-dev-login); her identity entity's id is in bin/dev/ann-entity-id. The engine host is
-the AppRole engine-host, its ids in bin/dev/engine-host-role-id and -secret-id (read by
-examples/engine-host/proxy.hcl).
+(password ann-dev-login); her identity entity's id is in $dev/ann-entity-id. The engine host is
+the AppRole engine-host, its ids in $dev/engine-host-role-id and -secret-id (read by
+$dev/proxy.hcl: examples/engine-host/proxy.hcl written for this server).
 
 In another shell:
 
@@ -90,15 +105,17 @@ In another shell:
   alias vault=$VAULT_BIN    # unless a vault CLI is on your PATH
 
   ANN_TOKEN=\$(vault login -token-only -method=userpass username=ann password=ann-dev-login)
-  vault proxy -config=examples/engine-host/proxy.hcl   # the engine host's proxy on 127.0.0.1:8100
+  vault proxy -config=$dev/proxy.hcl &   # the engine host's proxy on $proxy_addr
+  VAULT_ADDR=http://$proxy_addr VAULT_TOKEN= vault read pecreds/config   # through the proxy, no token
 
   vault read pecreds/config
   vault list pecreds/registry
   vault read pecreds/registry/orders
   vault read pecreds/technical/engine
   vault read pecreds/technical/engine/creds
-  vault path-help pecreds/technical/engine
-  vault agent -config=examples/agent/agent.hcl    # renders bin/dev/engine-token.json
+  vault path-help pecreds/
+  vault agent -config=$dev/agent.hcl &   # renders $dev/engine-token.json
+  (cd $root && go run ./examples/engine -ann-entity $ann_entity -complete-after 5s)   # the reference engine
 
 Ctrl-C here stops the server.
 TEXT

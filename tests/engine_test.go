@@ -11,7 +11,8 @@ import (
 // The reference engine (examples/engine), run as a user runs it: three processes book at a
 // loopback ledger with Ann's password; she changes it there; each process gets a 401, reports it,
 // waits for her task; she completes each (the program does it as her, through her own userpass
-// login); each resumes and books again.
+// login); each resumes and books again. Before the change, one activity runs in a worker that
+// holds no Vault token and unwraps a response-wrapped resolve once.
 func TestReferenceEngineRunsTheWholeStory(t *testing.T) {
 	p := setupPeople(t)
 	rememberSecrets("ann-ledger-password-1", "ann-ledger-password-2")
@@ -30,7 +31,9 @@ func TestReferenceEngineRunsTheWholeStory(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{"booked (credentials from definition:engine-example", "401 reported; broken, waiting for Ann's task",
-		"ann: completed task", "resumed", "all 3 processes resumed and booked with Ann's new password"} {
+		"ann: completed task", "resumed", "all 3 processes resumed and booked with Ann's new password",
+		"the host hands a worker a wrapping token (1m0s", "the worker unwrapped the credentials once and booked (from definition:engine-example)",
+		"a second unwrap of the same token is refused"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the engine did not say %q:\n%s", want, text)
 		}

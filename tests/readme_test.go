@@ -1,16 +1,12 @@
 package tests
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // readmeCommand is one command of the README's walkthrough, and whether it is shown failing.
@@ -91,44 +87,8 @@ func TestREADMEWalkthroughRunsAsIs(t *testing.T) {
 	}
 
 	// A fresh dev server from scripts/dev.sh, on a free port, its files in a temporary directory.
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	devDir := t.TempDir()
-	dev := exec.Command("scripts/dev.sh")
-	dev.Dir = ".."
-	dev.Env = append(os.Environ(), "PECREDS_ADDR="+addr, "PECREDS_DEV_DIR="+devDir, "VAULT_BIN="+env.vaultBin)
-	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var devOut bytes.Buffer
-	pipe, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev.Stderr = &devOut
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-dev.Process.Pid, syscall.SIGTERM)
-		_ = dev.Wait()
-	})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			devOut.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ctrl-C here stops the server") {
-				ready <- true
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("scripts/dev.sh did not come up:\n%s", devOut.String())
-	}
+	dev := startDevSh(t)
+	addr, devDir := dev.addr, dev.dir
 	checkDevFilesPrivate(t, devDir)
 
 	// The commands, as one bash script, so that shell variables carry from one to the next.

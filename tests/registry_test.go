@@ -351,6 +351,13 @@ func TestPathHelpAndOpenAPI(t *testing.T) {
 			t.Errorf("path-help registry lacks %q", want)
 		}
 	}
+	help = mustCLI(t, "path-help", mount+"/") // the overview: every path family
+	for _, want := range []string{"config ", "registry/<name>", "technical/<name>/creds", "process/<id>/resolve/<svc>", "-wrap-ttl",
+		"process/<id>/report", "task/mine", "task/<id>/complete-on-behalf", "notify/retry", "status "} {
+		if !strings.Contains(help, want) {
+			t.Errorf("path-help of the mount lacks %q", want)
+		}
+	}
 	help = mustCLI(t, "path-help", mount+"/config")
 	for _, want := range []string{"keep_credentials", "Defaults to persistent", "error_health_mapping", "notify_secret"} {
 		if !strings.Contains(help, want) {

@@ -95,7 +95,7 @@ func TestStatusAndUsageAcrossPluginReload(t *testing.T) {
 		return fmt.Sprintf("%v %v %v %v", status["processes"], status["processes_by_health"], status["open_tasks"], status["technical_credentials"])
 	}
 	before := want(read(t, mount+"/status").Data)
-	if before != "3 map[broken:1 failed:1 running:1] 1 map[expired:0 failing:0 ok:1]" {
+	if before != "3 map[broken:1 failed:1 running:1] 1 map[expired:0 failing:0 ok:1 pending:0]" {
 		t.Errorf("status %s", before)
 	}
 	mustCLI(t, "plugin", "reload", "-type=secret", "-plugin="+pluginName)

@@ -4,6 +4,9 @@
 #
 #   vault token create -policy=engine-host -field=token > bin/dev/agent-token   # or, in dev: echo root > bin/dev/agent-token
 #   vault agent -config=examples/agent/agent.hcl
+#
+# scripts/dev.sh writes this file into its dev folder as agent.hcl, with its own address and
+# folder (PECREDS_ADDR, PECREDS_DEV_DIR), and prints the command that runs it from anywhere.
 
 vault {
   address = "http://127.0.0.1:8200"

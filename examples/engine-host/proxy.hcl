@@ -1,6 +1,8 @@
 # Vault Proxy beside the process engine: it logs in with AppRole (a role bound to the engine-host
 # policy) and adds its token to every request, so the engine calls pecreds holding no Vault token.
-# scripts/dev.sh makes the role and writes its ids under bin/dev/; then, from the project root:
+# scripts/dev.sh makes the role and writes its ids under bin/dev/, and this file there as
+# proxy.hcl with its own addresses and folder (PECREDS_ADDR, PECREDS_DEV_DIR, PECREDS_PROXY_ADDR):
+# run the command it prints. With the defaults, from the project root, this file works as is:
 #
 #   vault proxy -config=examples/engine-host/proxy.hcl
 #   VAULT_ADDR=http://127.0.0.1:8100 vault read pecreds/process/order-42/resolve/crm   # no token

@@ -7,10 +7,15 @@
 // 401, each process reports auth_failed, goes broken and waits while Ann's credential-update task
 // is open. When Ann completes the task with her new password (the program does it for her with
 // -complete-after, as Ann, through her own userpass login), the process resumes, resolves again
-// and its call succeeds.
+// and its call succeeds. Before the change, one activity runs in a worker that unwraps a
+// response-wrapped resolve: the engine host passes on a single-use wrapping token, never the
+// credentials.
 //
 //	scripts/dev.sh &                                   # then, in another shell:
 //	VAULT_ADDR=http://127.0.0.1:8200 VAULT_TOKEN=root go run ./examples/engine -complete-after 5s
+//
+// (scripts/dev.sh prints this command with its own address and Ann's entity id, which it also
+// writes to $PECREDS_DEV_DIR/ann-entity-id, by default bin/dev.)
 //
 // Without -complete-after it prints each task's id and waits for Ann to complete it:
 //
@@ -29,6 +34,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +46,7 @@ import (
 
 type config struct {
 	mount, userpass, annPassword, annEntity string
+	workerAddr                              string
 	processes                               int
 	completeAfter, timeout                  time.Duration
 }
@@ -49,15 +56,20 @@ func main() {
 	flag.StringVar(&cfg.mount, "mount", "pecreds", "the pecreds mount")
 	flag.StringVar(&cfg.userpass, "userpass", "auth/userpass", "the userpass mount Ann logs in with")
 	flag.StringVar(&cfg.annPassword, "ann-login", "ann-dev-login", "Ann's Vault login password (scripts/dev.sh's)")
-	flag.StringVar(&cfg.annEntity, "ann-entity", "", "Ann's identity entity id (default: bin/dev/ann-entity-id, written by scripts/dev.sh)")
+	flag.StringVar(&cfg.annEntity, "ann-entity", "", "Ann's identity entity id (default: the ann-entity-id file scripts/dev.sh wrote in $PECREDS_DEV_DIR, else bin/dev)")
+	flag.StringVar(&cfg.workerAddr, "worker-addr", "", "the Vault address the activity worker unwraps at (default: VAULT_ADDR; not a Vault Proxy that forces its own token)")
 	flag.IntVar(&cfg.processes, "processes", 3, "how many processes to run")
 	flag.DurationVar(&cfg.completeAfter, "complete-after", 0, "complete Ann's tasks for her after this long (0: wait for someone to)")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "give up after this long")
 	flag.Parse()
 	if cfg.annEntity == "" {
-		b, err := os.ReadFile("bin/dev/ann-entity-id")
+		dir := os.Getenv("PECREDS_DEV_DIR") // scripts/dev.sh's, when it was set there
+		if dir == "" {
+			dir = "bin/dev"
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "ann-entity-id"))
 		if err != nil {
-			log.Fatalf("no -ann-entity, and bin/dev/ann-entity-id is not there (run scripts/dev.sh): %v", err)
+			log.Fatalf("no -ann-entity, and %s has no ann-entity-id (run scripts/dev.sh): %v", dir, err)
 		}
 		cfg.annEntity = strings.TrimSpace(string(b))
 	}
@@ -143,6 +155,10 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 
+	if err := wrappedActivity(ctx, cfg, procs[0], l); err != nil {
+		return fmt.Errorf("the wrapped activity: %w", err)
+	}
+
 	fmt.Println("ann: changes her ledger password; the processes' next calls get 401")
 	l.setPassword("ann-ledger-password-2")
 	var wg sync.WaitGroup
@@ -175,6 +191,47 @@ func step(ctx context.Context, p *client.Process, l *ledger) error {
 		return err
 	}
 	fmt.Printf("%s: booked (credentials from %s, entry %d)\n", p.ID, creds.Source, creds.Index)
+	return nil
+}
+
+// wrappedActivity runs one activity in a worker that gets the ledger's credentials without the
+// engine host seeing them: the host resolves response-wrapped and hands the worker the single-use
+// wrapping token (in a real engine, in the activity task's input).
+func wrappedActivity(ctx context.Context, cfg config, p *client.Process, l *ledger) error {
+	wrapped, err := p.ResolveWrapped(ctx, "ledger", time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: the host hands a worker a wrapping token (%s, accessor %s), not the credentials\n", p.ID, wrapped.TTL, wrapped.Accessor)
+	return worker(ctx, cfg, p.ID, wrapped.Token, l)
+}
+
+// worker is the activity worker: its Vault client holds no token of its own, so the wrapping
+// token is its only one. It unwraps the credentials once and books; a second unwrap of the same
+// token is refused.
+func worker(ctx context.Context, cfg config, activity, wrappingToken string, l *ledger) error {
+	vcfg := api.DefaultConfig()
+	if cfg.workerAddr != "" {
+		vcfg.Address = cfg.workerAddr
+	}
+	vault, err := api.NewClient(vcfg)
+	if err != nil {
+		return err
+	}
+	vault.SetToken("")
+	c := client.New(vault, cfg.mount)
+	creds, err := c.Unwrap(ctx, wrappingToken)
+	if err != nil {
+		return err
+	}
+	if err := l.call(creds); err != nil {
+		return err
+	}
+	fmt.Printf("%s: the worker unwrapped the credentials once and booked (from %s)\n", activity, creds.Source)
+	if _, err := c.Unwrap(ctx, wrappingToken); !errors.Is(err, client.ErrWrappingTokenInvalid) {
+		return fmt.Errorf("a second unwrap: want it refused, got %v", err)
+	}
+	fmt.Printf("%s: a second unwrap of the same token is refused\n", activity)
 	return nil
 }
 

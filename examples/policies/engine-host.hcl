@@ -17,6 +17,10 @@ path "pecreds/process/+/credentials/+" {
 path "pecreds/process/+/resolve" {
   capabilities = ["read", "update"]
 }
+# A resolve may be response-wrapped (vault read -wrap-ttl=60s ..., the Go client's
+# ResolveWrapped): the engine host gets a single-use wrapping token for an activity worker, which
+# unwraps it with that token alone and needs no policy. No min_wrapping_ttl or max_wrapping_ttl
+# here: either one makes Vault refuse every resolve that is not wrapped.
 path "pecreds/process/+/resolve/+" {
   capabilities = ["read"]
 }

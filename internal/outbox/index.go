@@ -37,6 +37,7 @@ type Index struct {
 	total   int
 	lastSeq uint64
 	held    func(change string) bool
+	hurries uint64 // how many Hurry calls: an attempt that spans one does not back off
 }
 
 // SetHeld tells the index which changes are not done yet: an event of one is not delivered (nor
@@ -201,6 +202,33 @@ func (x *Index) Head(processID string) (Entry, bool) {
 		return Entry{}, false
 	}
 	return q[0], true
+}
+
+// Hurry makes every pending event that waits out a backoff due at now, and answers how many:
+// once the receiver is fixed (a new notify_url, or an operator's retry) they go on the next pass
+// instead of after up to MaxBackoff. Dead events stay dead; a failed attempt backs off again from
+// the event's attempt count.
+func (x *Index) Hurry(now time.Time) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.hurries++
+	n := 0
+	for _, q := range x.queues {
+		for i := range q {
+			if !q[i].Dead && q[i].NextAttempt.After(now) {
+				q[i].NextAttempt = now
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Hurries counts the Hurry calls so far: a delivery compares it before and after an attempt.
+func (x *Index) Hurries() uint64 {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.hurries
 }
 
 // Plan is what a delivery pass does at a moment: the processes whose first event is due, those

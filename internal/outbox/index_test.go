@@ -246,3 +246,32 @@ func TestHeldChangeWaits(t *testing.T) {
 		t.Errorf("once c1 is done, due %v; want [a b]", plan.Due)
 	}
 }
+
+// Hurry makes the pending events that wait out a backoff due now, and only those: dead events
+// stay dead, and events already due keep their time.
+func TestHurryMakesBackedOffEventsDueNow(t *testing.T) {
+	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	x := NewIndex([]Entry{
+		{Seq: 1, ProcessID: "a", NextAttempt: now.Add(10 * time.Minute)},
+		{Seq: 2, ProcessID: "a", NextAttempt: now.Add(-time.Hour)},
+		{Seq: 3, ProcessID: "b", NextAttempt: now.Add(time.Second)},
+		{Seq: 4, ProcessID: "c", NextAttempt: now.Add(time.Hour), Dead: true},
+		{Seq: 5, ProcessID: "d", NextAttempt: now.Add(-time.Minute)},
+	})
+	if p := x.Plan(now); len(p.Due) != 1 || p.Due[0] != "d" {
+		t.Fatalf("before: due %v", p.Due)
+	}
+	if n := x.Hurry(now); n != 2 {
+		t.Errorf("hurried %d, want 2", n)
+	}
+	p := x.Plan(now)
+	if strings.Join(p.Due, ",") != "a,b,d" || len(p.Blocked) != 1 || p.Blocked[0] != "c" || !p.Next.IsZero() {
+		t.Errorf("after: %+v", p)
+	}
+	if head, _ := x.Head("d"); !head.NextAttempt.Equal(now.Add(-time.Minute)) {
+		t.Errorf("a due event's time changed: %v", head.NextAttempt)
+	}
+	if x.Hurry(now) != 0 {
+		t.Errorf("a second hurry found more")
+	}
+}

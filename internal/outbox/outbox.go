@@ -208,6 +208,7 @@ func (d *Deliverer) holdOverdue(ctx context.Context, pid string) error {
 // deliverOne posts one event: delivered, it leaves the outbox; failed, it backs off, and past
 // the dead limit it is kept as dead.
 func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) error {
+	hurries := d.Index.Hurries()
 	postErr := d.Poster.Post(ctx, ev)
 	if errors.Is(postErr, ErrPaused) {
 		return postErr
@@ -226,6 +227,11 @@ func (d *Deliverer) deliverOne(ctx context.Context, ev *Event) error {
 	ev.Attempts++
 	ev.LastError = postErr.Error()
 	ev.NextAttempt = now.Add(Backoff.After(ev.Attempts))
+	if d.Index.Hurries() != hurries {
+		// Hurried while it was posted (a new notify_url, an operator's retry): this attempt
+		// may have gone to the receiver being replaced, so it is tried again at once.
+		ev.NextAttempt = now
+	}
 	if now.Sub(ev.Since) >= d.DeadAfter {
 		ev.Dead = true
 		if d.Dying != nil {

@@ -60,12 +60,16 @@ type poster struct {
 	failing  map[string]bool
 	attempts []string
 	cancel   context.CancelFunc // when set, an attempt cancels the context (a stopping plugin)
+	during   func()             // when set, runs while an attempt is posted
 }
 
 func (p *poster) Post(_ context.Context, ev *Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.attempts = append(p.attempts, ev.ID)
+	if p.during != nil {
+		p.during()
+	}
 	if p.cancel != nil {
 		p.cancel()
 		return errors.New("interrupted")
@@ -232,5 +236,27 @@ func TestBodyAndKey(t *testing.T) {
 	}
 	if Key("outbox/", 42) != "outbox/00000000000000000042" {
 		t.Error(Key("outbox/", 42))
+	}
+}
+
+// An attempt that fails while the index is hurried (notify_url changed during the post) does not
+// back off: it may have gone to the receiver being replaced, so the pass tries again at once
+// (reading the new receiver). That one failing too backs off; so does one with no hurry.
+func TestAttemptSpanningAHurryIsTriedAgainAtOnce(t *testing.T) {
+	store, p, c, d, _ := setup("a1", "b1")
+	p.failing["a"], p.failing["b"] = true, true
+	p.during = func() {
+		if len(p.attempts) == 1 {
+			d.Index.Hurry(c.now())
+		}
+	}
+	if _, err := d.DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.attempts, " "); got != "a1 a1 b1" {
+		t.Errorf("attempts %q", got)
+	}
+	if a, b := store.events[1], store.events[2]; !a.NextAttempt.Equal(c.t.Add(2*time.Second)) || a.Attempts != 2 || !b.NextAttempt.Equal(c.t.Add(time.Second)) {
+		t.Errorf("a1 next %s (%d attempts), b1 next %s", a.NextAttempt, a.Attempts, b.NextAttempt)
 	}
 }
