@@ -31,6 +31,7 @@ func parsePages() (*pages, error) {
 // taskView is a task as the page shows it: what it is about, never a credential.
 type taskView struct {
 	ID, ProcessID, Service, Reason, Created, About string
+	opened                                         string // RFC 3339, for the order
 }
 
 // view is what a page renders.
@@ -110,12 +111,12 @@ func (a *app) myTasks(ctx context.Context, token string) ([]taskView, error) {
 		tv.ProcessID, _ = i["process_id"].(string)
 		tv.Service, _ = i["service"].(string)
 		tv.Reason, _ = i["reason"].(string)
-		created, _ := i["created"].(string)
-		tv.Created = when(created)
+		tv.opened, _ = i["created"].(string)
+		tv.Created = when(tv.opened)
 		tv.About = about(tv.Reason, tv.Service, tv.ProcessID)
 		out = append(out, tv)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created < out[j].Created })
+	sort.SliceStable(out, func(i, j int) bool { return out[i].opened < out[j].opened })
 	return out, nil
 }
 
