@@ -90,45 +90,8 @@ func TestREADMEWalkthroughRunsAsIs(t *testing.T) {
 		}
 	}
 
-	// A fresh dev server from scripts/dev.sh, on a free port, its files in a temporary directory.
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	devDir := t.TempDir()
-	dev := exec.Command("scripts/dev.sh")
-	dev.Dir = ".."
-	dev.Env = append(os.Environ(), "PECREDS_ADDR="+addr, "PECREDS_DEV_DIR="+devDir, "VAULT_BIN="+env.vaultBin)
-	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var devOut bytes.Buffer
-	pipe, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev.Stderr = &devOut
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-dev.Process.Pid, syscall.SIGTERM)
-		_ = dev.Wait()
-	})
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			devOut.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ctrl-C here stops the server") {
-				ready <- true
-			}
-		}
-	}()
-	select {
-	case <-ready:
-	case <-time.After(3 * time.Minute):
-		t.Fatalf("scripts/dev.sh did not come up:\n%s", devOut.String())
-	}
+	dev := startDevSh(t)
+	addr, devDir := dev.addr, dev.dir
 	checkDevFilesPrivate(t, devDir)
 
 	// The commands, as one bash script, so that shell variables carry from one to the next.
@@ -161,6 +124,57 @@ func TestREADMEWalkthroughRunsAsIs(t *testing.T) {
 		}
 	}
 	t.Logf("the walkthrough ran: %d commands, %d of them shown failing and failing", len(cmds), failing)
+}
+
+// devServer is a fresh scripts/dev.sh, up and printing its hints.
+type devServer struct {
+	addr string // Vault's listen address
+	dir  string // PECREDS_DEV_DIR
+}
+
+// startDevSh starts scripts/dev.sh on a free port, its files in a temporary directory, with
+// extraEnv, and stops it (and all it started) when the test ends.
+func startDevSh(t *testing.T, extraEnv ...string) devServer {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	devDir := t.TempDir()
+	dev := exec.Command("scripts/dev.sh")
+	dev.Dir = ".."
+	dev.Env = append(append(os.Environ(), "PECREDS_ADDR="+addr, "PECREDS_DEV_DIR="+devDir, "VAULT_BIN="+env.vaultBin), extraEnv...)
+	dev.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var devOut bytes.Buffer
+	pipe, err := dev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev.Stderr = &devOut
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-dev.Process.Pid, syscall.SIGTERM)
+		_ = dev.Wait()
+	})
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			devOut.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "Ctrl-C here stops the server") {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("scripts/dev.sh did not come up:\n%s", devOut.String())
+	}
+	return devServer{addr: addr, dir: devDir}
 }
 
 // checkDevFilesPrivate: what scripts/dev.sh writes holds secrets (the agent's token, the
