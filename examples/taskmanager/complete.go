@@ -22,16 +22,16 @@ func (a *app) complete(w http.ResponseWriter, r *http.Request) {
 	}
 	taskID := r.PathValue("id")
 	if !nameRegexp.MatchString(taskID) || strings.Contains(taskID, "@") {
-		a.showTasks(w, r.Context(), s, http.StatusBadRequest, view{Error: "That is not a task id."})
+		a.showTasks(w, r, s, http.StatusBadRequest, view{Error: "That is not a task id."})
 		return
 	}
 	if err := parseForm(w, r); err != nil {
-		a.showTasks(w, r.Context(), s, http.StatusRequestEntityTooLarge, view{Error: err.Error()})
+		a.showTasks(w, r, s, http.StatusRequestEntityTooLarge, view{Error: err.Error()})
 		return
 	}
 	creds, err := credentialsFrom(r)
 	if err != nil {
-		a.showTasks(w, r.Context(), s, http.StatusBadRequest, view{Error: "Task " + taskID + ": " + err.Error() + "."})
+		a.showTasks(w, r, s, http.StatusBadRequest, view{Error: "Task " + taskID + ": " + err.Error() + "."})
 		return
 	}
 	c, err := a.userClient(s.token)
@@ -41,7 +41,7 @@ func (a *app) complete(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		status, msg := refusal(taskID, err)
 		log.Printf("taskmanager: %q completing task %q: refused (%d)", s.user, taskID, status)
-		a.showTasks(w, r.Context(), s, status, view{Error: msg})
+		a.showTasks(w, r, s, status, view{Error: msg})
 		return
 	}
 	log.Printf("taskmanager: %q completed task %q", s.user, taskID)

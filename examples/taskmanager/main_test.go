@@ -30,6 +30,7 @@ type fakeVault struct {
 	completed []string // bodies of completions
 	revoked   int
 	processID string // what task/mine says the task is about
+	tokenDead bool   // the token was revoked behind the service's back
 }
 
 func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +46,7 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_, _ = io.WriteString(w, `{"auth":{"client_token":"`+fakeToken+`","entity_id":"ent-ann","lease_duration":3600}}`)
-	case r.Header.Get("X-Vault-Token") != fakeToken:
+	case r.Header.Get("X-Vault-Token") != fakeToken || f.tokenDead:
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = io.WriteString(w, `{"errors":["permission denied"]}`)
 	case r.URL.Path == "/v1/pecreds/task/mine":
@@ -235,5 +236,22 @@ func TestSignOutRevokesAndForgets(t *testing.T) {
 	}
 	if body := page(t, srv, c); !strings.Contains(body, `id="signin"`) {
 		t.Errorf("the old session still works: %s", body)
+	}
+}
+
+func TestARevokedTokenEndsTheSession(t *testing.T) {
+	srv, fv := testApp(t)
+	c := signIn(t, srv)
+	fv.mu.Lock()
+	fv.tokenDead = true
+	fv.mu.Unlock()
+	if body := page(t, srv, c); !strings.Contains(body, "Your sign-in has ended") || !strings.Contains(body, `id="signin"`) {
+		t.Errorf("with a revoked token: %s", body)
+	}
+	fv.mu.Lock()
+	fv.tokenDead = false
+	fv.mu.Unlock()
+	if body := page(t, srv, c); !strings.Contains(body, `id="signin"`) || strings.Contains(body, "order-7") {
+		t.Errorf("the ended session came back: %s", body)
 	}
 }

@@ -77,14 +77,24 @@ func (a *app) home(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusOK, "signin", view{})
 		return
 	}
-	a.showTasks(w, r.Context(), s, http.StatusOK, view{Flash: s.flash})
+	a.showTasks(w, r, s, http.StatusOK, view{Flash: s.flash})
 }
 
-// showTasks renders the user's open tasks (task/mine, as the user) with v's message.
-func (a *app) showTasks(w http.ResponseWriter, ctx context.Context, s *session, status int, v view) {
+// showTasks renders the user's open tasks (task/mine, as the user) with v's message. A token
+// Vault refuses (revoked, expired) ends the session: the user signs in again.
+func (a *app) showTasks(w http.ResponseWriter, r *http.Request, s *session, status int, v view) {
 	v.User, v.Notices = s.user, a.notices.of(s.entity)
-	tasks, err := a.myTasks(ctx, s.token)
-	if err != nil {
+	tasks, err := a.myTasks(r.Context(), s.token)
+	var re *api.ResponseError
+	switch {
+	case errors.As(err, &re) && re.StatusCode == http.StatusForbidden:
+		if id, _ := a.sessions.get(r); id != "" {
+			a.sessions.remove(id)
+		}
+		clearCookie(w, r)
+		a.render(w, http.StatusUnauthorized, "signin", view{Error: "Your sign-in has ended. Sign in again."})
+		return
+	case err != nil:
 		log.Printf("taskmanager: listing the tasks of %q: %v", s.user, err)
 		v.Error, status = "Your tasks could not be listed: Vault did not answer as it should. Try again, or sign in again.", http.StatusBadGateway
 	}
