@@ -255,3 +255,15 @@ func TestARevokedTokenEndsTheSession(t *testing.T) {
 		t.Errorf("the ended session came back: %s", body)
 	}
 }
+
+func TestSignInAgainReplacesTheSession(t *testing.T) {
+	srv, fv := testApp(t)
+	first := signIn(t, srv)
+	resp, _ := post(t, srv, "/signin", url.Values{"username": {"ann"}, "password": {"ann-login"}}, first)
+	if resp.StatusCode != http.StatusSeeOther || fv.revoked != 1 {
+		t.Fatalf("signing in again: %d, revoked %d", resp.StatusCode, fv.revoked)
+	}
+	if body := page(t, srv, first); !strings.Contains(body, `id="signin"`) {
+		t.Errorf("the first session outlived the second sign-in")
+	}
+}

@@ -159,6 +159,7 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.render(w, status, "signin", view{Username: user, Error: msg})
 		return
 	}
+	a.endSession(r) // a new sign-in gets a new session id; an earlier one ends
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
 	id, expires, err := a.sessions.create(secret.Auth.ClientToken, user, secret.Auth.EntityID, ttl)
 	if err != nil {
@@ -171,15 +172,22 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 
 // signOut ends the session and revokes its Vault token.
 func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
-	if id, s := a.sessions.get(r); s != nil {
-		if token := a.sessions.remove(id); token != "" {
-			if c, err := a.userClient(token); err == nil {
-				_ = c.Auth().Token().RevokeSelfWithContext(r.Context(), "")
-			}
-		}
-	}
+	a.endSession(r)
 	clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// endSession forgets the request's session, if it has one, and revokes its Vault token.
+func (a *app) endSession(r *http.Request) {
+	id, s := a.sessions.get(r)
+	if s == nil {
+		return
+	}
+	if token := a.sessions.remove(id); token != "" {
+		if c, err := a.userClient(token); err == nil {
+			_ = c.Auth().Token().RevokeSelfWithContext(r.Context(), "")
+		}
+	}
 }
 
 // crossOrigin answers a post another site's page made: refused, whatever it carried.

@@ -101,7 +101,7 @@ func (a *app) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.notices.add(ev)
-	log.Printf("taskmanager: event %s %s process=%s task=%s", ev.ID, ev.Type, ev.ProcessID, ev.TaskID)
+	log.Printf("taskmanager: event %q %q process=%q task=%q", ev.ID, ev.Type, ev.ProcessID, ev.TaskID)
 	w.WriteHeader(http.StatusNoContent)
 }
 
