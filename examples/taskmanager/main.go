@@ -40,6 +40,8 @@ import (
 
 type config struct {
 	listen, vaultAddr, mount, userpass, secretFile string
+	tlsCert, tlsKey                                string
+	secureCookie                                   bool
 	sessionTTL                                     time.Duration
 }
 
@@ -51,6 +53,9 @@ func main() {
 	flag.StringVar(&cfg.userpass, "userpass", "auth/userpass", "the userpass mount users sign in with")
 	flag.StringVar(&cfg.secretFile, "webhook-secret-file", "", "a file holding the webhook signing secret (whsec_...), config notify_secret; empty: webhooks are refused")
 	flag.DurationVar(&cfg.sessionTTL, "session-ttl", time.Hour, "how long a sign-in lasts at most (less when the Vault token ends sooner)")
+	flag.StringVar(&cfg.tlsCert, "tls-cert", "", "a PEM certificate (chain) to serve HTTPS with; empty: plain HTTP, for loopback or behind a TLS proxy")
+	flag.StringVar(&cfg.tlsKey, "tls-key", "", "the PEM private key of -tls-cert")
+	flag.BoolVar(&cfg.secureCookie, "secure-cookie", false, "mark the session cookie Secure on plain HTTP too (TLS ends at a proxy in front)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -75,15 +80,24 @@ func run(ctx context.Context, cfg config) error {
 		WriteTimeout:      30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
+	scheme := "http"
+	if cfg.tlsCert != "" {
+		scheme = "https"
+	}
 	// The one line on stdout: where to point a browser (scripts/dev.sh and the tests read it).
-	fmt.Printf("http://%s/\n", l.Addr())
+	fmt.Printf("%s://%s/\n", scheme, l.Addr())
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if cfg.tlsCert != "" {
+		err = srv.ServeTLS(l, cfg.tlsCert, cfg.tlsKey)
+	} else {
+		err = srv.Serve(l)
+	}
+	if !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
@@ -112,7 +126,7 @@ func newApp(cfg config) (*app, error) {
 	}
 	vault.ClearToken() // never the environment's token: only users' own
 	a := &app{vault: vault, mount: strings.Trim(cfg.mount, "/"), userpass: strings.Trim(cfg.userpass, "/"),
-		sessions: newSessions(cfg.sessionTTL), notices: newNotices()}
+		sessions: newSessions(cfg.sessionTTL, cfg.secureCookie), notices: newNotices()}
 	if a.pages, err = parsePages(); err != nil {
 		return nil, err
 	}

@@ -267,3 +267,14 @@ func TestSignInAgainReplacesTheSession(t *testing.T) {
 		t.Errorf("the first session outlived the second sign-in")
 	}
 }
+
+func TestCookieSecureBehindATLSProxy(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		newSessions(time.Hour, secure).setCookie(rec, httptest.NewRequest(http.MethodPost, "/signin", nil), "id", time.Now().Add(time.Hour))
+		c := rec.Result().Cookies()
+		if len(c) != 1 || c[0].Secure != secure || !c[0].HttpOnly || c[0].SameSite != http.SameSiteStrictMode {
+			t.Errorf("-secure-cookie=%v: %+v", secure, c)
+		}
+	}
+}

@@ -91,7 +91,7 @@ func (a *app) showTasks(w http.ResponseWriter, r *http.Request, s *session, stat
 		if id, _ := a.sessions.get(r); id != "" {
 			a.sessions.remove(id)
 		}
-		clearCookie(w, r)
+		a.sessions.clearCookie(w, r)
 		a.render(w, http.StatusUnauthorized, "signin", view{Error: "Your sign-in has ended. Sign in again."})
 		return
 	case err != nil:
@@ -166,14 +166,14 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 		a.render(w, http.StatusServiceUnavailable, "signin", view{Error: err.Error()})
 		return
 	}
-	setCookie(w, r, id, expires)
+	a.sessions.setCookie(w, r, id, expires)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // signOut ends the session and revokes its Vault token.
 func (a *app) signOut(w http.ResponseWriter, r *http.Request) {
 	a.endSession(r)
-	clearCookie(w, r)
+	a.sessions.clearCookie(w, r)
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 

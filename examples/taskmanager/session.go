@@ -27,13 +27,14 @@ type session struct {
 
 // sessions are the signed-in users by session id.
 type sessions struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]*session
+	ttl    time.Duration
+	secure bool // cookies are Secure even on plain HTTP: TLS ends at a proxy in front
+	mu     sync.Mutex
+	m      map[string]*session
 }
 
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, m: map[string]*session{}}
+func newSessions(ttl time.Duration, secure bool) *sessions {
+	return &sessions{ttl: ttl, secure: secure, m: map[string]*session{}}
 }
 
 var errTooManySessions = errors.New("too many people are signed in; try again later")
@@ -115,13 +116,13 @@ func (s *sessions) remove(id string) string {
 }
 
 // setCookie gives the browser the session id: HttpOnly (no script reads it), SameSite=Strict (no
-// other site's page sends it), Secure when served over TLS.
-func setCookie(w http.ResponseWriter, r *http.Request, id string, expires time.Time) {
+// other site's page sends it), Secure when served over TLS or behind a TLS proxy.
+func (s *sessions) setCookie(w http.ResponseWriter, r *http.Request, id string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/", Expires: expires,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secure || r.TLS != nil})
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request) {
+func (s *sessions) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: s.secure || r.TLS != nil})
 }
