@@ -14,9 +14,11 @@
 //
 // Cross-origin form posts are refused (http.CrossOriginProtection), pages come from html/template
 // (escaped), no secret a user types is ever rendered back or logged, and every input is bounded
-// in bytes.
+// in bytes. Plain HTTP is for loopback: elsewhere serve it with -tls-cert and -tls-key, or behind a
+// TLS proxy with -secure-cookie.
 //
-//	scripts/dev.sh with PECREDS_TASKMANAGER=1 starts it; by hand:
+// PECREDS_TASKMANAGER=1 scripts/dev.sh starts it and prints its URL; by hand:
+//
 //	go run ./examples/taskmanager -vault http://127.0.0.1:8200 -webhook-secret-file bin/dev/notify-secret
 package main
 
