@@ -6,6 +6,8 @@
 #   PECREDS_PROXY_ADDR  where the engine host's Vault Proxy listens (default 127.0.0.1:8100)
 # It writes proxy.hcl and agent.hcl into the dev directory: the examples, with these addresses
 # and that directory in place of their defaults, so the printed commands work from any folder.
+#   PECREDS_TASKMANAGER=1  also start the Task Manager (examples/taskmanager), pecreds's webhooks
+#                          sent to it, on PECREDS_TASKMANAGER_ADDR (default 127.0.0.1:8300)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -29,6 +31,10 @@ sha=$(sha256sum "$dev/plugins/vault-plugin-pecreds" | cut -d' ' -f1)
 printf 'plugin_directory = "%s"\n' "$dev/plugins" > "$dev/vault.hcl"
 
 go build -o "$dev/token-endpoint" ./examples/token-endpoint
+taskmanager_addr=${PECREDS_TASKMANAGER_ADDR:-127.0.0.1:8300}
+if [ "${PECREDS_TASKMANAGER:-}" = 1 ]; then
+  go build -o "$dev/taskmanager" ./examples/taskmanager
+fi
 
 echo "dev.sh: starting vault server -dev on $addr (log: $dev/vault.log)"
 "$VAULT_BIN" server -dev -dev-root-token-id=root -dev-listen-address="$addr" \
@@ -37,7 +43,8 @@ server=$!
 # A stand-in OAuth2 token endpoint on loopback, for the oauth2 technical credential "engine".
 "$dev/token-endpoint" -lifetime=60s >"$dev/token-endpoint.url" 2>&1 &
 endpoint=$!
-trap 'kill $server $endpoint 2>/dev/null; wait $server $endpoint 2>/dev/null; echo "dev.sh: stopped"' EXIT
+taskmanager=
+trap 'kill $server $endpoint $taskmanager 2>/dev/null; wait $server $endpoint $taskmanager 2>/dev/null; echo "dev.sh: stopped"' EXIT
 trap 'exit 0' INT TERM
 
 for _ in $(seq 1 100); do
@@ -87,6 +94,26 @@ vault write auth/approle/role/engine-host token_policies=engine-host token_ttl=1
 vault read -field=role_id auth/approle/role/engine-host/role-id > "$dev/engine-host-role-id"
 vault write -f -field=secret_id auth/approle/role/engine-host/secret-id > "$dev/engine-host-secret-id"
 
+# The Task Manager, opt-in: Ann signs in there with her own login; pecreds's webhooks go to it,
+# signed with a fresh Standard Webhooks secret (whsec_ and 32 random bytes) kept in a 0600 file.
+taskmanager_hint="PECREDS_TASKMANAGER=1 scripts/dev.sh also starts the Task Manager, where Ann completes her tasks."
+if [ "${PECREDS_TASKMANAGER:-}" = 1 ]; then
+  printf 'whsec_%s' "$(head -c 32 /dev/urandom | base64 -w0)" > "$dev/notify-secret"
+  "$dev/taskmanager" -listen "$taskmanager_addr" -vault "$VAULT_ADDR" -mount pecreds -userpass auth/userpass \
+    -webhook-secret-file "$dev/notify-secret" >"$dev/taskmanager.url" 2>"$dev/taskmanager.log" &
+  taskmanager=$!
+  for _ in $(seq 1 100); do
+    [ -s "$dev/taskmanager.url" ] && break
+    kill -0 $taskmanager 2>/dev/null || { echo "dev.sh: the Task Manager exited; see $dev/taskmanager.log" >&2; tail -20 "$dev/taskmanager.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -s "$dev/taskmanager.url" ] || { echo "dev.sh: the Task Manager did not start; see $dev/taskmanager.log" >&2; exit 1; }
+  taskmanager_url=$(head -n 1 "$dev/taskmanager.url")
+  vault write pecreds/config notify_url="${taskmanager_url}hooks/pecreds" notify_secret=@"$dev/notify-secret" >/dev/null
+  taskmanager_hint="The Task Manager is at $taskmanager_url (log: $dev/taskmanager.log): Ann signs in there
+with ann / ann-dev-login and completes her tasks; pecreds's webhooks go to it."
+fi
+
 cat <<TEXT
 
 pecreds $version is enabled at pecreds/ on a dev Vault (root token "root"), with the example
@@ -98,6 +125,8 @@ The policies admin, engine-host, user and task-manager are installed. Ann logs i
 (password ann-dev-login); her identity entity's id is in $dev/ann-entity-id. The engine host is
 the AppRole engine-host, its ids in $dev/engine-host-role-id and -secret-id (read by
 $dev/proxy.hcl: examples/engine-host/proxy.hcl written for this server).
+
+$taskmanager_hint
 
 In another shell:
 

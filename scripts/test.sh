@@ -2,8 +2,9 @@
 # Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
 # in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
 # with the freshly built plugin (and, for the grant tests, their own Ory Hydra; for the Temporal
-# tests, their own Temporal dev server), and bounded fuzzing (as `make fuzz`). Each stage prints
-# its wall time. Extra arguments go to both `go test` runs (scripts/test.sh -run Registry -v).
+# tests, their own Temporal dev server; for the Task Manager's, headless Chromium), and bounded
+# fuzzing (as `make fuzz`). Each stage prints its wall time. Extra arguments go to both `go test`
+# runs (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -53,6 +54,17 @@ if ! command -v curl >/dev/null 2>&1; then
     apt-get update -qq >/dev/null && apt-get install -y -qq curl >/dev/null
   else
     echo "test.sh: the README walkthrough needs curl; install it" >&2
+    exit 1
+  fi
+fi
+
+# The Task Manager's browser test (tests/taskmanager_test.go) drives Debian's headless Chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "test.sh: installing chromium (Debian's package), which the Task Manager's browser test drives"
+    apt-get update -qq >/dev/null && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: the Task Manager's browser test needs Chromium at /usr/bin/chromium; install Debian's chromium" >&2
     exit 1
   fi
 fi

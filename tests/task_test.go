@@ -20,6 +20,7 @@ type people struct {
 	ann, bob             *api.Client
 	annEntity, bobEntity string
 	annToken             string
+	userpass             string // the userpass mount they log in with, "auth/..."; passwords <name>-vault-login
 }
 
 // clientWith is a client of the test server holding token.
@@ -67,6 +68,7 @@ func setupPeople(t *testing.T) *people {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = env.client.Sys().DisableAuth(auth) })
+	p.userpass = "auth/" + auth
 	login := func(user string) (*api.Client, string, string) {
 		if _, err := env.client.Logical().Write("auth/"+auth+"/users/"+user, map[string]any{"password": user + "-vault-login", "token_policies": mount + "-user"}); err != nil {
 			t.Fatal(err)
