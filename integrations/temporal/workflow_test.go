@@ -1,0 +1,99 @@
+package temporal_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	pecreds "github.com/pecreds/vault-plugin-pecreds/client"
+	"github.com/pecreds/vault-plugin-pecreds/integrations/temporal"
+)
+
+// fast are the interceptor's settings in the tests: a short lease renewed often, and a broken
+// process read every second.
+var fast = temporal.Options{LeaseTTL: 15 * time.Second, RenewEvery: 5 * time.Second, CheckEvery: time.Second}
+
+// A workflow for Ann runs three activities against loopback services with her password. Her
+// password changes: the second activity's call is refused, the activity reports it, pecreds
+// breaks the process and opens Ann's task, and the workflow waits. The worker is restarted while
+// it waits. Ann completes her task with her new password; the workflow resumes at its next check,
+// runs the activity again, and finishes; its process ends. Nothing of Ann's credentials is in the
+// workflow's history or its payloads.
+func TestWorkflowForAnnWaitsForHerTaskAcrossAWorkerRestart(t *testing.T) {
+	f := newFixture(t, "story")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	stopFirst := f.startWorker(t, fast)
+	run := f.startForAnn(t, ctx, "ann-order-7", "order-7")
+	id := temporal.ProcessID(run.GetID(), run.GetRunID())
+	waitFor(t, time.Minute, "the ledger booked", func() bool { return slices.Equal(f.services.answered("ledger"), []int{200}) })
+	if st, err := f.engine.Process(id).State(ctx); err != nil || st.Health != "running" || st.CurrentCredentials != "kept" {
+		t.Fatalf("process %s: %+v %v", id, st, err)
+	}
+
+	f.services.setPassword("ann-service-password-2")
+	if err := f.temporal.SignalWorkflow(ctx, run.GetID(), run.GetRunID(), GoOn, nil); err != nil {
+		t.Fatal(err)
+	}
+	var status temporal.Status
+	waitFor(t, time.Minute, "the workflow waits for Ann's task", func() bool {
+		v, err := f.temporal.QueryWorkflow(ctx, run.GetID(), run.GetRunID(), temporal.StatusQuery)
+		return err == nil && v.Get(&status) == nil && status.Health == "broken" && status.TaskID != ""
+	})
+	mine, err := f.ann.Logical().ListWithContext(ctx, f.mount+"/task/mine")
+	if err != nil || mine == nil || !slices.Contains(mine.Data["keys"].([]any), any(status.TaskID)) {
+		t.Fatalf("Ann's open tasks %v (%v), want %s", mine, err, status.TaskID)
+	}
+	if got := f.services.answered("crm"); !slices.Equal(got, []int{401}) {
+		t.Fatalf("the crm answered %v, want one 401 (reported, not retried while broken)", got)
+	}
+	cliShowsTask(t, ctx, run, status.TaskID)
+
+	stopFirst()
+	f.startWorker(t, fast)
+	if _, err := f.ann.Logical().WriteWithContext(ctx, f.mount+"/task/"+status.TaskID+"/complete", map[string]any{
+		"credentials": map[string]any{"type": "password", "username": "ann", "password": "ann-service-password-2"},
+	}); err != nil {
+		t.Fatalf("Ann completes her task: %v", err)
+	}
+	var results []string
+	if err := run.Get(ctx, &results); err != nil {
+		t.Fatalf("the workflow: %v", err)
+	}
+	if len(results) != 4 || !strings.HasPrefix(results[3], "docs: 200") {
+		t.Fatalf("results %q", results)
+	}
+	if got := f.services.answered("crm"); !slices.Equal(got, []int{401, 200}) {
+		t.Errorf("the crm answered %v, want 401 then 200", got)
+	}
+	waitFor(t, 30*time.Second, "the finished workflow's process ends", func() bool { return f.processGone(ctx, id) })
+	noCredentialsInTemporal(t, ctx, f.temporal, run, id)
+}
+
+// A terminated workflow runs no more code: its process ends when the lease it no longer renews
+// expires. Before that, the worker has brought the lease down to LeaseTTL.
+func TestTerminatedWorkflowsProcessEndsWithItsLease(t *testing.T) {
+	f := newFixture(t, "terminated")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f.startWorker(t, fast)
+	run := f.startForAnn(t, ctx, "ann-order-8", "order-8")
+	id := temporal.ProcessID(run.GetID(), run.GetRunID())
+	waitFor(t, time.Minute, "the ledger booked", func() bool { return len(f.services.answered("ledger")) == 1 })
+	if err := f.temporal.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "the test terminates it"); err != nil {
+		t.Fatal(err)
+	}
+	if f.processGone(ctx, id) {
+		t.Fatal("the process ended at once: this test would not show the lease ending it")
+	}
+	waitFor(t, 2*fast.LeaseTTL+10*time.Second, "the terminated workflow's process ends", func() bool { return f.processGone(ctx, id) })
+}
+
+// processGone says whether the process is gone (a read answers 404).
+func (f *fixture) processGone(ctx context.Context, id string) bool {
+	_, err := f.engine.Process(id).State(ctx)
+	return errors.Is(err, pecreds.ErrNotFound)
+}
