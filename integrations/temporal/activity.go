@@ -85,7 +85,8 @@ func Credentials(ctx context.Context, service string, opts ...pecreds.ResolveOpt
 	if err != nil {
 		return nil, err
 	}
-	return p.Resolve(ctx, service, opts...)
+	creds, err := p.Resolve(ctx, service, opts...)
+	return creds, ended(p, err)
 }
 
 // CredentialsForURL answers the credentials for the URL the activity is about to call (the
@@ -95,7 +96,17 @@ func CredentialsForURL(ctx context.Context, url string, opts ...pecreds.ResolveO
 	if err != nil {
 		return nil, err
 	}
-	return p.ResolveURL(ctx, url, opts...)
+	creds, err := p.ResolveURL(ctx, url, opts...)
+	return creds, ended(p, err)
+}
+
+// ended is a resolve's error, or when the process is gone (ended by an operator, or its lease
+// expired) a non-retryable failure: no attempt can succeed.
+func ended(p *pecreds.Process, err error) error {
+	if errors.Is(err, pecreds.ErrNotFound) {
+		return sdktemporal.NewNonRetryableApplicationError("pecreds: process "+p.ID+" has ended", FailedErrorType, nil)
+	}
+	return err
 }
 
 // ProcessOf is the activity's process (its workflow's), for what Credentials does not cover

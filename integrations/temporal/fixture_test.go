@@ -138,14 +138,14 @@ func (f *fixture) startWorker(t *testing.T, o temporal.Options) (stop func()) {
 }
 
 // startForAnn starts AnnOrder for Ann with her current password.
-func (f *fixture) startForAnn(t *testing.T, ctx context.Context, id, order string) client.WorkflowRun {
+func (f *fixture) startForAnn(t *testing.T, ctx context.Context, id, order string, localCRM bool) client.WorkflowRun {
 	t.Helper()
 	s := &temporal.Starter{Temporal: f.temporal, Pecreds: f.engine}
 	run, err := s.Start(ctx, temporal.StartOptions{
 		Workflow:   client.StartWorkflowOptions{ID: id, TaskQueue: f.queue},
 		Definition: "orders", Owner: "ann", OwnerEntityID: f.annEntity,
 		Credentials: pecreds.Password("ann", "ann-service-password-1"),
-	}, AnnOrder, order)
+	}, AnnOrder, order, localCRM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,19 +227,23 @@ func (a *activities) Call(ctx context.Context, service string) (string, error) {
 // password between two calls.
 const GoOn = "go-on"
 
-// AnnOrder calls the three services in turn, waiting for GoOn after the first.
-func AnnOrder(ctx workflow.Context, order string) ([]string, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &sdktemporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
-	})
+// AnnOrder calls the three services in turn, waiting for GoOn after the first; with localCRM
+// the crm's call is a local activity.
+func AnnOrder(ctx workflow.Context, order string, localCRM bool) ([]string, error) {
+	retry := &sdktemporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3}
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
+	ctx = workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 30 * time.Second, RetryPolicy: retry})
 	results := []string{order}
 	for i, service := range serviceNames {
 		if i == 1 {
 			workflow.GetSignalChannel(ctx, GoOn).Receive(ctx, nil)
 		}
+		call := workflow.ExecuteActivity
+		if service == "crm" && localCRM {
+			call = workflow.ExecuteLocalActivity
+		}
 		var r string
-		if err := workflow.ExecuteActivity(ctx, "Call", service).Get(ctx, &r); err != nil {
+		if err := call(ctx, "Call", service).Get(ctx, &r); err != nil {
 			return nil, err
 		}
 		results = append(results, r)

@@ -3,6 +3,7 @@ package temporal
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.temporal.io/sdk/interceptor"
 	sdktemporal "go.temporal.io/sdk/temporal"
@@ -25,13 +26,28 @@ type waitDetails struct {
 // workflow waits until the process runs again and runs the activity again, as often as it breaks.
 // Any other outcome is the activity's own.
 func (o *workflowOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	return o.repaired(ctx, activityType, func() workflow.Future { return o.Next.ExecuteActivity(ctx, activityType, args...) })
+}
+
+// ExecuteLocalActivity does the same for a local activity. The interceptor's own local
+// activities (pecreds...) are left as they are: they never wait.
+func (o *workflowOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	if strings.HasPrefix(activityType, "pecreds") {
+		return o.Next.ExecuteLocalActivity(ctx, activityType, args...)
+	}
+	return o.repaired(ctx, activityType, func() workflow.Future { return o.Next.ExecuteLocalActivity(ctx, activityType, args...) })
+}
+
+// repaired runs execute at once (so the workflow's commands come in the order its code gives
+// them), and again after each wait for the process; its future is the last run's outcome.
+func (o *workflowOutbound) repaired(ctx workflow.Context, activityType string, execute func() workflow.Future) workflow.Future {
+	f := execute()
 	if o.in.status.ProcessID == "" {
-		return o.Next.ExecuteActivity(ctx, activityType, args...)
+		return f
 	}
 	future, settable := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
-			f := o.Next.ExecuteActivity(ctx, activityType, args...)
 			err := f.Get(ctx, nil)
 			var app *sdktemporal.ApplicationError
 			if !errors.As(err, &app) || app.Type() != WaitErrorType {
@@ -44,6 +60,7 @@ func (o *workflowOutbound) ExecuteActivity(ctx workflow.Context, activityType st
 				settable.SetError(err)
 				return
 			}
+			f = execute()
 		}
 	})
 	return future

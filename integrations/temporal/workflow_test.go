@@ -28,18 +28,21 @@ var fast = temporal.Options{LeaseTTL: 15 * time.Second, RenewEvery: 5 * time.Sec
 // payloads.
 func TestWorkflowForAnnWaitsForHerTaskAcrossAWorkerRestart(t *testing.T) {
 	t.Run("resumed at its next check", func(t *testing.T) { annStory(t, "check", fast, false) })
-	// Checks an hour apart: only the signal can resume it within the test's few minutes.
+	// Checks an hour apart: only the signal can resume it within the test's few minutes. Here the
+	// crm's call is a local activity, which waits the same way.
 	slow := fast
 	slow.CheckEvery = time.Hour
 	t.Run("woken by the Task Manager's signal", func(t *testing.T) { annStory(t, "signal", slow, true) })
 }
 
+// annStory is the story; with signal, the workflow checks rarely, Resume wakes it, and the
+// refused call is a local activity.
 func annStory(t *testing.T, name string, o temporal.Options, signal bool) {
 	f := newFixture(t, "story-"+name)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	stopFirst := f.startWorker(t, o)
-	run := f.startForAnn(t, ctx, "ann-order-7-"+name, "order-7")
+	run := f.startForAnn(t, ctx, "ann-order-7-"+name, "order-7", signal)
 	id := temporal.ProcessID(run.GetID(), run.GetRunID())
 	waitFor(t, time.Minute, "the ledger booked", func() bool { return slices.Equal(f.services.answered("ledger"), []int{200}) })
 	if st, err := f.engine.Process(id).State(ctx); err != nil || st.Health != "running" || st.CurrentCredentials != "kept" {
@@ -105,7 +108,7 @@ func TestTerminatedWorkflowsProcessEndsWithItsLease(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	f.startWorker(t, fast)
-	run := f.startForAnn(t, ctx, "ann-order-8", "order-8")
+	run := f.startForAnn(t, ctx, "ann-order-8", "order-8", false)
 	id := temporal.ProcessID(run.GetID(), run.GetRunID())
 	waitFor(t, time.Minute, "the ledger booked", func() bool { return len(f.services.answered("ledger")) == 1 })
 	if err := f.temporal.TerminateWorkflow(ctx, run.GetID(), run.GetRunID(), "the test terminates it"); err != nil {
@@ -135,7 +138,7 @@ func TestStarterTerminatesTheRunWhenPecredsRefusesItsProcess(t *testing.T) {
 		Workflow:   client.StartWorkflowOptions{ID: "ann-order-9", TaskQueue: f.queue},
 		Definition: "no-such-registry", Owner: "ann", OwnerEntityID: f.annEntity,
 		Credentials: pecreds.Password("ann", "ann-service-password-1"),
-	}, AnnOrder, "order-9")
+	}, AnnOrder, "order-9", false)
 	var bad *pecreds.BadRequestError
 	if !errors.As(err, &bad) || !strings.Contains(err.Error(), "no-such-registry") {
 		t.Fatalf("start: %v, want pecreds's 400 naming the registry", err)
