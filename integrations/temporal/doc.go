@@ -38,6 +38,8 @@
 // non-retryable failure of type WaitErrorType and the workflow waits durably: it reads the
 // process's health every Options.CheckEvery (a timer), or at once when signalled ResumeSignal (by
 // the Task Manager's webhook bridge, Resume), and once the owner has completed the task it runs
-// the activity again. While it waits, the workflow's current details (Temporal's UI and
-// `temporal workflow describe`) name the task.
+// the activity (or local activity) again. While it waits, the workflow's current details
+// (Temporal's UI, `temporal workflow metadata`) and StatusQuery name the task.
+//
+// docs/temporal.md is the user's guide.
 package temporal

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 func noCredentialsInTemporal(t *testing.T, ctx context.Context, c client.Client, run client.WorkflowRun, process string) {
 	t.Helper()
 	var stored []byte
+	var types []string
 	events := 0
 	iter := c.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for iter.HasNext() {
@@ -34,8 +36,10 @@ func noCredentialsInTemporal(t *testing.T, ctx context.Context, c client.Client,
 			t.Fatal(err)
 		}
 		stored = append(stored, b...)
+		types = append(types, strings.TrimPrefix(ev.GetEventType().String(), "EVENT_TYPE_"))
 		events++
 	}
+	t.Logf("the history: %s", strings.Join(types, " "))
 	d, err := c.DescribeWorkflowExecution(ctx, run.GetID(), run.GetRunID())
 	if err != nil {
 		t.Fatal(err)
