@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	sdktemporal "go.temporal.io/sdk/temporal"
 
@@ -26,12 +27,19 @@ type activityInbound struct {
 	root *Interceptor
 }
 
+// processHeader is the activity header by which a workflow's interceptor says that the activity
+// runs for its process: the process id.
+const processHeader = "pecreds-process"
+
 func (a *activityInbound) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteActivityInput) (any, error) {
+	// Only an activity of a workflow started for a user, and only for its own run's process.
 	run := activity.GetInfo(ctx).WorkflowExecution
-	if run.ID == "" { // an activity started by a client, not a workflow: no process
+	var id string
+	h := interceptor.Header(ctx)[processHeader]
+	if h == nil || converter.GetDefaultDataConverter().FromPayload(h, &id) != nil || id != ProcessID(run.ID, run.RunID) {
 		return a.Next.ExecuteActivity(ctx, in)
 	}
-	p := a.root.o.Pecreds.Process(ProcessID(run.ID, run.RunID))
+	p := a.root.o.Pecreds.Process(id)
 	result, err := a.Next.ExecuteActivity(context.WithValue(ctx, processKey{}, p), in)
 	if err != nil {
 		err = a.outcome(ctx, p, err)

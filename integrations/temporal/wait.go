@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	sdktemporal "go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -41,10 +42,14 @@ func (o *workflowOutbound) ExecuteLocalActivity(ctx workflow.Context, activityTy
 // repaired runs execute at once (so the workflow's commands come in the order its code gives
 // them), and again after each wait for the process; its future is the last run's outcome.
 func (o *workflowOutbound) repaired(ctx workflow.Context, activityType string, execute func() workflow.Future) workflow.Future {
-	f := execute()
 	if o.in.status.ProcessID == "" {
-		return f
+		return execute()
 	}
+	// The header tells the activity's side that it runs for this process (an id, no secret).
+	if p, err := converter.GetDefaultDataConverter().ToPayload(o.in.status.ProcessID); err == nil {
+		interceptor.WorkflowHeader(ctx)[processHeader] = p
+	}
+	f := execute()
 	future, settable := workflow.NewFuture(ctx)
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		for {
