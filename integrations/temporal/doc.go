@@ -37,7 +37,8 @@
 // (its owner's credentials failed; a task asks the owner for new ones), the activity ends with a
 // non-retryable failure of type WaitErrorType and the workflow waits durably: it reads the
 // process's health every Options.CheckEvery (a timer), or at once when signalled ResumeSignal (by
-// the Task Manager's webhook bridge, Resume), and once the owner has completed the task it runs
+// WebhookBridge, which receives pecreds's task-completed webhook, or Resume), and once the owner
+// has completed the task it runs
 // the activity (or local activity) again. While it waits, the workflow's current details
 // (Temporal's UI, `temporal workflow metadata`) and StatusQuery name the task.
 //

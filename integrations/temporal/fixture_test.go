@@ -2,7 +2,9 @@ package temporal_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +78,27 @@ func newFixture(t *testing.T, name string) *fixture {
 	}
 	t.Cleanup(f.temporal.Close)
 	return f
+}
+
+// bridgeWebhook points the mount's Task Manager webhook at a WebhookBridge on loopback, which
+// signals the fixture's workflows.
+func (f *fixture) bridgeWebhook(t *testing.T) {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	rememberSecrets(secret)
+	bridge, err := temporal.NewWebhookBridge(f.temporal, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(bridge)
+	t.Cleanup(srv.Close)
+	if _, err := env.vault.Logical().Write(f.mount+"/config", map[string]any{"notify_url": srv.URL + "/pecreds", "notify_secret": secret}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // login makes a userpass user bound to the user policy and logs them in.

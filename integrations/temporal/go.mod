@@ -7,6 +7,7 @@ replace github.com/pecreds/vault-plugin-pecreds => ../..
 require (
 	github.com/hashicorp/vault/api v1.23.0
 	github.com/pecreds/vault-plugin-pecreds v0.0.0-00010101000000-000000000000
+	github.com/standard-webhooks/standard-webhooks/libraries v0.0.1
 	go.temporal.io/api v1.64.3
 	go.temporal.io/sdk v1.51.0
 	google.golang.org/protobuf v1.36.11
