@@ -38,9 +38,9 @@
 // non-retryable failure of type WaitErrorType and the workflow waits durably: it reads the
 // process's health every Options.CheckEvery (a timer), or at once when signalled ResumeSignal (by
 // WebhookBridge, which receives pecreds's task-completed webhook, or Resume), and once the owner
-// has completed the task it runs
-// the activity (or local activity) again. While it waits, the workflow's current details
-// (Temporal's UI, `temporal workflow metadata`) and StatusQuery name the task.
+// has completed the task it runs the activity (or local activity) again. While it waits, the
+// workflow's current details (Temporal's UI, `temporal workflow metadata`) and StatusQuery name
+// the task.
 //
 // docs/temporal.md is the user's guide.
 package temporal
