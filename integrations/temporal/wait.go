@@ -3,7 +3,6 @@ package temporal
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
@@ -30,10 +29,11 @@ func (o *workflowOutbound) ExecuteActivity(ctx workflow.Context, activityType st
 	return o.repaired(ctx, activityType, func() workflow.Future { return o.Next.ExecuteActivity(ctx, activityType, args...) })
 }
 
-// ExecuteLocalActivity does the same for a local activity. The interceptor's own local
-// activities (pecreds...) are left as they are: they never wait.
+// ExecuteLocalActivity does the same for a local activity, but the interceptor's own (named by
+// their functions), which never wait.
 func (o *workflowOutbound) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
-	if strings.HasPrefix(activityType, "pecreds") {
+	switch activityType {
+	case "pecredsRenewLease", "pecredsEndProcess", "pecredsProcessHealth":
 		return o.Next.ExecuteLocalActivity(ctx, activityType, args...)
 	}
 	return o.repaired(ctx, activityType, func() workflow.Future { return o.Next.ExecuteLocalActivity(ctx, activityType, args...) })
