@@ -3,6 +3,7 @@ package temporal_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -120,7 +121,7 @@ func crmCall(ctx context.Context) (string, error) {
 	if crmCalls.n++; crmCalls.n == 1 {
 		return "", temporal.AuthFailed("crm", errors.New("401"))
 	}
-	return "called as " + creds.Fields["username"].(string), nil
+	return "called as " + fmt.Sprint(creds.Fields["username"]), nil
 }
 
 func crmWorkflow(ctx workflow.Context) (string, error) {
