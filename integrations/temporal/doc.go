@@ -15,8 +15,9 @@
 //
 // The worker runs with the package's interceptor (NewInterceptor), which keeps each such
 // workflow's process lease renewed through local activities on a durable timer, and ends the
-// process when the workflow completes, fails or is cancelled. A terminated workflow runs no more
-// code: its process ends when the lease it no longer renews expires (Options.LeaseTTL).
+// process when the workflow completes, fails or is cancelled. A workflow terminated (or timed
+// out) runs no more code: its process ends when the lease it no longer renews expires
+// (Options.LeaseTTL).
 //
 // An activity asks for the credentials of a service, or of a URL, with one call; when the service
 // refuses them it says so with AuthFailed:
