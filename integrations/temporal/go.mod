@@ -2,6 +2,9 @@ module github.com/pecreds/vault-plugin-pecreds/integrations/temporal
 
 go 1.26.0
 
+// Temporal workflows get their user's credentials from pecreds. A module of its own, so that the
+// Temporal SDK stays out of the plugin's go.mod; the replace builds it against this repository's
+// client package (and its tests against the plugin built from this tree).
 replace github.com/pecreds/vault-plugin-pecreds => ../..
 
 require (
