@@ -13,10 +13,12 @@ test:
 # Integration tests against a real `vault server -dev` (scripts/vault.sh finds or builds it:
 # $VAULT_BIN, a vault on PATH, else bin/vault), for the grant tests a real Ory Hydra
 # (scripts/hydra.sh: $HYDRA_BIN, else bin/hydra), and for the Temporal tests a real Temporal dev
-# server (scripts/temporal.sh: $TEMPORAL_BIN, else bin/temporal). VAULT_ACC gates them, as in
+# server (scripts/temporal.sh: $TEMPORAL_BIN, else bin/temporal); then those of integrations/temporal,
+# a module of its own, which start their own Vault and Temporal. VAULT_ACC gates them, as in
 # HashiCorp plugins.
 testacc:
 	VAULT_ACC=1 go test -count=1 -timeout 40m $(TESTARGS) ./tests
+	cd integrations/temporal && VAULT_ACC=1 go test -count=1 -timeout 15m $(TESTARGS) ./...
 
 # A dev Vault with the plugin enabled at pecreds/ and the examples loaded.
 dev:

@@ -23,6 +23,11 @@
 // Process.ResolveWrapped answers a single-use wrapping token (Vault's response wrapping) that it
 // hands to the worker, whose Client.Unwrap opens it once with no Vault token of its own.
 //
+// When the program that starts a process is not the one that runs it (a web front starts a
+// workflow that workers run), the starter calls Create, which answers the lease id and renews
+// nothing; the workers take a handle with Client.Process(id), keep the lease with RenewLease and
+// end the process with End.
+//
 // Errors are typed: ErrNotFound, ErrPermissionDenied, *BadRequestError (Vault's messages),
 // *BrokenError (the process waits for its owner's task), and ErrWrappingTokenInvalid (a wrapping
 // token used, expired or unknown).
@@ -127,6 +132,75 @@ type Process struct {
 
 // Start instantiates a process (a Vault lease) and keeps its lease renewed.
 func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
+	secret, err := c.create(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{c: c, ID: in.ID, LeaseID: secret.LeaseID, wake: make(chan struct{}, 1)}
+	if p.watcher, err = c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret}); err != nil {
+		return nil, err
+	}
+	go p.watcher.Start()
+	go func() { // drain the watcher's notices; it stops at the lease's max TTL or on Close
+		for {
+			select {
+			case <-p.watcher.DoneCh():
+				return
+			case <-p.watcher.RenewCh():
+			}
+		}
+	}()
+	return p, nil
+}
+
+// Create instantiates a process like Start, but leaves its lease to someone else: it answers the
+// lease id, which another program (a worker of the engine) renews with RenewLease, and the process
+// ends when that lease is revoked or expires, or by End.
+func (c *Client) Create(ctx context.Context, in StartInput) (leaseID string, err error) {
+	secret, err := c.create(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return secret.LeaseID, nil
+}
+
+// Process is a handle on a process started elsewhere (by Create, or another program's Start): it
+// resolves, reports, reads and waits like a started one, and renews nothing. Its Close ends the
+// process by its id (End).
+func (c *Client) Process(id string) *Process {
+	return &Process{c: c, ID: id, wake: make(chan struct{}, 1)}
+}
+
+// RenewLease extends a process's lease (as api.LifetimeWatcher does for Start) by increment, or by
+// config's process_ttl when increment is 0, and answers the lease's TTL now. Vault caps it at
+// process_max_ttl and the mount's limit.
+func (c *Client) RenewLease(ctx context.Context, leaseID string, increment time.Duration) (time.Duration, error) {
+	s, err := c.vault.Sys().RenewWithContext(ctx, leaseID, int(increment.Seconds()))
+	if err != nil {
+		return 0, classify(err)
+	}
+	if s == nil {
+		return 0, fmt.Errorf("pecreds: renewing lease %s answered nothing", leaseID)
+	}
+	return time.Duration(s.LeaseDuration) * time.Second, nil
+}
+
+// End ends the process id (DELETE process/:id): its current credentials wiped, an open task
+// cancelled. A process already gone is not an error.
+func (c *Client) End(ctx context.Context, id string) error {
+	path, err := c.processPath(id)
+	if err != nil {
+		return err
+	}
+	_, err = c.vault.Logical().DeleteWithContext(ctx, path)
+	if err = classify(err); errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// create writes process/:id and answers its lease.
+func (c *Client) create(ctx context.Context, in StartInput) (*api.Secret, error) {
 	path, err := c.processPath(in.ID)
 	if err != nil {
 		return nil, err
@@ -157,28 +231,19 @@ func (c *Client) Start(ctx context.Context, in StartInput) (*Process, error) {
 	if secret == nil || secret.LeaseID == "" {
 		return nil, fmt.Errorf("pecreds: process %s started without a lease", in.ID)
 	}
-	p := &Process{c: c, ID: in.ID, LeaseID: secret.LeaseID, wake: make(chan struct{}, 1)}
-	if p.watcher, err = c.vault.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret}); err != nil {
-		return nil, err
-	}
-	go p.watcher.Start()
-	go func() { // drain the watcher's notices; it stops at the lease's max TTL or on Close
-		for {
-			select {
-			case <-p.watcher.DoneCh():
-				return
-			case <-p.watcher.RenewCh():
-			}
-		}
-	}()
-	return p, nil
+	return secret, nil
 }
 
 // Close stops renewing the lease and ends the process (its lease revoked: its credentials wiped,
-// an open task cancelled). Closing twice is harmless.
+// an open task cancelled); a handle from Client.Process ends it by its id. Closing twice is
+// harmless.
 func (p *Process) Close(ctx context.Context) error {
 	var err error
 	p.once.Do(func() {
+		if p.watcher == nil {
+			err = p.c.End(ctx, p.ID)
+			return
+		}
 		p.watcher.Stop()
 		// The URL form, which the engine-host policy grants for this mount's process leases only.
 		_, err = p.c.vault.Logical().WriteWithContext(ctx, "sys/leases/revoke/"+p.LeaseID, nil)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
@@ -192,5 +193,57 @@ func TestEmptyAnswersAreNotFound(t *testing.T) {
 	}
 	if _, err := p.Preflight(ctx, 0); !errors.Is(err, client.ErrNotFound) {
 		t.Errorf("preflight: %v", err)
+	}
+}
+
+// Create leaves the lease to another program: no renewal from this client, the lease id
+// answered; RenewLease renews it by id with the increment asked; a handle from Process resolves
+// for an existing process, and its Close ends it by its id (DELETE), a process already gone
+// included.
+func TestCreateRenewAndEndByID(t *testing.T) {
+	f := &fakeVault{answer: func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case r.URL.Path == "/v1/sys/leases/renew":
+			_, _ = io.WriteString(w, `{"lease_id": "pecreds/process/p/L1", "renewable": true, "lease_duration": 600}`)
+		case r.Method == http.MethodDelete && r.URL.Path == "/v1/pecreds/process/gone":
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"errors": []}`)
+		default:
+			return false
+		}
+		return true
+	}}
+	c, _ := start(t, f)
+	ctx := context.Background()
+	before := len(f.requests())
+	lease, err := c.Create(ctx, client.StartInput{ID: "p", Owner: "ann", Current: client.Password("ann", "pw")})
+	if err != nil || lease != "pecreds/process/p/L1" {
+		t.Fatalf("create: %q %v", lease, err)
+	}
+	ttl, err := c.RenewLease(ctx, lease, 10*time.Minute)
+	if err != nil || ttl != 10*time.Minute {
+		t.Fatalf("renew: %s %v", ttl, err)
+	}
+	if err := c.Process("p").Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.End(ctx, "gone"); err != nil {
+		t.Errorf("ending a process already gone: %v", err)
+	}
+	if err := c.End(ctx, "../sys"); err == nil {
+		t.Error("End took a bad id")
+	}
+	got := f.requests()[before:]
+	want := []string{"PUT /v1/pecreds/process/p", "PUT /v1/sys/leases/renew", "DELETE /v1/pecreds/process/p", "DELETE /v1/pecreds/process/gone"}
+	if len(got) != len(want) {
+		t.Fatalf("requests %+v, want %v", got, want)
+	}
+	for i, g := range got {
+		if g.method+" "+g.requestURI != want[i] {
+			t.Errorf("request %d: %s %s, want %s", i, g.method, g.requestURI, want[i])
+		}
+	}
+	if got[1].body["lease_id"] != lease || got[1].body["increment"] != float64(600) {
+		t.Errorf("renew body: %v", got[1].body)
 	}
 }

@@ -2,9 +2,10 @@
 # Runs every test: go vet, the unit tests (race detector on, as `make test`), the integration tests
 # in tests/ (as `make testacc`), which start their own `vault server -dev` on a free loopback port
 # with the freshly built plugin (and, for the grant tests, their own Ory Hydra; for the Temporal
-# tests, their own Temporal dev server; for the Task Manager's, headless Chromium), and bounded
-# fuzzing (as `make fuzz`). Each stage prints its wall time. Extra arguments go to both `go test`
-# runs (scripts/test.sh -run Registry -v).
+# tests, their own Temporal dev server; for the Task Manager's, headless Chromium), the tests of
+# integrations/temporal (a module of its own, with its own Vault and Temporal dev server), and
+# bounded fuzzing (as `make fuzz`). Each stage prints its wall time. Extra arguments go to every
+# `go test` run (scripts/test.sh -run Registry -v).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -78,6 +79,13 @@ go test -race -count=1 -timeout 10m "$@" $(go list ./... | grep -v /tests$)
 stage "integration tests (real Vault servers)"
 # VAULT_ACC gates them (tests/main_test.go): plain `go test ./...` runs the unit tests only.
 VAULT_ACC=1 go test -count=1 -timeout 40m "$@" ./tests
+
+# integrations/temporal is a module of its own (the Temporal SDK stays out of the plugin's
+# go.mod), so neither `go vet ./...` nor the stages above reach it. Its tests start their own
+# Vault (with the plugin built from this tree) and Temporal dev server, from $VAULT_BIN and
+# $TEMPORAL_BIN, under the same gate.
+stage "integrations/temporal: go vet, unit and integration tests (real Vault and Temporal servers)"
+(cd integrations/temporal && go vet ./... && VAULT_ACC=1 go test -race -count=1 -timeout 15m "$@" ./...)
 
 # Fuzzing, bounded (scripts/fuzz.sh says how): PECREDS_FUZZTIME runs per target, 0 skips it.
 export PECREDS_FUZZTIME=${PECREDS_FUZZTIME:-300000x}
