@@ -32,7 +32,7 @@ var Lies = map[string]string{
 	"token_type of two words": `{"access_token": "lie-at-type", "token_type": "Bearer evil", "expires_in": 60, "refresh_token": "lie-rt-type"}`,
 	"refresh_token with a control character": `{"access_token": "lie-at-rtctl", "token_type": "Bearer", "expires_in": 60,
 		"refresh_token": "lie-rt-\u0007bell"}`,
-	"an error with status 200": `{"error": "invalid_grant", "refresh_token": "lie-rt-error"}`,
+	"a blank body": ` `,
 }
 
 // SetFault sets the fault of every grant's refreshes from now on (a grant given its own by
