@@ -66,3 +66,12 @@ func (s *Server) faultOf(g *grant) Fault {
 	}
 	return s.fault
 }
+
+// inFlight counts a refresh of the grant of refreshToken in the air (by 1) or answered (by -1).
+func (s *Server) inFlight(refreshToken string, by int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g := s.grants[refreshToken]; g != nil {
+		g.family.inFlight += by
+	}
+}

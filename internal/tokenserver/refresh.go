@@ -22,9 +22,10 @@ type grant struct {
 
 // family is one grant: the refresh tokens that descend from one authorization.
 type family struct {
-	revoked bool
-	fault   *Fault // nil: the server's fault
-	log     GrantLog
+	revoked  bool
+	fault    *Fault // nil: the server's fault
+	inFlight int
+	log      GrantLog
 }
 
 // GrantLog is what the endpoint saw of one grant.
@@ -34,6 +35,9 @@ type GrantLog struct {
 	Lies      int       // refreshes it answered with its fault's lie
 	Refused   int       // refreshes refused with invalid_grant (reuses included)
 	Revoked   bool
+	// InFlight counts the refreshes received and not yet answered: a test knows a slow refresh
+	// is in the air.
+	InFlight int
 }
 
 // Refresh is one refresh the endpoint served.
@@ -103,7 +107,7 @@ func (s *Server) Grant(refreshToken string) (GrantLog, bool) {
 	out := g.family.log
 	out.Refreshes = append([]Refresh(nil), out.Refreshes...)
 	out.Reuses = append([]Reuse(nil), out.Reuses...)
-	out.Revoked = g.family.revoked
+	out.Revoked, out.InFlight = g.family.revoked, g.family.inFlight
 	return out, true
 }
 

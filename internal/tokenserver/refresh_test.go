@@ -127,9 +127,21 @@ func TestRefreshFaults(t *testing.T) {
 
 	s.SetGrantFault(rt1, Fault{Delay: 300 * time.Millisecond})
 	start := time.Now()
-	mustRefresh(t, s, rt1)
-	if took := time.Since(start); took < 300*time.Millisecond {
+	done := make(chan time.Duration)
+	go func() { refreshOnce(t, s, rt1); done <- time.Since(start) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if log, _ := s.Grant(rt1); log.InFlight == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slow refresh was never in flight")
+		}
+	}
+	mustRefresh(t, s, other) // another grant is answered meanwhile
+	if took := <-done; took < 300*time.Millisecond {
 		t.Errorf("a slow grant answered in %s", took)
 	}
-	mustRefresh(t, s, other)
+	if log, _ := s.Grant(rt1); log.InFlight != 0 || len(log.Refreshes) != 2 {
+		t.Errorf("after its answer: %+v", log)
+	}
 }

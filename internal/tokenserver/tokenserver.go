@@ -166,7 +166,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if grantType == "refresh_token" {
-		delay += s.faultFor(r.PostForm.Get("refresh_token")).Delay
+		rt := r.PostForm.Get("refresh_token")
+		delay += s.faultFor(rt).Delay
+		s.inFlight(rt, 1)
+		defer s.inFlight(rt, -1)
 	}
 	if delay > 0 {
 		time.Sleep(delay)
