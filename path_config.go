@@ -115,7 +115,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.notifier.poke()      // a notify_url set again delivers what waited
-	b.grants.worker.poke() // a grant_refresh_concurrency raised takes effect at once
+	b.grants.reopenLanes() // a grant_refresh_concurrency raised takes effect at once
 	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
 	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)
