@@ -20,8 +20,9 @@ import (
 // Keeping users' grants fresh (DESIGN.md "Technical token refresh", user grants): a process's
 // current grant (oauth2_user with a refresh token) is refreshed at refresh_fraction of its access
 // token's lifetime, less jitter, on the active node, by a scheduler of its own beside the technical
-// tokens'. Each grant is in the queue once: popped, it is refreshed by one request, and the outcome
-// places it again, so a grant has one refresh in the air at most. The request runs outside every
+// tokens'. Each grant is in the queue once: popped, it is refreshed by one request in its
+// provider's lane (grant_lanes.go), and the outcome places it again, so a grant has one refresh in
+// the air at most. The request runs outside every
 // lock; its outcome is kept under the process's lock by the lifecycle (GrantRefreshed), which drops
 // it when the grant changed meanwhile. A rotated refresh token is stored there, with the new access
 // token, before anything can serve that access token; the old one is never sent again, since the
@@ -33,6 +34,7 @@ type grantRefresher struct {
 	b           *backend
 	worker      worker
 	queue       *schedule.Queue
+	lanes       *grantLanes
 	mu          sync.Mutex
 	plans       map[string]grantPlan // guarded by mu
 	runtime     map[string][]string  // a process's runtime grants' keys; guarded by mu
@@ -43,6 +45,7 @@ type grantRefresher struct {
 // never the tokens), when it refreshes next, and the failures since its last refresh.
 type grantPlan struct {
 	key         uint64
+	client      string // its lane (grant_lanes.go)
 	next        time.Time
 	failures    int
 	lastError   string
@@ -50,7 +53,7 @@ type grantPlan struct {
 }
 
 func newGrantRefresher(b *backend) *grantRefresher {
-	return &grantRefresher{b: b, worker: newWorker(), queue: schedule.NewQueue(), plans: map[string]grantPlan{},
+	return &grantRefresher{b: b, worker: newWorker(), queue: schedule.NewQueue(), lanes: newGrantLanes(), plans: map[string]grantPlan{},
 		runtime: map[string][]string{}, endedGrants: map[string]uint64{}}
 }
 
@@ -58,12 +61,17 @@ func (g *grantRefresher) start(s logical.Storage) {
 	g.worker.run(func(ctx context.Context) {
 		limit := func() int { return g.b.grantRefreshConcurrency(ctx, s) }
 		runQueue(ctx, g.queue, &g.worker, g.b.deps.now, limit, func(ctx context.Context, key string) {
-			g.refresh(ctx, s, parseGrantRef(key))
+			g.dispatch(ctx, s, key)
 		})
 	})
 }
 
-func (g *grantRefresher) stop() { g.worker.stop() }
+// stop ends the scheduler's loop, then waits for the refreshes in the air, which its context's
+// end cuts short.
+func (g *grantRefresher) stop() {
+	g.worker.stop()
+	g.lanes.calls.Wait()
+}
 
 // refreshable is the grant of cur when the plugin refreshes it: a grant with a refresh token.
 func refreshable(cur *Credential) bool {
@@ -109,7 +117,7 @@ func (g *grantRefresher) note(id string, cur *Credential, fraction float64) {
 	}
 	delete(g.endedGrants, id)
 	now := g.b.deps.now()
-	plan := grantPlan{key: key, next: refreshAt(cur, now, fraction, rand.Float64()), lastAttempt: prev.lastAttempt}
+	plan := grantPlan{key: key, client: cur.Fields["client"], next: refreshAt(cur, now, fraction, rand.Float64()), lastAttempt: prev.lastAttempt}
 	if floor := prev.lastAttempt.Add(g.b.deps.minFetchInterval); known && plan.next.Before(floor) {
 		plan.next = floor // no grant of a process is asked for sooner than the minimum interval
 	}
@@ -338,7 +346,7 @@ func (b *backend) refreshFraction(ctx context.Context, s logical.Storage) float6
 }
 
 // grantRefreshConcurrency is config's grant_refresh_concurrency: how many grant refreshes may be
-// in the air at once (the default when the config cannot be read).
+// in the air at once for each provider (the default when the config cannot be read).
 func (b *backend) grantRefreshConcurrency(ctx context.Context, s logical.Storage) int {
 	cfg, err := b.getConfig(ctx, s)
 	if err != nil || cfg.GrantRefreshConcurrency < 1 {

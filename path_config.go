@@ -121,7 +121,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			b.Logger().Warn("pending notifications wait for their backoff", "error", err)
 		}
 	}
-	b.grants.worker.poke() // a grant_refresh_concurrency raised takes effect at once
+	b.grants.reopenLanes() // a grant_refresh_concurrency raised takes effect at once
 	resp := &logical.Response{Data: cfg.responseData(b.deps.now())}
 	if w := cfg.oldFormSecretWarning(b.deps.now()); w != "" {
 		resp.AddWarning(w)

@@ -46,7 +46,7 @@ var configFields = map[string]*framework.FieldSchema{
 	},
 	"grant_refresh_concurrency": {
 		Type:        framework.TypeInt,
-		Description: "How many users' grants (oauth2_user) the active node refreshes at once, between 1 and 64. Defaults to 8. A change takes effect at once.",
+		Description: "How many users' grants (oauth2_user) the active node refreshes at once for each provider (a grant's client), between 1 and 64: a slow provider holds back only its own grants' refreshes. Defaults to 8. A change takes effect at once.",
 		Default:     defaultGrantRefreshConcurrency,
 	},
 	"notify_url": {
@@ -88,7 +88,7 @@ var configResponseFields = map[string]*framework.FieldSchema{
 	"task_manager":              {Type: framework.TypeBool, Description: "Whether user-credential failures open a task.", Required: true},
 	"error_health_mapping":      {Type: framework.TypeMap, Description: "The error class to health mapping in force, defaults included.", Required: true},
 	"refresh_fraction":          {Type: framework.TypeFloat, Description: "The fraction of a token's lifetime after which it is re-created.", Required: true},
-	"grant_refresh_concurrency": {Type: framework.TypeInt, Description: "How many users' grants are refreshed at once.", Required: true},
+	"grant_refresh_concurrency": {Type: framework.TypeInt, Description: "How many users' grants are refreshed at once for each provider.", Required: true},
 	"notify_url":                {Type: framework.TypeString, Description: "The Task Manager webhook URL; empty when off.", Required: true},
 	"notify_timeout":            {Type: framework.TypeString, Description: "The timeout of one delivery, as a duration (10s).", Required: true},
 

@@ -15,7 +15,7 @@ import (
 
 var (
 	benchCredentials = flag.Int("bench.credentials", 2000, "oauth2 technical credentials in BenchmarkTokenRefresh")
-	benchLifetime    = flag.Duration("bench.lifetime", 60*time.Second, "token lifetime in BenchmarkTokenRefresh")
+	benchLifetime    = flag.Duration("bench.lifetime", 60*time.Second, "token lifetime in BenchmarkTokenRefresh and BenchmarkGrantRefresh")
 	benchDuration    = flag.Duration("bench.duration", 3*time.Minute, "how long BenchmarkTokenRefresh watches")
 )
 

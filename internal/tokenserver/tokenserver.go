@@ -1,7 +1,7 @@
 // Package tokenserver is a real OAuth2 token endpoint (client-credentials and refresh_token
 // grants) on loopback, for
 // tests and benchmarks: it counts requests per client, hands out tokens with a lifetime it is
-// told, and can be told to fail. It records how each client authenticated, holds a client to the
+// told, and can be told to fail, and its refreshes to be slow or to lie (faults.go). It records how each client authenticated, holds a client to the
 // method it was registered for, and verifies private_key_jwt assertions with the client's public
 // key, as a provider does.
 package tokenserver
@@ -31,11 +31,15 @@ type Server struct {
 	delay    time.Duration
 	issued   map[string][]Issue
 	seq      int
-	grants   map[string]*grant // refresh token -> what it refreshes
+	grants   map[string]*grant    // refresh token -> what it refreshes
+	expiry   map[string]time.Time // access token -> when it really expires
+	fault    Fault                // the refreshes' fault, unless their grant has its own
 	noRotate bool
-	hold     chan struct{} // while not nil, requests wait for it to close
-	held     int
-	reused   int
+	// noReuseDetection: a spent refresh token is refused, but its grant is not revoked.
+	noReuseDetection bool
+	hold             chan struct{} // while not nil, requests wait for it to close
+	held             int
+	reused           int
 }
 
 // Issue records one token request.
@@ -61,7 +65,8 @@ func Start() (*Server, error) {
 		return nil, err
 	}
 	s := &Server{listener: l, clients: map[string]string{}, methods: map[string]string{}, keys: map[string]crypto.PublicKey{},
-		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}, grants: map[string]*grant{}}
+		jtis: map[string]bool{}, lifetime: time.Hour, issued: map[string][]Issue{}, grants: map[string]*grant{},
+		expiry: map[string]time.Time{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serveToken), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(l) }()
 	return s, nil
@@ -160,6 +165,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.held++
 	}
 	s.mu.Unlock()
+	if grantType == "refresh_token" {
+		rt := r.PostForm.Get("refresh_token")
+		delay += s.faultFor(rt).Delay
+		s.inFlight(rt, 1)
+		defer s.inFlight(rt, -1)
+	}
 	if delay > 0 {
 		time.Sleep(delay)
 	}
@@ -171,7 +182,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		GrantType: grantType, RefreshToken: r.PostForm.Get("refresh_token")}
 	var (
 		status int
-		body   map[string]any
+		body   any
 	)
 	switch {
 	case failWith != 0:
@@ -179,14 +190,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	case auth.refused != "":
 		status, body = auth.status, map[string]any{"error": auth.code}
 	case grantType == "refresh_token":
-		status, body = s.refresh(auth.id, issue.RefreshToken, lifetime)
-		if at, ok := body["access_token"].(string); ok {
-			issue.Token = at
+		status, body = s.refresh(auth.id, issue.RefreshToken, lifetime, issue.At)
+		if m, ok := body.(map[string]any); ok {
+			issue.Token, _ = m["access_token"].(string)
 		}
 	default:
 		s.mu.Lock()
 		s.seq++
 		issue.Token = fmt.Sprintf("tok-%s-%d", auth.id, s.seq)
+		s.expiry[issue.Token] = issue.At.Add(lifetime)
 		s.mu.Unlock()
 		status, body = http.StatusOK, map[string]any{"access_token": issue.Token, "token_type": "Bearer", "expires_in": int(lifetime.Seconds())}
 	}
@@ -200,5 +212,9 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
+	if raw, ok := body.(rawBody); ok {
+		_, _ = w.Write([]byte(raw))
+		return
+	}
 	_ = json.NewEncoder(w).Encode(body)
 }
