@@ -17,15 +17,17 @@ import (
 // Recorder stands in front of Hydra's token endpoint and follows each grant through its refreshes:
 // a refresh token is known by its hash only (never kept, never logged), and each one Hydra answers
 // belongs to the grant of the one it replaced. So a test sees, per grant, when it was last
-// refreshed, whether a spent refresh token was sent again, and how Hydra judged it; and at any
-// moment how many refreshes are in the air.
+// refreshed, whether a refresh token was sent again (spent already, or in the air in another
+// request) and how Hydra judged it; and at any moment how many refreshes are in the air.
 //
 // It also makes Hydra's test store behave as a production one: the in-memory SQLite refuses a
-// refresh that meets another's write (500, "Unable to serialize access due to a concurrent
-// update"), which a database that serializes its writers never does. Such a refusal rolled the
-// refresh back — its refresh token is not spent — so the recorder asks again at once (counted as
-// Busy), and the plugin sees one answer. Were the token spent after all, Hydra would answer the
-// second try invalid_grant, and the test would see a grant refused with no refresh token sent twice.
+// refresh that meets another's write (a 500, "Unable to serialize access due to a concurrent
+// update", or a 400, "multiple concurrent requests using the same token", when no other request
+// carries it), which a database that serializes its writers never does. Such a refusal rolled the
+// refresh back — its refresh token is not spent — so the recorder asks again after a few
+// milliseconds (counted as Busy), and the plugin sees one answer. Were the token spent after all,
+// Hydra would answer a later try invalid_grant, and the test would see a grant refused with no
+// refresh token sent twice.
 type Recorder struct {
 	target string // Hydra's token endpoint
 	srv    *httptest.Server
@@ -42,6 +44,7 @@ type Recorder struct {
 type sentInfo struct {
 	grant     int
 	sent      int  // refresh requests that carried it
+	inAir     int  // those not answered yet
 	succeeded bool // Hydra answered one of them with new tokens: it is spent
 }
 
@@ -49,7 +52,7 @@ type sentInfo struct {
 type GrantRecord struct {
 	Refreshed     int       // refreshes Hydra answered with new tokens
 	LastRefreshed time.Time // when the last of them was answered
-	Resent        int       // refresh requests that carried a refresh token already spent
+	Resent        int       // refresh requests that carried a refresh token already spent, or in the air
 	Refused       int       // invalid_grant answers
 	LastRefused   time.Time
 }
@@ -58,7 +61,7 @@ type GrantRecord struct {
 type RecorderTotals struct {
 	Requests  int // refresh_token grants sent
 	Refreshed int // answered with new tokens
-	Resent    int // carrying a refresh token already spent (a retry of a lost answer, or a reuse)
+	Resent    int // carrying a refresh token already spent, or in the air in another request
 	Refused   int // answered invalid_grant
 	Failed    int // answered another error
 	Busy      int // refused by Hydra's busy store, and asked again by the recorder
@@ -130,7 +133,7 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 	// must know it, as the grant's next refresh will find out.
 	ctx := context.WithoutCancel(req.Context())
 	status, header, answer := r.forward(ctx, req, body)
-	for try := 1; refresh && try < busyTries && storeBusy(status, answer); try++ {
+	for try := 1; refresh && try < busyTries && r.storeBusy(hash, status, answer); try++ {
 		r.mu.Lock()
 		r.totals.Busy++
 		r.mu.Unlock()
@@ -153,9 +156,21 @@ func (r *Recorder) serve(w http.ResponseWriter, req *http.Request) {
 // busyTries bounds the tries of one refresh that Hydra's busy store refused.
 const busyTries = 50
 
-// storeBusy says whether Hydra refused a request because its in-memory store met another write.
-func storeBusy(status int, answer []byte) bool {
-	return status == http.StatusInternalServerError && bytes.Contains(answer, []byte("Unable to serialize access"))
+// storeBusy says whether Hydra refused a refresh because its in-memory store met another write:
+// a 500 that says so, or — when no other request carries the same refresh token — the 400 that
+// Hydra's refresh answers for a concurrent update, "multiple concurrent requests using the same
+// token".
+func (r *Recorder) storeBusy(hash [32]byte, status int, answer []byte) bool {
+	switch {
+	case status == http.StatusInternalServerError:
+		return bytes.Contains(answer, []byte("Unable to serialize access"))
+	case status == http.StatusBadRequest && bytes.Contains(answer, []byte("multiple concurrent requests")):
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		tok, ok := r.tokens[hash]
+		return ok && tok.inAir == 1
+	}
+	return false
 }
 
 // forward sends the request to Hydra as it came and answers Hydra's status, headers and body;
@@ -190,7 +205,8 @@ func (r *Recorder) sent(hash [32]byte) {
 		return
 	}
 	tok.sent++
-	if tok.succeeded {
+	tok.inAir++
+	if tok.succeeded || tok.inAir > 1 { // spent, or being spent by another request
 		r.totals.Resent++
 		r.grants[tok.grant].Resent++
 	}
@@ -206,6 +222,9 @@ func (r *Recorder) answered(hash [32]byte, status int, answer []byte) {
 	defer r.mu.Unlock()
 	r.inFlight--
 	tok, ok := r.tokens[hash]
+	if ok {
+		tok.inAir--
+	}
 	now := time.Now()
 	switch {
 	case status == http.StatusOK && a.RefreshToken != "":
