@@ -161,10 +161,16 @@ func (g *grantRefresher) retryAt(id string) (time.Time, string) {
 
 // refresh refreshes a grant whose time has come. The network call is made holding no lock; only
 // the outcome's keeping takes the process's lock.
+//
+// The process is read from storage, not from the cache: a plugin whose Vault is gone (its node
+// killed) fails here and sends nothing. From the cache it would go on refreshing for as long as it
+// lives, spending refresh tokens whose answers it can no longer store and that the next active
+// node still holds — with rotation and no grace period, each such grant would end. So only the
+// refreshes already in the air when the node died can be lost.
 func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, ref grantRef) {
 	b := g.b
 	id := ref.key()
-	p, err := b.getProcess(ctx, s, ref.process)
+	p, err := readJSON[lifecycle.Process](ctx, s, processStoragePrefix+ref.process, fmt.Sprintf("process %q", ref.process))
 	var cur *Credential
 	if err == nil && p != nil {
 		cur, err = g.held(ctx, s, p, ref)

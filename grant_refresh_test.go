@@ -3,9 +3,11 @@ package pecreds
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ const grantLifetime = 60 * time.Second
 
 func newGrantRig(t *testing.T, keep string) *grantRig {
 	t.Helper()
-	r := &grantRig{t: t, clock: newFakeClock(), logs: &syncBuffer{}, s: &logical.InmemStorage{}}
+	r := &grantRig{t: t, clock: newFakeClock(), logs: &syncBuffer{}, s: &vanishingStorage{Storage: &logical.InmemStorage{}}}
 	r.d = testDeps()
 	r.d.now = r.clock.now
 	r.b = r.start()
@@ -299,6 +301,54 @@ func TestGrantRefreshForReplacedGrantDropped(t *testing.T) {
 	if next, _ := r.b.grants.retryAt("p"); !next.After(r.clock.now().Add(30 * time.Minute)) {
 		t.Errorf("the new grant is scheduled at %v, want about 0.67 of its hour", next)
 	}
+}
+
+// vanishingStorage is Vault's storage as the plugin sees it, until Vault is gone (its node killed):
+// then every call fails.
+type vanishingStorage struct {
+	logical.Storage
+	gone atomic.Bool
+}
+
+var errVaultGone = errors.New("the connection to Vault is gone")
+
+func (v *vanishingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if v.gone.Load() {
+		return nil, errVaultGone
+	}
+	return v.Storage.Get(ctx, key)
+}
+
+func (v *vanishingStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if v.gone.Load() {
+		return errVaultGone
+	}
+	return v.Storage.Put(ctx, e)
+}
+
+func (v *vanishingStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	if v.gone.Load() {
+		return nil, errVaultGone
+	}
+	return v.Storage.List(ctx, prefix)
+}
+
+// A plugin whose Vault is gone (its node was killed; the plugin lives on a moment before it
+// notices) sends no refresh: it would spend a refresh token whose answer it cannot store and that
+// the next active node still holds, which with rotation and no grace period ends the grant. The
+// refresher reads the process from storage, which fails, and not from its cache, which would not.
+func TestGrantNotRefreshedWithoutVault(t *testing.T) {
+	r := newGrantRig(t, "persistent")
+	r.instantiate("p")
+	r.tick(41 * time.Second)
+	waitUntil(t, 10*time.Second, func() bool { return len(r.refreshes()) == 1 && r.served("p") == r.refreshes()[0].Token })
+	r.s.(*vanishingStorage).gone.Store(true)
+	r.tick(41 * time.Second) // the next refresh is due
+	waitUntil(t, 10*time.Second, func() bool { return strings.Contains(r.logs.String(), "grant refresh failed") })
+	if n := len(r.refreshes()); n != 1 {
+		t.Errorf("%d refresh requests, want 1: the plugin refreshed a grant after its Vault was gone", n)
+	}
+	r.noRefreshTokenShown()
 }
 
 // poll says whether cond held within the time.
