@@ -3,6 +3,7 @@ package pecreds
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -101,8 +102,27 @@ func (g *grantRefresher) dispatch(ctx context.Context, s logical.Storage, id str
 			}
 			g.worker.poke()
 		}()
-		g.refresh(ctx, s, parseGrantRef(id))
+		if ctx.Err() != nil {
+			return // stopping: no refresh starts now
+		}
+		call, done := withStopGrace(ctx, refreshStopGrace)
+		defer done()
+		g.refresh(call, s, parseGrantRef(id))
 	}()
+}
+
+// refreshStopGrace is how long a grant refresh in the air when the plugin stops (a reload, a
+// step-down) is given to be answered and kept. A provider that rotates refresh tokens has spent
+// the old one once it answers: an answer dropped at a stop would leave the next plugin only a
+// spent token, and end the grant at a strict provider. Stopping waits this long at most.
+const refreshStopGrace = 5 * time.Second
+
+// withStopGrace is a context for one call begun under ctx that outlives ctx's end by grace: the
+// call finishes (its own timeouts still apply) unless it takes longer than that after the stop.
+func withStopGrace(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	call, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(grace, cancel) })
+	return call, func() { stop(); cancel() }
 }
 
 // waitingAll takes every process id out of the lanes' waiting lists.

@@ -66,8 +66,8 @@ func (g *grantRefresher) start(s logical.Storage) {
 	})
 }
 
-// stop ends the scheduler's loop, then waits for the refreshes in the air, which its context's
-// end cuts short.
+// stop ends the scheduler's loop, then waits for the refreshes in the air: each is given
+// refreshStopGrace to be answered and kept, then cut short.
 func (g *grantRefresher) stop() {
 	g.worker.stop()
 	g.lanes.calls.Wait()
@@ -187,7 +187,7 @@ func (g *grantRefresher) refresh(ctx context.Context, s logical.Storage, ref gra
 	}
 	refreshed, err := g.ask(ctx, s, cur)
 	if ctx.Err() != nil {
-		return // stopping: an interrupted request is no failure, and the next leader asks again
+		return // stopped and past its grace: an interrupted request is no failure, and the next plugin asks again
 	}
 	g.mu.Lock()
 	if plan, ok := g.plans[id]; ok {

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/pecreds/vault-plugin-pecreds/internal/lifecycle"
 	"github.com/pecreds/vault-plugin-pecreds/internal/tokenserver"
 )
 
@@ -361,4 +362,41 @@ func poll(within time.Duration, cond func() bool) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return true
+}
+
+// A refresh in the air when the plugin stops (a reload) is given its grace: answered then, the
+// rotated refresh token is kept, and the next plugin refreshes with it — the provider, which spent
+// the old one when it answered, never sees it again.
+func TestGrantRefreshInTheAirAtStopIsKept(t *testing.T) {
+	r := newGrantRig(t, "persistent")
+	_, rt := r.instantiate("p")
+	release := r.srv.Hold()
+	r.tick(41 * time.Second)
+	if !poll(10*time.Second, func() bool { return r.srv.Held() == 1 }) {
+		t.Fatal("no refresh in the air")
+	}
+	stopped := make(chan struct{})
+	go func() { r.b.Cleanup(context.Background()); close(stopped) }()
+	release() // answered after the stop began, within its grace
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the plugin did not stop")
+	}
+	if n := len(r.refreshes()); n != 1 || r.refreshes()[0].RefreshToken != rt || r.refreshes()[0].Token == "" {
+		t.Fatalf("refreshes %+v", r.refreshes())
+	}
+	rotated := "rt-app-" + strings.TrimPrefix(r.refreshes()[0].Token, "tok-app-")
+	p, err := readJSON[lifecycle.Process](context.Background(), r.s, processStoragePrefix+"p", "process")
+	if err != nil || p.Current == nil || p.Current.Fields["refresh_token"] != rotated {
+		t.Fatalf("the stored grant does not hold the rotated refresh token (%v)", err)
+	}
+
+	r.b = r.start()
+	waitUntil(t, 10*time.Second, func() bool { at, _ := r.b.grants.retryAt("p"); return !at.IsZero() })
+	r.tick(41 * time.Second)
+	waitUntil(t, 10*time.Second, func() bool { return len(r.refreshes()) == 2 })
+	if is := r.refreshes()[1]; is.RefreshToken != rotated || r.srv.Reused() != 0 {
+		t.Errorf("after the restart the refresh sent the old token or a reused one (%d reused)", r.srv.Reused())
+	}
 }
