@@ -318,19 +318,9 @@ func servesFresh(cl *api.Client, h *hydra.Server, i int) error {
 	return nil
 }
 
-// activeFor is what Hydra says of token; a token of another user is an error. An inactive answer
-// is asked again for a second: Hydra's in-memory store, busy with a write, answers an introspection
-// it could not read "inactive" (its log says access denied, "Unable to serialize access"), while an
-// active answer is never wrong.
+// activeFor is what Hydra says of token (introspectSettled); a token of another user is an error.
 func activeFor(h *hydra.Server, token, user string) (hydra.Introspection, error) {
-	var (
-		in  hydra.Introspection
-		err error
-	)
-	poll(time.Second, 20*time.Millisecond, func() bool {
-		in, err = h.Introspect(context.Background(), token)
-		return err != nil || in.Active
-	})
+	in, err := introspectSettled(h, token)
 	if err == nil && in.Active && in.Subject != user {
 		err = fmt.Errorf("resolve served an access token of %s's", in.Subject)
 	}

@@ -219,11 +219,27 @@ func mustAuthorize(t *testing.T, h *hydra.Server, c hydra.Client, subject string
 
 func mustIntrospect(t *testing.T, h *hydra.Server, token string) hydra.Introspection {
 	t.Helper()
-	in, err := h.Introspect(context.Background(), token)
+	in, err := introspectSettled(h, token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return in
+}
+
+// introspectSettled is what Hydra says of token. An inactive answer is asked again for a second:
+// Hydra's in-memory store, busy with a write, answers an introspection it could not read
+// "inactive" (its log says access denied, "Unable to serialize access"), while an active answer is
+// never wrong.
+func introspectSettled(h *hydra.Server, token string) (hydra.Introspection, error) {
+	var (
+		in  hydra.Introspection
+		err error
+	)
+	poll(time.Second, 20*time.Millisecond, func() bool {
+		in, err = h.Introspect(context.Background(), token)
+		return err != nil || in.Active
+	})
+	return in, err
 }
 
 // wantOAuthError fails the test unless err is the OAuth2 error code with HTTP status.
