@@ -131,12 +131,6 @@ func technicalWriteOperation(b *backend) *framework.PathOperation {
 	}
 }
 
-// actionExists keeps a write to an action path (rotate, complete, ...) an update, so that the
-// handler answers 404 for an unknown object instead of Vault refusing a "create".
-func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
-	return true, nil
-}
-
 func (b *backend) pathTechnicalRead(ctx context.Context, req *logical.Request, d *framework.FieldData, name string) (*logical.Response, error) {
 	e, err := b.getTechnical(ctx, req.Storage, name)
 	if err != nil || e == nil {

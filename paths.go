@@ -54,3 +54,9 @@ func asRefusal(err error) (*logical.Response, error) {
 	}
 	return nil, err
 }
+
+// actionExists keeps a write to an action path (rotate, complete, ...) an update, so that the
+// handler answers 404 for an unknown object instead of Vault refusing a "create".
+func actionExists(context.Context, *logical.Request, *framework.FieldData) (bool, error) {
+	return true, nil
+}
