@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -33,6 +35,18 @@ func (w Wrapped) String() string {
 
 // GoString is String, for %#v.
 func (w Wrapped) GoString() string { return w.String() }
+
+// MarshalJSON leaves the token out, so that a Wrapped logged or stored as JSON (a structured
+// log, a workflow engine's history) shows no secret: hand w.Token itself to the worker.
+func (w Wrapped) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"accessor": w.Accessor, "ttl": w.TTL.String(),
+		"creation_time": w.CreationTime, "creation_path": w.CreationPath})
+}
+
+// LogValue leaves the token out of log/slog records too.
+func (w Wrapped) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("accessor", w.Accessor), slog.Duration("ttl", w.TTL), slog.String("creation_path", w.CreationPath))
+}
 
 // ResolveWrapped resolves a service by name as Resolve does, but Vault answers with a single-use
 // wrapping token living ttl (X-Vault-Wrap-TTL) instead of the credentials. An error is never

@@ -1,10 +1,13 @@
 package client_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,7 +37,13 @@ func TestResolveWrappedAsksVaultToWrap(t *testing.T) {
 	if last.method != http.MethodGet || last.requestURI != "/v1/pecreds/process/p/resolve/crm?type=password" || last.header.Get("X-Vault-Wrap-TTL") != "90s" {
 		t.Errorf("request: %s %s wrap ttl %q", last.method, last.requestURI, last.header.Get("X-Vault-Wrap-TTL"))
 	}
-	for _, shown := range []string{fmt.Sprint(w), fmt.Sprintf("%v %+v %#v", *w, *w, *w)} {
+	asJSON, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("handed on", "wrapped", w)
+	for _, shown := range []string{fmt.Sprint(w), fmt.Sprintf("%v %+v %#v", *w, *w, *w), string(asJSON), logged.String()} {
 		if strings.Contains(shown, "hvs.wrapping-token-1") || !strings.Contains(shown, "acc-1") {
 			t.Errorf("printed: %s", shown)
 		}
