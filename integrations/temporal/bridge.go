@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	"go.temporal.io/api/serviceerror"
@@ -24,6 +26,56 @@ import (
 type WebhookBridge struct {
 	temporal client.Client
 	verifier *standardwebhooks.Webhook
+	seen     seenDeliveries
+}
+
+// A delivery is acted on once: a captured one replayed within the signature's 5 minutes (the
+// only window its timestamp allows) is acknowledged and ignored, so replays cannot flood a
+// workflow's history with signals. pecreds sends a failed delivery again with the same id, so an
+// id is remembered only once its delivery succeeded.
+const (
+	replayWindow = 10 * time.Minute
+	maxSeen      = 100_000
+)
+
+// seenDeliveries are the webhook-ids of the deliveries acted on within replayWindow, oldest first.
+type seenDeliveries struct {
+	mu    sync.Mutex
+	at    map[string]time.Time
+	order []seenDelivery
+}
+
+type seenDelivery struct {
+	id string
+	at time.Time
+}
+
+// add remembers id, and says whether it is new.
+func (s *seenDeliveries) add(id string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.at == nil {
+		s.at = map[string]time.Time{}
+	}
+	for len(s.order) > 0 && (now.Sub(s.order[0].at) > replayWindow || len(s.order) >= maxSeen) {
+		if old := s.order[0]; s.at[old.id].Equal(old.at) {
+			delete(s.at, old.id) // not when the id was forgotten and seen again since
+		}
+		s.order = s.order[1:]
+	}
+	if _, ok := s.at[id]; ok {
+		return false
+	}
+	s.at[id] = now
+	s.order = append(s.order, seenDelivery{id: id, at: now})
+	return true
+}
+
+// forget takes id back: its delivery failed, and pecreds sends it again.
+func (s *seenDeliveries) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.at, id) // its place in order goes when it is the oldest
 }
 
 // NewWebhookBridge is a bridge that signals through c and verifies with the mount's signing
@@ -61,10 +113,16 @@ func (b *WebhookBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	id := r.Header.Get("webhook-id")
+	if !b.seen.add(id, time.Now()) {
+		w.WriteHeader(http.StatusNoContent) // a replay, or pecreds's retry of one acted on
+		return
+	}
 	if ev.Type == "task-completed" || ev.Type == "process-resumed" {
 		var nf *serviceerror.NotFound
 		if err := ResumeProcess(r.Context(), b.temporal, ev.ProcessID); err != nil && !errors.As(err, &nf) {
 			// Temporal unreachable: pecreds delivers the event again later.
+			b.seen.forget(id)
 			http.Error(w, "signalling the workflow failed", http.StatusServiceUnavailable)
 			return
 		}
