@@ -278,3 +278,23 @@ func TestCookieSecureBehindATLSProxy(t *testing.T) {
 		}
 	}
 }
+
+// A user who signs in again and again without the cookie (a script) holds at most
+// maxSessionsPerUser sessions: each sign-in past them ends that user's oldest session and revokes
+// its token, so one user cannot fill the service for everyone, and no dropped session leaves a
+// live token behind.
+func TestSignInFloodEndsTheUsersOldestSessions(t *testing.T) {
+	srv, fv := testApp(t)
+	const n = 10
+	for range n {
+		if resp, _ := post(t, srv, "/signin", url.Values{"username": {"ann"}, "password": {"ann-login"}}, nil); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in: %d", resp.StatusCode)
+		}
+	}
+	fv.mu.Lock()
+	revoked := fv.revoked
+	fv.mu.Unlock()
+	if revoked != n-maxSessionsPerUser {
+		t.Errorf("%d tokens revoked after %d sign-ins, want %d", revoked, n, n-maxSessionsPerUser)
+	}
+}

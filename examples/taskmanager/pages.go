@@ -161,7 +161,13 @@ func (a *app) signIn(w http.ResponseWriter, r *http.Request) {
 	}
 	a.endSession(r) // a new sign-in gets a new session id; an earlier one ends
 	ttl := time.Duration(secret.Auth.LeaseDuration) * time.Second
-	id, expires, err := a.sessions.create(secret.Auth.ClientToken, user, secret.Auth.EntityID, ttl)
+	id, expires, ended, err := a.sessions.create(secret.Auth.ClientToken, user, secret.Auth.EntityID, ttl)
+	if err != nil {
+		ended = append(ended, secret.Auth.ClientToken) // a sign-in refused leaves no live token
+	}
+	for _, token := range ended {
+		a.revoke(r.Context(), token)
+	}
 	if err != nil {
 		a.render(w, http.StatusServiceUnavailable, "signin", view{Error: err.Error()})
 		return
@@ -184,9 +190,14 @@ func (a *app) endSession(r *http.Request) {
 		return
 	}
 	if token := a.sessions.remove(id); token != "" {
-		if c, err := a.userClient(token); err == nil {
-			_ = c.Auth().Token().RevokeSelfWithContext(r.Context(), "")
-		}
+		a.revoke(r.Context(), token)
+	}
+}
+
+// revoke revokes a user's Vault token (a session that ended).
+func (a *app) revoke(ctx context.Context, token string) {
+	if c, err := a.userClient(token); err == nil {
+		_ = c.Auth().Token().RevokeSelfWithContext(ctx, "")
 	}
 }
 

@@ -39,29 +39,57 @@ func newSessions(ttl time.Duration, secure bool) *sessions {
 
 var errTooManySessions = errors.New("too many people are signed in; try again later")
 
+// maxSessionsPerUser bounds one user's sessions: signing in again and again (a script that drops
+// the cookie) ends that user's oldest session, so one user cannot fill the service for everyone.
+const maxSessionsPerUser = 4
+
 // create stores a session for a user whose token lasts tokenTTL (0: no end of its own), and
-// answers its id.
-func (s *sessions) create(token, user, entity string, tokenTTL time.Duration) (string, time.Time, error) {
+// answers its id, and the tokens of that user's sessions it ended to make room (the caller
+// revokes them).
+func (s *sessions) create(token, user, entity string, tokenTTL time.Duration) (string, time.Time, []string, error) {
 	ttl := s.ttl
 	if tokenTTL > 0 && tokenTTL < ttl {
 		ttl = tokenTTL
 	}
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return "", time.Time{}, err
+		return "", time.Time{}, nil, err
 	}
 	id := base64.RawURLEncoding.EncodeToString(b)
 	expires := time.Now().Add(ttl)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ended := s.makeRoomForLocked(user)
 	if len(s.m) >= maxSessions {
 		s.dropExpiredLocked()
 		if len(s.m) >= maxSessions {
-			return "", time.Time{}, errTooManySessions
+			return "", time.Time{}, ended, errTooManySessions
 		}
 	}
 	s.m[id] = &session{token: token, user: user, entity: entity, expires: expires}
-	return id, expires, nil
+	return id, expires, ended, nil
+}
+
+// makeRoomForLocked ends user's oldest sessions until they hold fewer than maxSessionsPerUser,
+// and answers their tokens.
+func (s *sessions) makeRoomForLocked(user string) []string {
+	var ended []string
+	for {
+		oldest, n := "", 0
+		for id, ss := range s.m {
+			if ss.user != user {
+				continue
+			}
+			if n++; oldest == "" || ss.expires.Before(s.m[oldest].expires) {
+				oldest = id
+			}
+		}
+		if n < maxSessionsPerUser {
+			return ended
+		}
+		ended = append(ended, s.m[oldest].token)
+		delete(s.m, oldest)
+	}
 }
 
 func (s *sessions) dropExpiredLocked() {
