@@ -104,6 +104,9 @@ func New(vault *api.Client, mount string) *Client {
 	return &Client{vault: vault, mount: strings.Trim(mount, "/")}
 }
 
+// Mount is the path the client's pecreds mount is at (such as "pecreds").
+func (c *Client) Mount() string { return c.mount }
+
 // Password is a password credential, for StartInput.Current or a runtime service.
 func Password(username, password string) map[string]any {
 	return map[string]any{"type": "password", "username": username, "password": password}

@@ -134,7 +134,8 @@ func (w *workflowInbound) awaitProcess(ctx workflow.Context, id string) (string,
 			"pecreds: no process was started for this run within %s", w.root.o.StartTimeout), FailedErrorType, nil)
 	}
 	// A lease id is <mount>/process/<id>/<nonce>: this run's own, or none.
-	if !strings.Contains(started.LeaseID, "/process/"+id+"/") {
+	own := w.root.o.Pecreds.Mount() + "/process/" + id + "/"
+	if nonce, ok := strings.CutPrefix(started.LeaseID, own); !ok || nonce == "" || strings.Contains(nonce, "/") {
 		return "", sdktemporal.NewNonRetryableApplicationError("pecreds: the lease signalled is not this run's process "+id, FailedErrorType, nil)
 	}
 	return started.LeaseID, nil
