@@ -45,6 +45,10 @@ func (f *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f.answer != nil && f.answer(w, r) {
 		return
 	}
+	if r.URL.Path == "/v1/sys/wrapping/lookup" { // a wrapping token of a resolve, as ResolveWrapped makes
+		_, _ = io.WriteString(w, `{"data": {"creation_path": "pecreds/process/p/resolve/crm", "creation_ttl": 60}}`)
+		return
+	}
 	if r.URL.Path == "/v1/pecreds/process/p" && r.Method == http.MethodPut {
 		_, _ = io.WriteString(w, `{"lease_id": "pecreds/process/p/L1", "renewable": false, "lease_duration": 3600, "data": {"id": "p"}}`)
 		return

@@ -55,6 +55,17 @@ func (p *standInProxy) serve(w http.ResponseWriter, r *http.Request) {
 			p.health, p.password = "running", "ann's new password"
 		}
 		reply(w, map[string]any{"data": map[string]any{"id": "order-42", "health": p.health}})
+	case "PUT /v1/sys/wrapping/lookup":
+		var in struct {
+			Token string `json:"token"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if !p.wrapped[in.Token] {
+			w.WriteHeader(http.StatusBadRequest)
+			reply(w, map[string]any{"errors": []string{"wrapping token is not valid or does not exist"}})
+			return
+		}
+		reply(w, map[string]any{"data": map[string]any{"creation_path": "pecreds/process/order-42/resolve/crm"}})
 	case "PUT /v1/sys/wrapping/unwrap":
 		token := r.Header.Get("X-Vault-Token")
 		if !p.wrapped[token] {

@@ -18,6 +18,12 @@ import (
 // unwrap of a token the worker already used.
 var ErrWrappingTokenInvalid = errors.New("pecreds: the wrapping token is not valid (used, expired or unknown)")
 
+// ErrWrappingTokenForeign: the wrapping token is valid but wraps something other than a resolve
+// of this client's pecreds mount (a token anyone can make with sys/wrapping/wrap, handed in place
+// of the engine host's): it is not unwrapped, so the worker never acts on credentials it was not
+// meant to get.
+var ErrWrappingTokenForeign = errors.New("pecreds: the wrapping token does not wrap a resolve of this pecreds mount")
+
 // Wrapped is a resolve's answer response-wrapped by Vault: a single-use token that an activity
 // worker unwraps (Client.Unwrap) to get the credentials, which the engine host never sees.
 type Wrapped struct {
@@ -87,7 +93,8 @@ func (p *Process) ResolveWrapped(ctx context.Context, service string, ttl time.D
 }
 
 // Unwrap is the activity worker's side of ResolveWrapped: it opens the wrapping token once
-// (sys/wrapping/unwrap) and answers the credentials. The request carries the wrapping token as
+// (sys/wrapping/unwrap) and answers the credentials, after checking that it wraps a resolve of
+// this client's mount (ErrWrappingTokenForeign otherwise). The request carries the wrapping token as
 // its only token, whatever token the client holds, so a worker needs no Vault token or policy of
 // its own; it calls Vault directly (a Vault Proxy that forces its own token would unwrap that
 // token instead). A token already unwrapped, expired or unknown is ErrWrappingTokenInvalid.
@@ -95,6 +102,9 @@ func (c *Client) Unwrap(ctx context.Context, wrappingToken string) (*Credentials
 	token := strings.TrimSpace(wrappingToken)
 	if token == "" {
 		return nil, &BadRequestError{Messages: []string{"wrapping token: it is empty"}}
+	}
+	if err := c.checkWrapped(ctx, token); err != nil {
+		return nil, err
 	}
 	vault := c.vault.WithRequestCallbacks(func(r *api.Request) { r.ClientToken = token })
 	s, err := vault.Logical().UnwrapWithContext(ctx, "")
@@ -105,6 +115,25 @@ func (c *Client) Unwrap(ctx context.Context, wrappingToken string) (*Credentials
 		return nil, fmt.Errorf("%w: the wrapping token held no credentials", ErrNotFound)
 	}
 	return credentialsOf(s.Data), nil
+}
+
+// checkWrapped looks the wrapping token up (sys/wrapping/lookup, which takes no token of its own
+// and does not use the wrapping token up) and refuses one whose creation path is not a resolve of
+// this mount.
+func (c *Client) checkWrapped(ctx context.Context, token string) error {
+	look := c.vault.WithRequestCallbacks(func(r *api.Request) { r.ClientToken = "" })
+	s, err := look.Logical().WriteWithContext(ctx, "sys/wrapping/lookup", map[string]any{"token": token})
+	if err != nil {
+		return classifyUnwrap(err)
+	}
+	if s == nil {
+		return ErrWrappingTokenInvalid
+	}
+	path, _ := s.Data["creation_path"].(string)
+	if rest, ok := strings.CutPrefix(path, c.mount+"/process/"); !ok || !strings.Contains(rest, "/resolve") {
+		return fmt.Errorf("%w (it wraps %q)", ErrWrappingTokenForeign, path)
+	}
+	return nil
 }
 
 // classifyUnwrap: Vault answers a used, expired or unknown wrapping token with a 400

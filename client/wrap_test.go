@@ -144,3 +144,26 @@ func TestUnwrapEmptyAndFailing(t *testing.T) {
 		}
 	}
 }
+
+// A wrapping token that wraps anything but a resolve of this mount (one made with
+// sys/wrapping/wrap, handed in place of the engine host's) is refused before it is unwrapped;
+// the lookup carries the token in its body and no token of its own.
+func TestUnwrapRefusesAForeignWrappingToken(t *testing.T) {
+	f := &fakeVault{answer: func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/v1/sys/wrapping/lookup" {
+			return false
+		}
+		_, _ = io.WriteString(w, `{"data": {"creation_path": "sys/wrapping/wrap", "creation_ttl": 60}}`)
+		return true
+	}}
+	c, _ := start(t, f)
+	before := len(f.requests())
+	_, err := c.Unwrap(context.Background(), "hvs.someone-elses")
+	if !errors.Is(err, client.ErrWrappingTokenForeign) || strings.Contains(err.Error(), "hvs.") {
+		t.Fatalf("a foreign wrapping token: %v", err)
+	}
+	got := f.requests()[before:]
+	if len(got) != 1 || got[0].header.Get("X-Vault-Token") != "" || got[0].body["token"] != "hvs.someone-elses" {
+		t.Errorf("requests: %+v; want one lookup, the token in its body only", got)
+	}
+}

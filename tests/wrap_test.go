@@ -89,6 +89,15 @@ func TestResolveWrappedWithTheClient(t *testing.T) {
 	if _, err := worker.Unwrap(ctx, "hvs.not-a-wrapping-token"); !errors.Is(err, client.ErrWrappingTokenInvalid) {
 		t.Errorf("an unwrap of a made-up token: %v", err)
 	}
+	// A wrapping token anyone can make (sys/wrapping/wrap), handed in place of the host's: the
+	// worker refuses it before unwrapping, and it is left unused.
+	foreign, err := env.client.Logical().Write("sys/wrapping/wrap", map[string]any{"username": "mallory", "password": "mallorys-password"})
+	if err != nil || foreign.WrapInfo == nil {
+		t.Fatalf("sys/wrapping/wrap: %v", err)
+	}
+	if _, err := worker.Unwrap(ctx, foreign.WrapInfo.Token); !errors.Is(err, client.ErrWrappingTokenForeign) {
+		t.Errorf("an unwrap of a token wrapping something else: %v", err)
+	}
 
 	var bad *client.BadRequestError
 	if _, err := proc.ResolveWrapped(ctx, "nowhere", time.Minute); !errors.As(err, &bad) || !strings.Contains(err.Error(), "nowhere") {
