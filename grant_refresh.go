@@ -298,49 +298,6 @@ func (g *grantRefresher) failed(id string, cur *Credential, err error) {
 	g.b.Logger().Warn("grant refresh failed", "process", ref.process, "runtime_service", ref.service, "failures", plan.failures, "error", err)
 }
 
-// ended is a grant the provider refused (invalid_grant): the current credentials failed as a
-// report of class credentials_expired says — the mapping's health (broken by default) and the
-// owner's task — unless the grant was replaced meanwhile. The grant is not asked for again.
-func (g *grantRefresher) ended(ctx context.Context, s logical.Storage, id string, cur *Credential) error {
-	b := g.b
-	st, unlock, err := b.lockLife(ctx, s, id)
-	defer unlock()
-	if err != nil || st.Process == nil {
-		return err
-	}
-	held, err := b.getCurrent(ctx, s, st.Process)
-	if err != nil {
-		return err
-	}
-	if !lifecycle.SameGrant(held, cur) {
-		return nil // a new grant: it has its own place in the schedule
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	const class = "credentials_expired"
-	health, _ := cfg.healthFor(class)
-	v := lifecycle.DecideReport(lifecycle.Report{Class: class, Mapped: health, Used: lifecycle.Used{Kind: lifecycle.UsedCurrent, Type: credential.GrantType},
-		TaskManager: cfg.TaskManager, KeepNone: st.Process.KeepCredentials == lifecycle.KeepNone})
-	ev := lifecycle.Event{Kind: lifecycle.Failure, Reason: class, Health: v.Health, CurrentFailed: v.OpenTask,
-		HealthReason: "the current grant has ended: its refresh was refused (invalid_grant); its owner must sign in again (" + class + ")"}
-	if v.Health == lifecycle.Running {
-		ev.HealthReason = ""
-	}
-	if ev.CurrentFailed {
-		if ev.NewTaskID, err = newTaskID(); err != nil {
-			return err
-		}
-	}
-	if _, err := b.change(ctx, s, st, ev); err != nil {
-		return err
-	}
-	g.forgetEnded(id, cur) // an ended grant is not asked for again, whatever the mapping made of it
-	b.Logger().Warn("grant ended", "process", id, "health", v.Health)
-	return nil
-}
-
 // refreshFraction is config's refresh_fraction; its default when config cannot be read (a grant
 // is then refreshed at the default point, never later than the last moment).
 func (b *backend) refreshFraction(ctx context.Context, s logical.Storage) float64 {

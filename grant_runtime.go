@@ -135,36 +135,59 @@ func (g *grantRefresher) keepAt(ctx context.Context, s logical.Storage, ref gran
 	return nil
 }
 
-// endedAt keeps what a grant's end means for its process.
+// endedAt keeps what a grant's end (invalid_grant) means for its process, unless the grant was
+// replaced meanwhile: a failure of class credentials_expired of the credential it was, as a report
+// says — for the current grant, the mapping's health (broken by default) and the owner's task;
+// for a runtime grant, the mapping's health and no task. Either way the grant is not asked for
+// again, whatever the mapping made of it.
 func (g *grantRefresher) endedAt(ctx context.Context, s logical.Storage, ref grantRef, cur *Credential) error {
-	if ref.service == "" {
-		return g.ended(ctx, s, ref.process, cur)
-	}
 	b := g.b
 	st, unlock, err := b.lockLife(ctx, s, ref.process)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
 	}
-	if !lifecycle.SameGrant(lifecycle.RuntimeGrant(st.Process, ref.service, ref.index), cur) {
-		return nil // rewritten meanwhile: the new grant has its own place in the schedule
+	held, err := g.held(ctx, s, st.Process, ref)
+	if err != nil || !lifecycle.SameGrant(held, cur) {
+		return err // replaced meanwhile: the new grant has its own place in the schedule
 	}
 	cfg, err := b.getConfig(ctx, s)
 	if err != nil {
 		return err
 	}
-	const class = "credentials_expired"
-	health, _ := cfg.healthFor(class)
-	used := lifecycle.Used{Kind: lifecycle.UsedStatic, Index: ref.index, Type: credential.GrantType}
-	v := lifecycle.DecideReport(lifecycle.Report{Service: ref.service, Class: class, Mapped: health, Used: used, TaskManager: cfg.TaskManager})
-	if v.Health != lifecycle.Running {
-		ev := lifecycle.Event{Kind: lifecycle.Failure, Service: ref.service, Reason: class, Health: v.Health,
-			HealthReason: fmt.Sprintf("service %q: the runtime grant [%d] has ended: its refresh was refused (invalid_grant); the engine must write the service again (%s)", ref.service, ref.index, class)}
+	ev := grantEnded(cfg, st.Process, ref)
+	if ev.CurrentFailed {
+		if ev.NewTaskID, err = newTaskID(); err != nil {
+			return err
+		}
+	}
+	if ev.Health != lifecycle.Running {
 		if _, err := b.change(ctx, s, st, ev); err != nil {
 			return err
 		}
 	}
 	g.forgetEnded(ref.key(), cur)
-	b.Logger().Warn("runtime grant ended", "process", ref.process, "service", ref.service, "health", v.Health)
+	b.Logger().Warn("grant ended", "process", ref.process, "runtime_service", ref.service, "health", ev.Health)
 	return nil
+}
+
+// grantEnded is the failure event of a grant the provider ended, decided as a report of class
+// credentials_expired on the credential the grant was.
+func grantEnded(cfg *configEntry, p *lifecycle.Process, ref grantRef) lifecycle.Event {
+	const class = "credentials_expired"
+	health, _ := cfg.healthFor(class)
+	r := lifecycle.Report{Service: ref.service, Class: class, Mapped: health, TaskManager: cfg.TaskManager,
+		Used: lifecycle.Used{Kind: lifecycle.UsedStatic, Index: ref.index, Type: credential.GrantType}}
+	why := fmt.Sprintf("service %q: the runtime grant [%d] has ended: its refresh was refused (invalid_grant); the engine must write the service again (%s)", ref.service, ref.index, class)
+	if ref.service == "" {
+		r.Used = lifecycle.Used{Kind: lifecycle.UsedCurrent, Type: credential.GrantType}
+		r.KeepNone = p.KeepCredentials == lifecycle.KeepNone
+		why = "the current grant has ended: its refresh was refused (invalid_grant); its owner must sign in again (" + class + ")"
+	}
+	v := lifecycle.DecideReport(r)
+	ev := lifecycle.Event{Kind: lifecycle.Failure, Service: ref.service, Reason: class, Health: v.Health, CurrentFailed: v.OpenTask, HealthReason: why}
+	if v.Health == lifecycle.Running {
+		ev.HealthReason = ""
+	}
+	return ev
 }
