@@ -28,6 +28,30 @@ import (
 
 const walKindChange = "change"
 
+// writer is the one writer of processes and tasks as a request or a background job holds it:
+// the storage it reads and writes, and the config it read once. Every step of a change — the
+// verdict the caller decided with it, the events' delivery settings, the refresh schedule of a
+// grant it stores — sees that one config.
+type writer struct {
+	b   *backend
+	s   logical.Storage
+	cfg *configEntry
+}
+
+// writer reads the config and answers a writer on s.
+func (b *backend) writer(ctx context.Context, s logical.Storage) (*writer, error) {
+	cfg, err := b.getConfig(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	return b.writerWith(s, cfg), nil
+}
+
+// writerWith is the writer of a caller that has read the config already.
+func (b *backend) writerWith(s logical.Storage, cfg *configEntry) *writer {
+	return &writer{b: b, s: s, cfg: cfg}
+}
+
 // walChange is a change's write-ahead record: every write it makes, in order. A transient
 // process's current credentials are never in it (they live in memory only).
 type walChange struct {
@@ -101,7 +125,8 @@ func (c *pendingChanges) processes() []string {
 }
 
 // applyWrites makes a change's writes, in order; each can be made again.
-func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lifecycle.Effect) error {
+func (w *writer) applyWrites(ctx context.Context, list []lifecycle.Effect) error {
+	b, s := w.b, w.s
 	for _, e := range list {
 		var err error
 		switch e.Kind {
@@ -109,15 +134,15 @@ func (b *backend) applyWrites(ctx context.Context, s logical.Storage, list []lif
 			if e.Event.Type == lifecycle.ProcessBroken {
 				b.Logger().Info("process broken", "process", e.Event.ProcessID, "service", e.Event.Service, "reason", e.Event.Reason)
 			}
-			err = b.announce(ctx, s, e.Event)
+			err = b.announce(ctx, s, w.cfg, e.Event)
 		case lifecycle.PutCurrent:
-			err = b.putCurrent(ctx, s, e.Process, *e.Credential)
+			err = b.putCurrent(e.Process, *e.Credential, w.cfg.RefreshFraction)
 		case lifecycle.DeleteCurrent:
 			err = b.deleteCurrent(ctx, s, e.Process)
 		case lifecycle.PutTask:
 			err = b.putTask(ctx, s, e.Task)
 		case lifecycle.PutProcess:
-			err = b.putProcess(ctx, s, e.Process)
+			err = b.putProcess(ctx, s, e.Process, w.cfg.RefreshFraction)
 		case lifecycle.DeleteProcess:
 			err = b.deleteProcess(ctx, s, e.Process.ID)
 		case lifecycle.DeleteTask:
@@ -147,12 +172,12 @@ func (b *backend) storageWrites(list []lifecycle.Effect) int {
 
 // record writes a change's write-ahead record and marks it pending; its events get their ids
 // here, so that rolling forward enqueues the same events.
-func (b *backend) record(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) (pendingChange, error) {
+func (w *writer) record(ctx context.Context, pid string, list []lifecycle.Effect) (pendingChange, error) {
 	id, err := uuid.GenerateUUID()
 	if err != nil {
 		return pendingChange{}, fmt.Errorf("making a change id: %w", err)
 	}
-	w := walChange{ID: id, ProcessID: pid}
+	wc := walChange{ID: id, ProcessID: pid}
 	for i := range list {
 		e := &list[i]
 		switch e.Kind {
@@ -164,17 +189,17 @@ func (b *backend) record(ctx context.Context, s logical.Storage, pid string, lis
 			}
 			e.Event.Change = id
 			ev := e.Event
-			w.Writes = append(w.Writes, walWrite{Kind: e.Kind, Event: &ev})
+			wc.Writes = append(wc.Writes, walWrite{Kind: e.Kind, Event: &ev})
 		default:
-			w.Writes = append(w.Writes, walWrite{Kind: e.Kind, Process: withoutSecrets(e), Task: e.Task})
+			wc.Writes = append(wc.Writes, walWrite{Kind: e.Kind, Process: withoutSecrets(e), Task: e.Task})
 		}
 	}
-	key, err := framework.PutWAL(ctx, s, walKindChange, w)
+	key, err := framework.PutWAL(ctx, w.s, walKindChange, wc)
 	if err != nil {
 		return pendingChange{}, fmt.Errorf("recording a change of process %q: %w", pid, err)
 	}
 	pc := pendingChange{id: id, walKey: key}
-	b.changes.begin(pid, pc)
+	w.b.changes.begin(pid, pc)
 	return pc, nil
 }
 
@@ -190,8 +215,9 @@ func withoutSecrets(e *lifecycle.Effect) *lifecycle.Process {
 }
 
 // finish deletes a change's record: its events may go.
-func (b *backend) finish(ctx context.Context, s logical.Storage, pc pendingChange) error {
-	if err := framework.DeleteWAL(ctx, s, pc.walKey); err != nil {
+func (w *writer) finish(ctx context.Context, pc pendingChange) error {
+	b := w.b
+	if err := framework.DeleteWAL(ctx, w.s, pc.walKey); err != nil {
 		return fmt.Errorf("finishing a change: %w", err)
 	}
 	b.changes.done(pc.id)
@@ -201,7 +227,8 @@ func (b *backend) finish(ctx context.Context, s logical.Storage, pc pendingChang
 
 // settle rolls a process's pending change forward; the caller holds the process's lock. It
 // answers whether there was one (the caller's state is then stale).
-func (b *backend) settle(ctx context.Context, s logical.Storage, pid string) (bool, error) {
+func (w *writer) settle(ctx context.Context, pid string) (bool, error) {
+	b, s := w.b, w.s
 	pc, ok := b.changes.of(pid)
 	if !ok {
 		return false, nil
@@ -211,16 +238,16 @@ func (b *backend) settle(ctx context.Context, s logical.Storage, pid string) (bo
 		return true, fmt.Errorf("reading the pending change of process %q: %w", pid, err)
 	}
 	if entry != nil {
-		w, err := decodeChange(entry.Data)
+		wc, err := decodeChange(entry.Data)
 		if err != nil {
 			return true, err
 		}
-		if err := b.applyWrites(ctx, s, w.effects()); err != nil {
+		if err := w.applyWrites(ctx, wc.effects()); err != nil {
 			return true, fmt.Errorf("finishing the pending change of process %q: %w", pid, err)
 		}
 	}
 	b.Logger().Info("a change cut short was rolled forward", "process", pid)
-	return true, b.finish(ctx, s, pc)
+	return true, w.finish(ctx, pc)
 }
 
 func (w walChange) effects() []lifecycle.Effect {
@@ -295,10 +322,13 @@ func (b *backend) loadChanges(ctx context.Context, s logical.Storage) {
 // settleAll rolls every pending change forward, each under its process's lock.
 func (b *backend) settleAll(ctx context.Context, s logical.Storage, pids []string) {
 	for _, pid := range pids {
-		lock := locksutil.LockForKey(b.processLocks, pid)
-		lock.Lock()
-		_, err := b.settle(ctx, s, pid)
-		lock.Unlock()
+		w, err := b.writer(ctx, s)
+		if err == nil {
+			lock := locksutil.LockForKey(b.processLocks, pid)
+			lock.Lock()
+			_, err = w.settle(ctx, pid)
+			lock.Unlock()
+		}
 		if err != nil {
 			b.Logger().Error("rolling a change forward; Vault's periodic rollback tries again", "process", pid, "error", err)
 		}
@@ -311,16 +341,20 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	if kind != walKindChange {
 		return nil
 	}
-	w, err := decodeChange(data)
+	wc, err := decodeChange(data)
 	if err != nil {
 		return nil // never ours to do: drop it
 	}
-	lock := locksutil.LockForKey(b.processLocks, w.ProcessID)
+	w, err := b.writer(ctx, req.Storage)
+	if err != nil {
+		return err
+	}
+	lock := locksutil.LockForKey(b.processLocks, wc.ProcessID)
 	lock.Lock()
 	defer lock.Unlock()
-	if pc, ok := b.changes.of(w.ProcessID); !ok || pc.id != w.ID {
+	if pc, ok := b.changes.of(wc.ProcessID); !ok || pc.id != wc.ID {
 		return nil // done meanwhile
 	}
-	_, err = b.settle(ctx, req.Storage, w.ProcessID)
+	_, err = w.settle(ctx, wc.ProcessID)
 	return err
 }

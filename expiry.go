@@ -32,7 +32,7 @@ func (b *backend) sweepExpired(ctx context.Context, s logical.Storage, now time.
 }
 
 func (b *backend) endIfExpired(ctx context.Context, s logical.Storage, id string, now time.Time) error {
-	st, unlock, err := b.lockLife(ctx, s, id)
+	w, st, unlock, err := b.lockLife(ctx, s, id)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
@@ -42,7 +42,7 @@ func (b *backend) endIfExpired(ctx context.Context, s logical.Storage, id string
 		return nil
 	}
 	b.Logger().Warn("process ended: its lease expired long ago, or Vault never registered it", "process", id, "expired_at", formatTime(st.Process.ExpiresAt))
-	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
+	_, err = w.change(ctx, st, lifecycle.Event{Kind: lifecycle.End})
 	return err
 }
 

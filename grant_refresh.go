@@ -249,7 +249,7 @@ func (g *grantRefresher) ask(ctx context.Context, s logical.Storage, cur *Creden
 // putCurrent). A grant that changed meanwhile keeps its own place.
 func (g *grantRefresher) keep(ctx context.Context, s logical.Storage, id string, from, refreshed *Credential) error {
 	b := g.b
-	st, unlock, err := b.lockLife(ctx, s, id)
+	w, st, unlock, err := b.lockLife(ctx, s, id)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
@@ -260,7 +260,7 @@ func (g *grantRefresher) keep(ctx context.Context, s logical.Storage, id string,
 			return err
 		}
 	}
-	next, err := b.change(ctx, s, st, ev)
+	next, err := w.change(ctx, st, ev)
 	if err != nil {
 		return fmt.Errorf("keeping the refreshed grant: %w", err)
 	}

@@ -117,13 +117,13 @@ func (g *grantRefresher) keepAt(ctx context.Context, s logical.Storage, ref gran
 		return g.keep(ctx, s, ref.process, from, refreshed)
 	}
 	b := g.b
-	st, unlock, err := b.lockLife(ctx, s, ref.process)
+	w, st, unlock, err := b.lockLife(ctx, s, ref.process)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
 	}
 	ev := lifecycle.Event{Kind: lifecycle.RuntimeGrantRefreshed, Service: ref.service, Index: ref.index, RefreshedFrom: from, Credential: refreshed}
-	next, err := b.change(ctx, s, st, ev)
+	next, err := w.change(ctx, st, ev)
 	if err != nil {
 		return fmt.Errorf("keeping the refreshed grant: %w", err)
 	}
@@ -142,7 +142,7 @@ func (g *grantRefresher) keepAt(ctx context.Context, s logical.Storage, ref gran
 // again, whatever the mapping made of it.
 func (g *grantRefresher) endedAt(ctx context.Context, s logical.Storage, ref grantRef, cur *Credential) error {
 	b := g.b
-	st, unlock, err := b.lockLife(ctx, s, ref.process)
+	w, st, unlock, err := b.lockLife(ctx, s, ref.process)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return err
@@ -151,18 +151,14 @@ func (g *grantRefresher) endedAt(ctx context.Context, s logical.Storage, ref gra
 	if err != nil || !lifecycle.SameGrant(held, cur) {
 		return err // replaced meanwhile: the new grant has its own place in the schedule
 	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return err
-	}
-	ev := grantEnded(cfg, st.Process, ref)
+	ev := grantEnded(w.cfg, st.Process, ref)
 	if ev.CurrentFailed {
 		if ev.NewTaskID, err = newTaskID(); err != nil {
 			return err
 		}
 	}
 	if ev.Health != lifecycle.Running {
-		if _, err := b.change(ctx, s, st, ev); err != nil {
+		if _, err := w.change(ctx, st, ev); err != nil {
 			return err
 		}
 	}

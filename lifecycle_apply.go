@@ -14,31 +14,31 @@ import (
 // apply carries a transition's effects out, in order. It is the only writer of processes and
 // tasks after their creation. A change of more than one storage write is recorded first in the
 // write-ahead log (changes.go): cut short, it is rolled forward, never left half-made.
-func (b *backend) apply(ctx context.Context, s logical.Storage, pid string, list []lifecycle.Effect) error {
-	if b.storageWrites(list) <= 1 {
-		return b.applyWrites(ctx, s, list)
+func (w *writer) apply(ctx context.Context, pid string, list []lifecycle.Effect) error {
+	if w.b.storageWrites(list) <= 1 {
+		return w.applyWrites(ctx, list)
 	}
-	pc, err := b.record(ctx, s, pid, list)
+	pc, err := w.record(ctx, pid, list)
 	if err != nil {
 		return err
 	}
-	if err := b.applyWrites(ctx, s, list); err != nil {
+	if err := w.applyWrites(ctx, list); err != nil {
 		return err // pending: the process's next change, a restart or Vault's rollback finishes it
 	}
-	return b.finish(ctx, s, pc)
+	return w.finish(ctx, pc)
 }
 
 // change runs one event on a loaded state — the caller holds the process's lock — and answers
 // the next state. A change of the process cut short before is finished first, and the event runs
 // on the state it left. A refusal comes back as it is, for the handler's 400.
-func (b *backend) change(ctx context.Context, s logical.Storage, st lifecycle.State, ev lifecycle.Event) (lifecycle.State, error) {
+func (w *writer) change(ctx context.Context, st lifecycle.State, ev lifecycle.Event) (lifecycle.State, error) {
 	if ev.Now.IsZero() {
-		ev.Now = b.deps.now().UTC()
+		ev.Now = w.b.deps.now().UTC()
 	}
 	pid := st.ProcessID()
-	settled, err := b.settle(ctx, s, pid)
+	settled, err := w.settle(ctx, pid)
 	if err == nil && settled {
-		st, err = b.reload(ctx, s, st)
+		st, err = w.reload(ctx, st)
 	}
 	if err != nil {
 		return st, err
@@ -47,8 +47,17 @@ func (b *backend) change(ctx context.Context, s logical.Storage, st lifecycle.St
 	if err != nil {
 		return st, err
 	}
-	if err := b.apply(ctx, s, pid, list); err != nil {
+	if err := w.apply(ctx, pid, list); err != nil {
 		return st, err
 	}
 	return next, nil
+}
+
+// change is writer, then change, for a caller that needs no config of its own.
+func (b *backend) change(ctx context.Context, s logical.Storage, st lifecycle.State, ev lifecycle.Event) (lifecycle.State, error) {
+	w, err := b.writer(ctx, s)
+	if err != nil {
+		return st, err
+	}
+	return w.change(ctx, st, ev)
 }

@@ -42,7 +42,7 @@ func (b *backend) migrateCurrents(ctx context.Context, s logical.Storage) {
 
 // migrateCurrent folds one process's old current-credentials record into its process record.
 func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id string) error {
-	st, unlock, err := b.lockLife(ctx, s, id)
+	w, st, unlock, err := b.lockLife(ctx, s, id)
 	defer unlock()
 	if err != nil {
 		return err
@@ -52,7 +52,7 @@ func (b *backend) migrateCurrent(ctx context.Context, s logical.Storage, id stri
 		if err != nil {
 			return err
 		}
-		if _, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.FoldCurrent, Credential: cur}); err != nil {
+		if _, err := w.change(ctx, st, lifecycle.Event{Kind: lifecycle.FoldCurrent, Credential: cur}); err != nil {
 			return err
 		}
 	}

@@ -53,13 +53,12 @@ func newNotifier(b *backend) *notifier {
 	return &notifier{b: b, worker: newWorker(), client: newOutboundClient(0)}
 }
 
-// announce tells of a state change: a Vault event, and, with notify_url set, an outbox entry
-// written in the caller's request.
-func (b *backend) announce(ctx context.Context, s logical.Storage, ev outbox.Event) error {
+// announce tells of a state change: a Vault event, and, with the writer's config's notify_url
+// set, an outbox entry written in the caller's request.
+func (b *backend) announce(ctx context.Context, s logical.Storage, cfg *configEntry, ev outbox.Event) error {
 	b.emit(ctx, "pecreds/"+ev.Type, "process_id", ev.ProcessID, "task_id", ev.TaskID, "service", ev.Service, "owner_entity_id", ev.OwnerEntityID)
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil || cfg.NotifyURL == "" {
-		return err
+	if cfg.NotifyURL == "" {
+		return nil
 	}
 	return b.notifier.enqueue(ctx, s, cfg, ev)
 }

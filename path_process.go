@@ -128,9 +128,13 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	lock.Lock()
 	defer lock.Unlock()
 
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	// An earlier process of this id whose end was cut short is finished first: rolled forward
 	// later, its writes would delete the new one.
-	if _, err := b.settle(ctx, req.Storage, id); err != nil {
+	if _, err := b.writerWith(req.Storage, cfg).settle(ctx, id); err != nil {
 		return nil, err
 	}
 	if exists, err := b.processExists(ctx, req.Storage, id); err != nil || exists {
@@ -138,10 +142,6 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 			return nil, err
 		}
 		return badRequest(fmt.Errorf("process %q exists: a process id is used once; revoke its lease or delete it first", id))
-	}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
 	}
 	nonce, err := uuid.GenerateUUID()
 	if err != nil {
@@ -173,7 +173,7 @@ func (b *backend) pathProcessCreate(ctx context.Context, req *logical.Request, d
 	if ttl > 0 {
 		p.ExpiresAt = now.Add(ttl)
 	}
-	if err := b.putNewProcess(ctx, req.Storage, p, cur); err != nil {
+	if err := b.putNewProcess(ctx, req.Storage, p, cur, cfg.RefreshFraction); err != nil {
 		return nil, err
 	}
 	lease := b.Secret(processSecretType).Response(processResponseData(p, p.CurrentStatus(cur, now)), map[string]any{"process_id": id, "nonce": nonce})

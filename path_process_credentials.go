@@ -157,7 +157,7 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	if err := credential.ValidateName("service name", service); err != nil {
 		return badRequest(err)
 	}
-	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	w, st, unlock, err := b.lockLife(ctx, req.Storage, id)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return nil, err
@@ -171,7 +171,7 @@ func (b *backend) pathRuntimeServiceDelete(ctx context.Context, req *logical.Req
 	if len(kept) == len(st.Process.Runtime) {
 		return nil, nil
 	}
-	_, err = b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Runtime, Runtime: kept})
+	_, err = w.change(ctx, st, lifecycle.Event{Kind: lifecycle.Runtime, Runtime: kept})
 	return nil, err
 }
 

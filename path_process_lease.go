@@ -54,7 +54,8 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		resp.Secret.TTL = req.Secret.Increment
 	}
 	resp.Secret.MaxTTL = cfg.ProcessMaxTTL
-	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	w := b.writerWith(req.Storage, cfg)
+	st, unlock, err := w.lock(ctx, id)
 	defer unlock()
 	if err != nil {
 		return nil, err
@@ -63,7 +64,7 @@ func (b *backend) processRenew(ctx context.Context, req *logical.Request, _ *fra
 		return nil, fmt.Errorf("process %q has ended: its lease cannot be renewed", id)
 	}
 	// The process's own expiry follows the lease (an upper bound: Vault may cap the TTL lower).
-	if _, err := b.change(ctx, req.Storage, st, lifecycle.Event{Kind: lifecycle.Renew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
+	if _, err := w.change(ctx, st, lifecycle.Event{Kind: lifecycle.Renew, ExpiresAt: b.deps.now().UTC().Add(resp.Secret.TTL)}); err != nil {
 		return nil, err
 	}
 	return resp, nil
@@ -82,7 +83,7 @@ func (b *backend) processRevoke(ctx context.Context, req *logical.Request, _ *fr
 // Idempotent: revoking the lease of a deleted process is not an error. With a nonce (a lease's
 // revocation), only the process that lease was issued for is ended.
 func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce string) error {
-	st, unlock, err := b.lockLife(ctx, s, id)
+	w, st, unlock, err := b.lockLife(ctx, s, id)
 	defer unlock()
 	if err != nil {
 		return err
@@ -94,6 +95,6 @@ func (b *backend) endProcess(ctx context.Context, s logical.Storage, id, nonce s
 	if nonce != "" && st.Process.Nonce != nonce {
 		return nil // a newer process of the same id: not this lease's
 	}
-	_, err = b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.End})
+	_, err = w.change(ctx, st, lifecycle.Event{Kind: lifecycle.End})
 	return err
 }

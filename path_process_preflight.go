@@ -60,12 +60,16 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 	if !given || !ok || secs <= 0 {
 		return badRequest(errors.New("duration is required: how far ahead to look, such as 72h"))
 	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	p, err := b.liveProcess(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
 	}
 	horizon := b.deps.now().Add(time.Duration(secs) * time.Second)
-	expiring, err := b.expiringBefore(ctx, req.Storage, p, horizon)
+	expiring, err := b.expiringBefore(ctx, req.Storage, cfg, p, horizon)
 	if err != nil {
 		return nil, err
 	}
@@ -74,14 +78,10 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 		items = append(items, e.data())
 	}
 	data := map[string]any{"horizon": horizon.UTC().Format(time.RFC3339), "expiring": items}
-	cfg, err := b.getConfig(ctx, req.Storage)
-	if err != nil {
-		return nil, err
-	}
 	if open, _ := d.Get("open_tasks").(bool); open && cfg.TaskManager {
 		for _, e := range expiring {
 			if e.Type == "current" {
-				taskID, err := b.openExpiringTask(ctx, req.Storage, id, e.Service)
+				taskID, err := b.openExpiringTask(ctx, b.writerWith(req.Storage, cfg), id, e.Service)
 				if err != nil {
 					return nil, err
 				}
@@ -94,8 +94,8 @@ func (b *backend) pathProcessPreflight(ctx context.Context, req *logical.Request
 }
 
 // openExpiringTask asks the owner early for credentials that will expire; the process runs on.
-func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, service string) (string, error) {
-	st, unlock, err := b.lockLife(ctx, s, id)
+func (b *backend) openExpiringTask(ctx context.Context, w *writer, id, service string) (string, error) {
+	st, unlock, err := w.lock(ctx, id)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return "", err
@@ -104,7 +104,7 @@ func (b *backend) openExpiringTask(ctx context.Context, s logical.Storage, id, s
 	if err != nil {
 		return "", err
 	}
-	next, err := b.change(ctx, s, st, lifecycle.Event{Kind: lifecycle.Expiring, Service: service, Reason: "expiring", NewTaskID: taskID})
+	next, err := w.change(ctx, st, lifecycle.Event{Kind: lifecycle.Expiring, Service: service, Reason: "expiring", NewTaskID: taskID})
 	if err != nil || next.Task == nil {
 		return "", err
 	}
@@ -137,8 +137,8 @@ func grantEnds(cur *Credential) (Credential, bool) {
 
 // expiringBefore lists what the process can resolve that expires before the horizon and will not
 // renew itself, soonest first.
-func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, p *lifecycle.Process, horizon time.Time) ([]expiringEntry, error) {
-	layers, err := b.processLayers(ctx, s, p)
+func (b *backend) expiringBefore(ctx context.Context, s logical.Storage, cfg *configEntry, p *lifecycle.Process, horizon time.Time) ([]expiringEntry, error) {
+	layers, err := b.processLayers(ctx, s, cfg, p)
 	if err != nil {
 		return nil, err
 	}

@@ -91,12 +91,14 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 		return badRequest(fmt.Errorf("error: %q is not a known error class: use one of %s (an operator adds classes in config's error_health_mapping)",
 			class, strings.Join(cfg.errorClasses(), ", ")))
 	}
+	// One config for the whole report: the mapping above, the layers, the verdict, the change.
+	w := b.writerWith(req.Storage, cfg)
 	if class == "auth_failed" || class == "credentials_expired" {
-		if resp, err := b.refreshReported(ctx, req.Storage, id, service); resp != nil || err != nil {
+		if resp, err := b.refreshReported(ctx, w, id, service); resp != nil || err != nil {
 			return resp, err
 		}
 	}
-	st, unlock, err := b.lockLife(ctx, req.Storage, id)
+	st, unlock, err := w.lock(ctx, id)
 	defer unlock()
 	if err != nil {
 		return nil, err
@@ -104,7 +106,7 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	if st.Process == nil {
 		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("process %q does not exist", id))
 	}
-	res, err := b.resolveProcess(ctx, req.Storage, st.Process, resolve.Query{Service: service}, false)
+	res, err := b.resolveProcess(ctx, w.s, w.cfg, st.Process, resolve.Query{Service: service}, false)
 	if errors.Is(err, resolve.ErrNoService) {
 		return badRequest(fmt.Errorf("service: process %q has no service %q in any layer", id, service))
 	}
@@ -114,11 +116,11 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 	if st.Process.Health == lifecycle.Failed {
 		return reportAnswer(st.Process), nil
 	}
-	ev, err := b.reportVerdict(ctx, req.Storage, cfg, st.Process, res, service, class, health)
+	ev, err := b.reportVerdict(ctx, w, st.Process, res, service, class, health)
 	if err != nil {
 		return nil, err
 	}
-	next, err := b.change(ctx, req.Storage, st, ev)
+	next, err := w.change(ctx, st, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -128,12 +130,12 @@ func (b *backend) pathProcessReport(ctx context.Context, req *logical.Request, d
 // reportVerdict decides what a reported failure means for the process, as a lifecycle event:
 // internal/lifecycle decides from the credential the call was served with and, for an OAuth2
 // technical token, the state refreshReported left.
-func (b *backend) reportVerdict(ctx context.Context, s logical.Storage, cfg *configEntry, p *lifecycle.Process, res *resolve.Resolution, service, class, health string) (lifecycle.Event, error) {
+func (b *backend) reportVerdict(ctx context.Context, w *writer, p *lifecycle.Process, res *resolve.Resolution, service, class, health string) (lifecycle.Event, error) {
 	r := lifecycle.Report{Service: service, Class: class, Mapped: health, CurrentUnusable: res.CurrentUnusable,
-		TaskManager: cfg.TaskManager, KeepNone: p.KeepCredentials == lifecycle.KeepNone}
+		TaskManager: w.cfg.TaskManager, KeepNone: p.KeepCredentials == lifecycle.KeepNone}
 	if len(res.Found) > 0 {
 		var err error
-		if r.Used, r.Token, err = b.usedCredential(ctx, s, p, res.Tried[res.Found[0].Index]); err != nil {
+		if r.Used, r.Token, err = b.usedCredential(ctx, w.s, p, res.Tried[res.Found[0].Index]); err != nil {
 			return lifecycle.Event{}, err
 		}
 	}
@@ -187,14 +189,14 @@ func (b *backend) usedCredential(ctx context.Context, s logical.Storage, p *life
 // failure was served with — before the process is locked, since a token request may take long —
 // so that the verdict under the lock finds it. A request still in flight after the token wait is
 // a retryable answer, and changes nothing. nil, nil when there is nothing to ask for.
-func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, service string) (*logical.Response, error) {
-	began := b.deps.now()
+func (b *backend) refreshReported(ctx context.Context, w *writer, id, service string) (*logical.Response, error) {
+	began, s := b.deps.now(), w.s
 	p, err := b.getProcess(ctx, s, id)
 	if err != nil || p == nil || p.Health == lifecycle.Failed {
 		return nil, err
 	}
 	// A token that is not valid now is asked for first, as a resolve would (for a bounded time).
-	res, err := b.resolveProcess(ctx, s, p, resolve.Query{Service: service}, true)
+	res, err := b.resolveProcess(ctx, s, w.cfg, p, resolve.Query{Service: service}, true)
 	switch {
 	case err != nil:
 		return nil, nil // the verdict under the lock says why
@@ -219,7 +221,7 @@ func (b *backend) refreshReported(ctx context.Context, s logical.Storage, id, se
 	if !st.LastRefresh.Before(began) {
 		return nil, nil // the resolve above just fetched it: that is the fresh token
 	}
-	_, pending, err := b.awaitToken(ctx, s, e.Name, tokenWant{force: true, after: st.Generation, version: e.Version})
+	_, pending, err := b.awaitToken(ctx, s, w.cfg, e.Name, tokenWant{force: true, after: st.Generation, version: e.Version})
 	if err != nil || !pending {
 		return nil, err
 	}

@@ -95,6 +95,10 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	}
 	q.Type, q.All, q.Explain = d.Get("type").(string), d.Get("all").(bool), d.Get("explain").(bool)
 
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	p, err := b.liveProcessCold(ctx, req.Storage, id)
 	if err != nil {
 		return nil, err
@@ -102,7 +106,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if p.Health == lifecycle.Failed {
 		return badRequest(fmt.Errorf("process %q is failed (%s): a failed process resolves nothing", id, p.HealthReason))
 	}
-	res, rerr := b.resolveProcess(ctx, req.Storage, p, q, true)
+	res, rerr := b.resolveProcess(ctx, req.Storage, cfg, p, q, true)
 	var ambiguous resolve.AmbiguousRealmError
 	if errors.As(rerr, &ambiguous) {
 		return badRequest(fmt.Errorf("process %q: %v", id, ambiguous))
@@ -117,7 +121,7 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 	if rerr == nil && len(res.Found) == 0 && res.CurrentUnusable != "" && q.Type == "" {
 		// Every entry was tried (nothing was found), so the trace is whole.
 		// Nothing usable because the user's own credentials are gone: the owner is asked.
-		msg, err := b.breakForCurrent(ctx, req.Storage, p.ID, res.Service, res.CurrentUnusable)
+		msg, err := b.breakForCurrent(ctx, b.writerWith(req.Storage, cfg), p.ID, res.Service, res.CurrentUnusable)
 		if err != nil {
 			return nil, err
 		}
@@ -143,15 +147,15 @@ func (b *backend) resolveFor(ctx context.Context, req *logical.Request, d *frame
 // breakForCurrent is a resolve's verdict when the current credentials are lost or expired and
 // nothing else is usable: the process goes broken and its owner gets a task (failed without a
 // Task Manager). The answer names the task.
-func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, service, status string) (string, error) {
-	st, unlock, err := b.lockLife(ctx, s, id)
+func (b *backend) breakForCurrent(ctx context.Context, w *writer, id, service, status string) (string, error) {
+	st, unlock, err := w.lock(ctx, id)
 	defer unlock()
 	if err != nil || st.Process == nil {
 		return fmt.Sprintf("process %q has ended", id), err
 	}
 	p := st.Process
 	// Decided again under the lock: a task may have been completed since the resolve looked.
-	cur, err := b.getCurrent(ctx, s, p)
+	cur, err := b.getCurrent(ctx, w.s, p)
 	if err != nil {
 		return "", err
 	}
@@ -161,10 +165,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 	case now != resolve.CurrentLost && now != resolve.CurrentExpired:
 		return fmt.Sprintf("process %q: its current credentials were just replaced; resolve again", id), nil
 	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return "", err
-	}
+	cfg := w.cfg
 	ev := lifecycle.Event{Kind: lifecycle.Failure, Service: service, Reason: status, Health: lifecycle.Failed,
 		HealthReason: fmt.Sprintf("the current credentials are %s (service %q)", status, service)}
 	if cfg.TaskManager {
@@ -173,7 +174,7 @@ func (b *backend) breakForCurrent(ctx context.Context, s logical.Storage, id, se
 		}
 		ev.Health, ev.CurrentFailed = lifecycle.Broken, true
 	}
-	next, err := b.change(ctx, s, st, ev)
+	next, err := w.change(ctx, st, ev)
 	if err != nil {
 		return "", err
 	}
@@ -247,8 +248,8 @@ func describeFailure(p *lifecycle.Process, q resolve.Query, res *resolve.Resolut
 // and chooses. A technical entry before the answer without a valid token is passed over when a
 // later entry is usable now (its token is asked for in the background); when nothing is usable,
 // and wait, the tokens are asked for and waited on for a bounded time (awaitTokens).
-func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, q resolve.Query, wait bool) (*resolve.Resolution, error) {
-	layers, err := b.processLayers(ctx, s, p)
+func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, cfg *configEntry, p *lifecycle.Process, q resolve.Query, wait bool) (*resolve.Resolution, error) {
+	layers, err := b.processLayers(ctx, s, cfg, p)
 	if err != nil {
 		return nil, err
 	}
@@ -268,7 +269,7 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *life
 		// A later credential is usable now: it is the answer, and the tokens of those passed over
 		// are asked for in the background, for the next resolve.
 		for _, name := range res.Refresh {
-			b.demandToken(s, name, false)
+			b.demandToken(s, cfg, name, false)
 		}
 		passedOver(res)
 		return res, nil
@@ -276,7 +277,7 @@ func (b *backend) resolveProcess(ctx context.Context, s logical.Storage, p *life
 	if !wait {
 		return res, nil // the caller holds a lock: it never waits on a token request
 	}
-	return b.awaitTokens(ctx, s, m, q, snap, res.Refresh)
+	return b.awaitTokens(ctx, s, cfg, m, q, snap, res.Refresh)
 }
 
 // redactURL drops what a URL may carry that is secret (user info, query, fragment) before it is
@@ -291,7 +292,7 @@ func redactURL(raw string) string {
 }
 
 // processLayers is the process's resolution order: runtime, definition, global registries.
-func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *lifecycle.Process) ([]resolve.Layer, error) {
+func (b *backend) processLayers(ctx context.Context, s logical.Storage, cfg *configEntry, p *lifecycle.Process) ([]resolve.Layer, error) {
 	layers := []resolve.Layer{{Source: "runtime", Services: p.Runtime}}
 	add := func(kind, name string) error {
 		reg, err := b.getRegistry(ctx, s, name)
@@ -309,10 +310,6 @@ func (b *backend) processLayers(ctx context.Context, s logical.Storage, p *lifec
 		if err := add("definition", p.Definition); err != nil {
 			return nil, err
 		}
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return nil, err
 	}
 	for _, g := range cfg.GlobalRegistries {
 		if err := add("global", g); err != nil {

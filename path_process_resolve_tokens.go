@@ -19,7 +19,7 @@ import (
 // awaitTokens is the last hope of a resolve that found nothing usable: the tokens it needs are
 // asked for at once, and it chooses again as each flight lands, answering as soon as something is
 // usable; after deps.tokenWait, the flights still in the air count as pending (a retryable answer).
-func (b *backend) awaitTokens(ctx context.Context, s logical.Storage, m *resolve.Match, q resolve.Query, snap resolve.Snapshot, names []string) (*resolve.Resolution, error) {
+func (b *backend) awaitTokens(ctx context.Context, s logical.Storage, cfg *configEntry, m *resolve.Match, q resolve.Query, snap resolve.Snapshot, names []string) (*resolve.Resolution, error) {
 	timer := time.NewTimer(b.deps.tokenWait)
 	defer timer.Stop()
 	// One select over every flight's done, the timer and the request: waiting costs no goroutine.
@@ -30,7 +30,7 @@ func (b *backend) awaitTokens(ctx context.Context, s logical.Storage, m *resolve
 	waiting := make([]string, 0, len(names))
 	flights := make([]*tokenFlight, 0, len(names))
 	for _, name := range names {
-		f := b.demandToken(s, name, false)
+		f := b.demandToken(s, cfg, name, false)
 		waiting, flights = append(waiting, name), append(flights, f)
 		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(f.done)})
 	}

@@ -63,29 +63,30 @@ func (b *backend) liveProcessCold(ctx context.Context, s logical.Storage, id str
 }
 
 // putProcess stores a process; after its creation, only the lifecycle's writer (apply) calls it.
-// It is the one place a process record is written, so the census (status, usage) hears of it.
-func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process) error {
+// It is the one place a process record is written, so the census (status, usage) hears of it,
+// and the grant refresher, which refreshes at fraction (config's refresh_fraction) of a lifetime.
+func (b *backend) putProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, fraction float64) error {
 	if err := cachedPut(ctx, s, b.processes, processStoragePrefix, p.ID, fmt.Sprintf("process %q", p.ID), p); err != nil {
 		return err
 	}
 	b.census.Set(summarize(p))
 	b.noteExpiry(p)
-	b.grants.noteProcess(p, b.refreshFraction(ctx, s))
+	b.grants.noteProcess(p, fraction)
 	return nil
 }
 
 // putNewProcess writes a new process with its current credentials: in its own record when they
 // are persistent (one write), in memory when transient. A refused write leaves nothing behind.
-func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, cur *Credential) error {
+func (b *backend) putNewProcess(ctx context.Context, s logical.Storage, p *lifecycle.Process, cur *Credential, fraction float64) error {
 	if cur != nil && p.KeepCredentials == lifecycle.KeepPersistent {
 		p.Current = cur
 	}
 	if cur != nil && p.KeepCredentials == lifecycle.KeepTransient {
-		if err := b.putCurrent(ctx, s, p, *cur); err != nil {
+		if err := b.putCurrent(p, *cur, fraction); err != nil {
 			return err
 		}
 	}
-	if err := b.putProcess(ctx, s, p); err != nil {
+	if err := b.putProcess(ctx, s, p, fraction); err != nil {
 		return errors.Join(err, b.deleteCurrent(ctx, s, p))
 	}
 	return nil
@@ -133,13 +134,13 @@ func (b *backend) getCurrent(ctx context.Context, s logical.Storage, p *lifecycl
 
 // putCurrent keeps a transient process's current credentials in memory; a persistent process's
 // are in its record (the lifecycle sets them there, and the record's write stores them).
-func (b *backend) putCurrent(ctx context.Context, s logical.Storage, p *lifecycle.Process, c Credential) error {
+func (b *backend) putCurrent(p *lifecycle.Process, c Credential, fraction float64) error {
 	if p.KeepCredentials == lifecycle.KeepTransient {
 		b.cacheLock.Lock()
 		b.cacheGen++
 		b.transientCurrent[p.ID] = &c
 		b.cacheLock.Unlock()
-		b.grants.note(p.ID, &c, b.refreshFraction(ctx, s))
+		b.grants.note(p.ID, &c, fraction)
 	}
 	return nil
 }

@@ -168,7 +168,11 @@ func (b *backend) pathTechnicalCreateUpdate(ctx context.Context, req *logical.Re
 		if st != nil {
 			want.after = st.Generation
 		}
-		fresh, pending, err := b.awaitToken(ctx, req.Storage, name, want)
+		cfg, err := b.getConfig(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		fresh, pending, err := b.awaitToken(ctx, req.Storage, cfg, name, want)
 		if err != nil {
 			return nil, err
 		}
@@ -226,8 +230,11 @@ func (b *backend) pathTechnicalCredsRead(ctx context.Context, req *logical.Reque
 func (b *backend) technicalMaterial(ctx context.Context, s logical.Storage, e *technicalEntry) (map[string]any, error) {
 	var st *oauth.State
 	if e.rotates() {
-		var err error
-		if st, err = b.validToken(ctx, s, e); err != nil {
+		cfg, err := b.getConfig(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		if st, err = b.validToken(ctx, s, cfg, e); err != nil {
 			return nil, err
 		}
 	}
@@ -251,6 +258,10 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 	if !e.rotates() {
 		return badRequest(fmt.Errorf("technical credential %q is of type %s, which is static: change it by writing technical/%s", name, e.Credential.Type, name))
 	}
+	cfg, err := b.getConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
 	st, err := b.getTokenState(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -259,7 +270,7 @@ func (b *backend) pathTechnicalRotate(ctx context.Context, req *logical.Request,
 	if st != nil {
 		want.after = st.Generation
 	}
-	st, pending, err := b.awaitToken(ctx, req.Storage, name, want)
+	st, pending, err := b.awaitToken(ctx, req.Storage, cfg, name, want)
 	now := b.deps.now()
 	switch {
 	case err != nil:

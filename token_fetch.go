@@ -66,7 +66,7 @@ func newFlights() flights {
 }
 
 // demandToken starts the credential's flight, or joins the one in the air.
-func (b *backend) demandToken(s logical.Storage, name string, force bool) *tokenFlight {
+func (b *backend) demandToken(s logical.Storage, cfg *configEntry, name string, force bool) *tokenFlight {
 	b.flights.mu.Lock()
 	defer b.flights.mu.Unlock()
 	if force {
@@ -78,7 +78,7 @@ func (b *backend) demandToken(s logical.Storage, name string, force bool) *token
 	f := &tokenFlight{done: make(chan struct{})}
 	b.flights.inAir[name] = f
 	go func() {
-		st, err := b.runFlight(s, name)
+		st, err := b.runFlight(s, cfg, name)
 		b.flights.mu.Lock()
 		delete(b.flights.inAir, name)
 		b.flights.mu.Unlock()
@@ -98,12 +98,12 @@ func (b *backend) forgetFlights(name string) {
 
 // awaitToken demands a token and waits for the flight at most deps.tokenWait. pending says the
 // wait ran out: st is then the stored state, and the flight goes on.
-func (b *backend) awaitToken(ctx context.Context, s logical.Storage, name string, want tokenWant) (st *oauth.State, pending bool, err error) {
+func (b *backend) awaitToken(ctx context.Context, s logical.Storage, cfg *configEntry, name string, want tokenWant) (st *oauth.State, pending bool, err error) {
 	timer := time.NewTimer(b.deps.tokenWait)
 	defer timer.Stop()
 	// A forced demand that joined a flight begun before it may need one more flight.
 	for attempt := 0; attempt < 2; attempt++ {
-		f := b.demandToken(s, name, want.force)
+		f := b.demandToken(s, cfg, name, want.force)
 		select {
 		case <-f.done:
 			if f.err != nil {
@@ -132,7 +132,7 @@ func (b *backend) awaitToken(ctx context.Context, s logical.Storage, name string
 // minimum interval allow, and stores the outcome. It runs in its own goroutine, bounded by the
 // plugin's lifetime, never under a lock. A flight that asks nothing places the credential in the
 // refresh schedule at the time it may ask.
-func (b *backend) runFlight(s logical.Storage, name string) (*oauth.State, error) {
+func (b *backend) runFlight(s logical.Storage, cfg *configEntry, name string) (*oauth.State, error) {
 	ctx := b.lifetime
 	b.flights.mu.Lock()
 	force, last := b.flights.force[name], b.flights.lastAttempt[name]
@@ -164,21 +164,17 @@ func (b *backend) runFlight(s logical.Storage, name string) (*oauth.State, error
 	if cur != nil && !force && !cur.Due(now) && cur.ConfigVersion >= e.Version {
 		return cur, nil
 	}
-	return b.fetchAndStore(ctx, s, e, cur)
+	return b.fetchAndStore(ctx, s, cfg, e, cur)
 }
 
 // fetchAndStore requests a token and stores the outcome over cur: the new token, or the failure
 // with its backoff (the old token kept while valid). Only the storage write is under a lock. An
 // outcome for a credential rewritten or deleted meanwhile is dropped: what is stored then comes
 // back, and the token asked with the old settings is never served.
-func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
+func (b *backend) fetchAndStore(ctx context.Context, s logical.Storage, cfg *configEntry, e *technicalEntry, cur *oauth.State) (*oauth.State, error) {
 	var next oauth.State
 	if cur != nil {
 		next = *cur
-	}
-	cfg, err := b.getConfig(ctx, s)
-	if err != nil {
-		return nil, err
 	}
 	tok, fetchErr := fetchToken(ctx, b.deps.http, e.Credential, b.deps.now)
 	if ctx.Err() != nil {
@@ -232,12 +228,12 @@ func (b *backend) storeTokenState(ctx context.Context, s logical.Storage, asked 
 // validToken returns a token that may be served now: the stored one while valid, else the
 // outcome of the credential's flight, waited for a bounded time; a noMaterial saying why there is
 // none, and when to retry.
-func (b *backend) validToken(ctx context.Context, s logical.Storage, e *technicalEntry) (*oauth.State, error) {
+func (b *backend) validToken(ctx context.Context, s logical.Storage, cfg *configEntry, e *technicalEntry) (*oauth.State, error) {
 	st, err := b.getTokenState(ctx, s, e.Name)
 	if err != nil || st.Valid(b.deps.now()) {
 		return st, err
 	}
-	st, pending, err := b.awaitToken(ctx, s, e.Name, tokenWant{})
+	st, pending, err := b.awaitToken(ctx, s, cfg, e.Name, tokenWant{})
 	if err != nil {
 		return nil, err
 	}

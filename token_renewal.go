@@ -165,8 +165,12 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 		return // deleted, or no longer oauth2
 	}
 	var st *oauth.State
+	var cfg *configEntry
 	if err == nil {
-		f := r.b.demandToken(s, name, false)
+		cfg, err = r.b.getConfig(ctx, s)
+	}
+	if err == nil {
+		f := r.b.demandToken(s, cfg, name, false)
 		select {
 		case <-f.done:
 			st, err = f.st, f.err
