@@ -86,7 +86,8 @@ func waitError(process, task string) error {
 
 // Credentials answers the credentials the activity's process resolves for service: the fields
 // (username and password, token, key...) are in Fields. Keep them in the activity: never return
-// them, log them, or put them in an error. A process broken meanwhile is a *pecreds.BrokenError,
+// them, log them, or put them in an error (a Credentials printed, returned or logged whole names
+// its fields, never their values). A process broken meanwhile is a *pecreds.BrokenError,
 // which the interceptor turns into a wait.
 func Credentials(ctx context.Context, service string, opts ...pecreds.ResolveOption) (*pecreds.Credentials, error) {
 	p, err := process(ctx)
