@@ -6,15 +6,20 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/pecreds/vault-plugin-pecreds/internal/oauth"
 )
 
-// A technical credential as stored and its typed, cached storage helpers: token refresh and the
-// handlers share them.
+// A technical credential as stored, and the token state of an oauth2 one, with their typed,
+// cached storage helpers: token refresh and the handlers share them.
 
 const technicalStoragePrefix = "technical/"
 
+// technicalStatePrefix: an oauth2 credential's token and its refresh bookkeeping (oauth.State).
+const technicalStatePrefix = "technical-state/"
+
 // technicalEntry is a stored technical credential: its configuration, secrets included. The
-// token an oauth2 credential produces lives apart, in technical-state/ (token_renewal.go).
+// token an oauth2 credential produces lives apart, in technical-state/ (below).
 type technicalEntry struct {
 	Name        string     `json:"name"`
 	Credential  Credential `json:"credential"`
@@ -37,4 +42,16 @@ func (b *backend) putTechnical(ctx context.Context, s logical.Storage, e *techni
 
 func (b *backend) deleteTechnical(ctx context.Context, s logical.Storage, name string) error {
 	return cachedDelete(ctx, s, b.technicals, technicalStoragePrefix, name, fmt.Sprintf("technical credential %q", name))
+}
+
+func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*oauth.State, error) {
+	return cachedGet(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
+}
+
+func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) error {
+	return cachedPut(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
+}
+
+func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
+	return cachedDelete(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }

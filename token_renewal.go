@@ -19,8 +19,6 @@ import (
 // before they expire: a scheduler started in InitializeFunc on the active node, rebuilt from
 // storage after every restart, swept by PeriodicFunc, and stopped by Clean.
 
-const technicalStatePrefix = "technical-state/"
-
 // maxConcurrentRefreshes bounds the token requests the scheduler has in flight at once.
 const maxConcurrentRefreshes = 16
 
@@ -187,18 +185,6 @@ func (r *refresher) refreshScheduled(ctx context.Context, s logical.Storage, nam
 	case st != nil:
 		r.schedule(name, st) // the flight scheduled what it stored; a token it did not ask for is placed here
 	}
-}
-
-func (b *backend) getTokenState(ctx context.Context, s logical.Storage, name string) (*oauth.State, error) {
-	return cachedGet(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
-}
-
-func (b *backend) putTokenState(ctx context.Context, s logical.Storage, name string, st *oauth.State) error {
-	return cachedPut(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name), st)
-}
-
-func (b *backend) deleteTokenState(ctx context.Context, s logical.Storage, name string) error {
-	return cachedDelete(ctx, s, b.tokenStates, technicalStatePrefix, name, fmt.Sprintf("the token state of %q", name))
 }
 
 // outboundWording words an outbound call's failure in our own words (outbound.go).
