@@ -15,9 +15,10 @@ import (
 	"github.com/pecreds/vault-plugin-pecreds/internal/schedule"
 )
 
-// This file re-creates oauth2 technical tokens before they expire (the process lease, Renew and
-// Revoke, is path_process_lease.go; the token state's storage, store_technical.go): a scheduler started in InitializeFunc on the active node, rebuilt from
-// storage after every restart, swept by PeriodicFunc, and stopped by Clean.
+// This file re-creates oauth2 technical tokens before they expire: a scheduler started in
+// InitializeFunc on the active node, rebuilt from storage after every restart, swept by
+// PeriodicFunc, and stopped by Clean. The process lease (Renew, Revoke) is path_process_lease.go;
+// the token state's storage, store_technical.go.
 
 // maxConcurrentRefreshes bounds the token requests the scheduler has in flight at once.
 const maxConcurrentRefreshes = 16
