@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"sync"
 	"testing"
@@ -112,22 +111,11 @@ func createGrants(b *testing.B, mount string, srv *tokenserver.Server, n int) []
 // readGrants resolves random processes' service from 8 readers for d, each at a reader's pace.
 func readGrants(mount string, n int, d time.Duration) *grantReads {
 	out := &grantReads{}
-	stop := time.Now().Add(d)
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				i := rand.IntN(n)
-				asked := time.Now()
-				s, err := env.client.Logical().Read(fmt.Sprintf("%s/process/g%d/resolve/crm", mount, i))
-				out.note(asked, i, s, err)
-				time.Sleep(20 * time.Millisecond) // the point: a reader's pace, the load under measure
-			}
-		}()
-	}
-	wg.Wait()
+	readAtPace(n, time.Now().Add(d), func(i int) {
+		asked := time.Now()
+		s, err := env.client.Logical().Read(fmt.Sprintf("%s/process/g%d/resolve/crm", mount, i))
+		out.note(asked, i, s, err)
+	})
 	return out
 }
 

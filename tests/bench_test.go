@@ -70,27 +70,18 @@ func BenchmarkTokenRefresh(b *testing.B) {
 	var readErrors int
 	stop := time.Now().Add(*benchDuration)
 	b.ResetTimer()
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(stop) {
-				i := rand.IntN(n)
-				s, err := env.client.Logical().Read(fmt.Sprintf("%s/technical/c%d/creds", mount, i))
-				at := time.Now()
-				mu.Lock()
-				if err != nil || s == nil {
-					readErrors++
-				} else {
-					tok, _ := s.Data["access_token"].(string)
-					reads = append(reads, read{at: at, cred: i, token: tok})
-				}
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond) // the point: a reader's pace, the load under measure
-			}
-		}()
-	}
-	wg.Wait()
+	readAtPace(n, stop, func(i int) {
+		s, err := env.client.Logical().Read(fmt.Sprintf("%s/technical/c%d/creds", mount, i))
+		at := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || s == nil {
+			readErrors++
+			return
+		}
+		tok, _ := s.Data["access_token"].(string)
+		reads = append(reads, read{at: at, cred: i, token: tok})
+	})
 	b.StopTimer()
 	elapsed := time.Since(created)
 
@@ -307,4 +298,21 @@ func BenchmarkResolve(b *testing.B) {
 		float64(largeR)/float64(smallR))
 	b.Logf("resolve p50 with 20,000 processes / with 100, relative to config: %.3f (target at most 1.10)", flat)
 	b.ReportMetric(flat, "resolve-p50-20000/100")
+}
+
+// readAtPace runs 8 readers until stop, each reading a random one of n (read's argument) every
+// 20 ms: a reader's pace, the load the refresh benchmarks measure under.
+func readAtPace(n int, stop time.Time, read func(i int)) {
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				read(rand.IntN(n))
+				time.Sleep(20 * time.Millisecond) // the point: a reader's pace, the load under measure
+			}
+		}()
+	}
+	wg.Wait()
 }
