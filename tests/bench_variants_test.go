@@ -19,8 +19,8 @@ import (
 
 var (
 	benchVariants = flag.String("bench.variants", "", "BenchmarkVariants: name=path-to-a-plugin-binary, comma-separated, measured against the freshly built plugin")
-	benchRounds   = flag.Int("bench.rounds", 12, "BenchmarkVariants: rounds, each measuring every build once, their order rotating")
-	benchPerRound = flag.Int("bench.per-round", 1000, "BenchmarkVariants: process creates (and as many resolves) per build and round")
+	benchRounds   = flag.Int("bench.rounds", 12, "BenchmarkVariants, BenchmarkCreate: rounds, each measuring every build (every kind of write) once, their order rotating")
+	benchPerRound = flag.Int("bench.per-round", 1000, "BenchmarkVariants, BenchmarkCreate: process creates (and as many resolves, or writes) per build and round")
 )
 
 // BenchmarkVariants decides whether a departure from a default earns its keep: other builds of
@@ -50,7 +50,7 @@ func BenchmarkVariants(b *testing.B) {
 			b.Fatalf("-bench.variants: %q is not name=path", v)
 		}
 		names = append(names, name)
-		mounts[name] = mountBuild(b, name, path)
+		mounts[name] = mountBuild(b, "pecreds-"+name, "pecreds-variant-"+name, path)
 	}
 	for _, name := range names {
 		if _, err := env.client.Logical().Write(mounts[name]+"/registry/orders", map[string]any{"services": []map[string]any{
@@ -105,10 +105,10 @@ func rate(b *testing.B, fn func(i int) error) float64 {
 	return float64(*benchPerRound) / time.Since(start).Seconds()
 }
 
-// mountBuild registers the plugin binary at path as pecreds-<name> and mounts it.
-func mountBuild(b *testing.B, name, path string) string {
+// mountBuild registers the plugin binary at path as a secrets plugin of that name and mounts it
+// at mount.
+func mountBuild(b *testing.B, plugin, mount, path string) string {
 	b.Helper()
-	plugin := "pecreds-" + name
 	src, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
@@ -130,7 +130,6 @@ func mountBuild(b *testing.B, name, path string) string {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	mount := "pecreds-variant-" + name
 	if err := env.client.Sys().Mount(mount, &api.MountInput{Type: plugin}); err != nil {
 		b.Fatal(err)
 	}
