@@ -39,14 +39,14 @@ func fatal(err error) {
 
 func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := &framework.Backend{BackendType: logical.TypeLogical}
-	write := func(leased bool) framework.OperationFunc {
+	write := func(prefix string, leased bool) framework.OperationFunc {
 		return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 			id := d.Get("id").(string)
 			raw, err := json.Marshal(req.Data)
 			if err != nil {
 				return nil, err
 			}
-			if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: "item/" + id, Value: raw}); err != nil {
+			if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: prefix + id, Value: raw}); err != nil {
 				return nil, err
 			}
 			if !leased {
@@ -67,7 +67,7 @@ func factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 			},
 			ExistenceCheck: func(context.Context, *logical.Request, *framework.FieldData) (bool, error) { return false, nil },
 			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.CreateOperation: &framework.PathOperation{Callback: write(leased)},
+				logical.CreateOperation: &framework.PathOperation{Callback: write(prefix, leased)},
 			},
 		}
 	}
