@@ -319,16 +319,19 @@ func (b *backend) loadChanges(ctx context.Context, s logical.Storage) {
 	}
 }
 
-// settleAll rolls every pending change forward, each under its process's lock.
+// settleAll rolls every pending change forward, each under its process's lock, with one writer
+// (one config read) for them all.
 func (b *backend) settleAll(ctx context.Context, s logical.Storage, pids []string) {
+	w, err := b.writer(ctx, s)
+	if err != nil {
+		b.Logger().Error("rolling changes forward; Vault's periodic rollback tries again", "processes", len(pids), "error", err)
+		return
+	}
 	for _, pid := range pids {
-		w, err := b.writer(ctx, s)
-		if err == nil {
-			lock := locksutil.LockForKey(b.processLocks, pid)
-			lock.Lock()
-			_, err = w.settle(ctx, pid)
-			lock.Unlock()
-		}
+		lock := locksutil.LockForKey(b.processLocks, pid)
+		lock.Lock()
+		_, err := w.settle(ctx, pid)
+		lock.Unlock()
 		if err != nil {
 			b.Logger().Error("rolling a change forward; Vault's periodic rollback tries again", "process", pid, "error", err)
 		}
